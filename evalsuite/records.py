@@ -1,0 +1,143 @@
+"""The values that flow between pipeline stages.
+
+Each stage reads the previous stage's records and adds its own; every record is plain data
+(JSON-serialisable through ``dataclasses.asdict``) so it can cross an xdist worker boundary,
+be written into ``report.json`` and be compared against a baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class Example:
+    """One dataset row after column mapping (stage: examples)."""
+
+    id: str
+    fields: dict[str, Any]
+    expected: Any = None  # label, reference text, or list of reference texts
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request the engine sends (stage: prompts -> model calls)."""
+
+    example_id: str
+    sample: int  # repeat index, 0-based; repeats of one example are sent in order
+    api: Literal["chat", "completions"]
+    body: dict[str, Any]  # the JSON body, e.g. {"model": ..., "messages": [...], "temperature": 0}
+    prompt_hash: str  # sha256 of the canonical body: names the exact prompt in reports
+
+
+ErrorKind = Literal["not_recorded", "api", "timeout", "connection", "rate_limited", "interrupted"]
+
+
+@dataclass
+class Answer:
+    """What came back for one call (stage: model calls)."""
+
+    example_id: str
+    sample: int
+    text: str | None = None
+    token_logprobs: list[float] | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_s: float | None = None  # measured live; the recorded value on replay
+    finish_reason: str | None = None
+    system_fingerprint: str | None = None
+    retries: int = 0
+    error: str | None = None
+    error_kind: ErrorKind | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class Scored:
+    """One answer after parsing, ready for metrics (stage: parsed answers)."""
+
+    example: Example
+    answer: Answer
+    prompt_hash: str
+    prediction: Any = None
+    parsed: bool = False  # False: unparseable or errored -> counts as wrong, shown in the report
+
+
+@dataclass
+class ExampleRecord:
+    """Per-example row of the report and the baseline (stage: per-example scores)."""
+
+    example_id: str
+    sample: int
+    prompt_hash: str
+    input_excerpt: str
+    expected: Any
+    answer: str | None
+    prediction: Any
+    parsed: bool
+    scores: dict[str, Any] = field(default_factory=dict)  # metric name -> per-example value
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_s: float | None = None
+    error: str | None = None
+    error_kind: str | None = None
+
+
+@dataclass
+class MetricResult:
+    """One metric's aggregate, interval, threshold and baseline comparison (stage: verdict)."""
+
+    name: str
+    value: float | None
+    n: int
+    ci_low: float | None = None
+    ci_high: float | None = None
+    interval: str = ""  # "wilson" | "bootstrap" | ""
+    min: float | None = None
+    max: float | None = None
+    higher_is_better: bool = True
+    definition: str = ""
+    baseline: float | None = None
+    delta: float | None = None
+    p_value: float | None = None
+    test: str = ""  # "mcnemar-exact" | "paired-bootstrap" | ""
+    n_paired: int = 0
+    verdict: Literal["pass", "fail", "regression", "improved", "unchanged", "error"] = "pass"
+    reason: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict in ("fail", "regression", "error")
+
+
+@dataclass
+class ItemResult:
+    """Everything one pytest item (case x variant) produced; the unit of report and baseline."""
+
+    nodeid: str
+    suite: str
+    case: str
+    variant: str
+    item_id: str  # e.g. "sentiment[terse-t0.7]"; the baseline and cassette key
+    source: str  # "cases/sentiment.yaml:12"
+    model: dict[str, Any]
+    params: dict[str, Any]
+    record_mode: str
+    cassette: str | None
+    dataset_fingerprint: str
+    n_examples: int
+    records: list[ExampleRecord]
+    metrics: list[MetricResult]
+    errors: int = 0
+    unparsed: int = 0
+    tokens: dict[str, int] = field(default_factory=dict)
+    cost_usd: float | None = None
+    wall_s: float = 0.0
+    passed: bool = True
+    message: str = ""  # the failure message shown by pytest
+    agreement: float | None = None  # mean per-example agreement across repeats (repeats > 1)
+    meta: dict[str, Any] = field(default_factory=dict)
