@@ -75,7 +75,7 @@ class Truncate(Strict):
 
     field: str
     max_tokens: int = Field(gt=0)
-    tokenizer: str = "cl100k_base"  # tiktoken encoding shipped with evalsuite (works offline)
+    tokenizer: Literal["cl100k_base"] = "cl100k_base"  # tiktoken encoding shipped with evalsuite (works offline)
 
 
 class Message(Strict):
@@ -139,7 +139,6 @@ class Case(Strict):
     repeats: int = Field(default=1, ge=1)
     parse: ParseSpec = Field(default_factory=ParseSpec)
     metrics: dict[str, MetricSpec] = Field(min_length=1)
-    skip_reason: str | None = None  # set by the loader, never by users
 
     @field_validator("metrics", mode="before")
     @classmethod

@@ -106,6 +106,9 @@ class MetricResult:
     p_value: float | None = None
     test: str = ""  # "mcnemar-exact" | "paired-bootstrap" | ""
     n_paired: int = 0
+    n_new: int = 0  # examples with no counterpart in the baseline
+    n_missing: int = 0  # baseline examples absent from this run
+    max_drop: float | None = None
     verdict: Literal["pass", "fail", "regression", "improved", "unchanged", "error"] = "pass"
     reason: str = ""
 

@@ -1,0 +1,153 @@
+"""Label and string-match metrics: accuracy, precision/recall/F1 (scikit-learn), exact match, contains, regex.
+
+Why F1 is a corpus metric: macro/micro F1 is not a mean of per-example values, so each example stores its
+(prediction, expected) pair and ``aggregate`` runs scikit-learn on the pairs it is given.
+An unparsed or errored answer is always wrong.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from evalsuite.metrics.registry import REQUIRED, Metric, MetricParamError, metric
+from evalsuite.records import Scored
+
+UNPARSED = "<unparsed>"  # the label an unparsed answer gets: never a true label, so always wrong
+
+
+def expected_values(item: Scored) -> list[Any]:
+    """Acceptable answers: ``expected`` itself, or any element when it is a list."""
+    expected = item.example.expected
+    return list(expected) if isinstance(expected, (list, tuple)) else [expected]
+
+
+def same(prediction: Any, expected: Any) -> bool:
+    """Equality, also across types when the text agrees (``"4"`` vs ``4`` from a numeric column)."""
+    return prediction == expected or (type(prediction) is not type(expected) and str(prediction) == str(expected))
+
+
+@metric("accuracy")
+class Accuracy(Metric):
+    kind = "proportion"
+
+    def describe(self) -> str:
+        return (
+            "share of examples whose parsed prediction equals expected (any element when expected is a list; "
+            "'4' equals 4); unparsed or errored answers count as wrong"
+        )
+
+    def score(self, scored: Sequence[Scored]) -> list[Any]:
+        return [int(s.parsed and any(same(s.prediction, e) for e in expected_values(s))) for s in scored]
+
+
+class _PRF(Metric):
+    kind = "corpus"
+    defaults = {"average": "macro", "pos_label": None}
+    choices = {"average": ("macro", "micro", "binary", "weighted")}
+    index = 0  # position in precision_recall_fscore_support's result
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        if params["average"] == "binary" and params["pos_label"] is None:
+            raise MetricParamError(f"{self.name}: average binary needs pos_label, the positive class, e.g. {{pos_label: positive}}")
+        super().__init__(params)
+
+    def describe(self) -> str:
+        average = self.params["average"]
+        scope = f"of class {self.params['pos_label']!r}" if average == "binary" else f"{average}-averaged"
+        return (
+            f"{self.name} {scope}, sklearn precision_recall_fscore_support(zero_division=0) over the labels seen in "
+            "expected or in parsed predictions; an unparsed answer is a wrong prediction of no class (it lowers "
+            "recall, and is not averaged as a class of its own)"
+        )
+
+    def score(self, scored: Sequence[Scored]) -> list[Any]:
+        return [[str(s.prediction) if s.parsed else None, str(s.example.expected)] for s in scored]
+
+    def aggregate(self, values: Sequence[Any]) -> float:
+        from sklearn.metrics import precision_recall_fscore_support  # imported here: ~1 s, only F1 needs it
+
+        if not values:
+            return math.nan
+        y_pred = [UNPARSED if pred is None else pred for pred, _ in values]
+        y_true = [true for _, true in values]
+        if self.params["average"] == "binary":
+            labels, average = [str(self.params["pos_label"])], None
+        else:
+            labels, average = sorted((set(y_true) | set(y_pred)) - {UNPARSED}), self.params["average"]
+        result = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=average, zero_division=0)
+        value = result[self.index]
+        return float(value[0] if average is None else value)
+
+
+@metric("precision")
+class Precision(_PRF):
+    index = 0
+
+
+@metric("recall")
+class Recall(_PRF):
+    index = 1
+
+
+@metric("f1")
+class F1(_PRF):
+    index = 2
+
+
+def _text(value: Any, ignore_case: bool, strip: bool) -> str:
+    text = value if isinstance(value, str) else str(value)
+    text = text.strip() if strip else text
+    return text.casefold() if ignore_case else text
+
+
+@metric("exact_match")
+class ExactMatch(Metric):
+    kind = "proportion"
+    defaults = {"ignore_case": False, "strip": True}
+
+    def describe(self) -> str:
+        how = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"share of examples whose parsed prediction, as text, equals expected (or one of a list) with {how}; unparsed = wrong"
+
+    def score(self, scored: Sequence[Scored]) -> list[Any]:
+        norm = lambda v: _text(v, self.params["ignore_case"], self.params["strip"])  # noqa: E731
+        return [int(s.parsed and any(norm(s.prediction) == norm(e) for e in expected_values(s))) for s in scored]
+
+
+@metric("contains")
+class Contains(Metric):
+    kind = "proportion"
+    defaults = {"ignore_case": False}
+
+    def describe(self) -> str:
+        case = "ignoring case" if self.params["ignore_case"] else "case-sensitive"
+        return f"share of answers whose raw text contains expected (or one of a list) as a substring, {case}; errored = wrong"
+
+    def score(self, scored: Sequence[Scored]) -> list[Any]:
+        fold = (lambda v: str(v).casefold()) if self.params["ignore_case"] else str  # noqa: E731
+        return [
+            int(s.answer.text is not None and any(fold(e) in fold(s.answer.text) for e in expected_values(s) if e is not None))
+            for s in scored
+        ]
+
+
+@metric("regex_match")
+class RegexMatch(Metric):
+    kind = "proportion"
+    defaults = {"pattern": REQUIRED, "ignore_case": False}
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        try:
+            self.pattern = re.compile(params["pattern"], re.IGNORECASE if params["ignore_case"] else 0)
+        except (re.error, TypeError) as error:
+            raise MetricParamError(f"regex_match: pattern {params['pattern']!r} is not a valid regular expression: {error}") from None
+        super().__init__(params)
+
+    def describe(self) -> str:
+        return f"share of answers whose raw text matches re.search({self.params['pattern']!r}) (ignore_case={self.params['ignore_case']}); errored = wrong"
+
+    def score(self, scored: Sequence[Scored]) -> list[Any]:
+        return [int(s.answer.text is not None and self.pattern.search(s.answer.text) is not None) for s in scored]

@@ -1,0 +1,121 @@
+"""The metric registry: ``@metric("name")`` registers a class, ``get_metric`` builds one from a case's spec.
+
+Why a registry: case files name metrics by string, so the loader needs one place that knows every valid
+name and every valid parameter, to reject ``acuracy`` or ``averge`` at load time with a suggestion rather
+than failing after the model calls were paid for.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Literal
+
+from evalsuite.case import MetricSpec
+from evalsuite.records import Scored
+
+Kind = Literal["proportion", "mean", "corpus"]
+
+
+class UnknownMetric(ValueError):
+    """A case names a metric that is not registered."""
+
+    def __init__(self, name: str, valid: list[str]) -> None:
+        self.name = name
+        self.valid = valid
+        close = difflib.get_close_matches(name, valid, n=1)
+        self.suggestion = close[0] if close else None
+        hint = f"; did you mean {self.suggestion!r}?" if self.suggestion else ""
+        super().__init__(f"unknown metric {name!r}; valid: {', '.join(valid)}{hint}")
+
+
+class MetricParamError(ValueError):
+    """A metric parameter is unknown, missing or has a value the metric does not accept."""
+
+
+class MetricError(ValueError):
+    """Scoring cannot proceed with the answers given (e.g. perplexity without logprobs)."""
+
+
+class Metric:
+    """One metric: per-example values from a batch of scored answers, and an aggregate over them.
+
+    Subclasses declare ``kind``, ``higher_is_better``, ``needs_logprobs``, their parameters with defaults in
+    ``defaults`` (``choices`` restricts string values; a default of ``REQUIRED`` makes a parameter mandatory)
+    and build ``definition`` (a sentence a report reader can check the number against).
+    """
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[Kind]
+    higher_is_better: ClassVar[bool] = True
+    needs_logprobs: ClassVar[bool] = False
+    defaults: ClassVar[dict[str, Any]] = {}
+    choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+        self.definition = self.describe()
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def score(self, scored: Sequence[Scored]) -> list[Any]:
+        raise NotImplementedError
+
+    def aggregate(self, values: Sequence[Any]) -> float:
+        """Default for proportion and mean metrics: the mean of the measured values (``None`` = not measured)."""
+        measured = [float(v) for v in values if v is not None]
+        return math.fsum(measured) / len(measured) if measured else math.nan
+
+
+REQUIRED = object()
+_REGISTRY: dict[str, type[Metric]] = {}
+
+
+def metric(name: str) -> Callable[[type[Metric]], type[Metric]]:
+    """Class decorator registering a metric under ``name`` (what case files write)."""
+
+    def register(cls: type[Metric]) -> type[Metric]:
+        if name in _REGISTRY:
+            raise ValueError(f"metric {name!r} is registered twice ({_REGISTRY[name].__qualname__}, {cls.__qualname__})")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return register
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY, key=str.lower)
+
+
+def _check_params(name: str, cls: type[Metric], given: dict[str, Any]) -> dict[str, Any]:
+    valid = list(cls.defaults)
+    for key in given:
+        if key not in cls.defaults:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            listed = ", ".join(valid) if valid else "none (this metric takes no parameters)"
+            raise MetricParamError(f"{name}: unknown parameter {key!r}; valid: {listed}{hint}")
+    params = {**cls.defaults, **given}
+    for key, value in params.items():
+        default = cls.defaults[key]
+        if value is REQUIRED:
+            raise MetricParamError(f"{name}: parameter {key!r} is required, e.g. `{name}: {{{key}: ...}}`")
+        if key in cls.choices and value not in cls.choices[key]:
+            allowed = ", ".join(str(c) for c in cls.choices[key])
+            raise MetricParamError(f"{name}: {key} must be one of {allowed}; got {value!r}")
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise MetricParamError(f"{name}: {key} must be true or false; got {value!r}")
+    return params
+
+
+def get_metric(name: str, spec: MetricSpec | None = None) -> Metric:
+    """Build the metric a case names; parameters come from ``params`` and from the short form's extra keys."""
+    cls = _REGISTRY.get(name)
+    if cls is None:
+        raise UnknownMetric(name, names())
+    spec = spec or MetricSpec()
+    given = {**(spec.model_extra or {}), **spec.params}
+    return cls(_check_params(name, cls, given))

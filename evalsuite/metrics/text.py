@@ -1,0 +1,279 @@
+"""Text-overlap metrics: sacrebleu BLEU and chrF, HF-evaluate BLEU (tensorflow/nmt), ROUGE.
+
+Why per-example sufficient statistics: BLEU and chrF are corpus metrics (not means of sentence scores).
+Storing each example's n-gram counts lets ``aggregate`` recompute the exact corpus score for any subset,
+which the baseline comparison and the bootstrap need, and lets large batches be counted on several cores.
+The hypothesis is the parsed prediction; an unparsed or errored answer is scored as an empty hypothesis
+(no matches, full reference length), so it counts as wrong.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from sacrebleu.metrics.bleu import BLEU
+from sacrebleu.metrics.chrf import CHRF
+from sacrebleu.metrics.helpers import extract_all_word_ngrams
+from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+
+from evalsuite.metrics._parallel import map_chunks
+from evalsuite.metrics.registry import Metric, MetricError, metric
+from evalsuite.records import Scored
+
+Pair = tuple[str, list[str]]  # (hypothesis, references)
+
+
+def hypothesis(item: Scored) -> str:
+    if not item.parsed or item.prediction is None:
+        return ""
+    return item.prediction if isinstance(item.prediction, str) else str(item.prediction)
+
+
+def references(item: Scored, metric_name: str) -> list[str]:
+    """``expected`` as a list of reference strings (a string is one reference)."""
+    expected = item.example.expected
+    refs = [expected] if isinstance(expected, str) else expected
+    if not isinstance(refs, (list, tuple)) or not refs or not all(isinstance(r, str) for r in refs):
+        raise MetricError(
+            f"{metric_name} needs a reference text (or a list of texts) in `expected`; example "
+            f"{item.example.id!r} has {expected!r}. Map the reference column with `dataset.expected`."
+        )
+    return list(refs)
+
+
+def pairs(scored: Sequence[Scored], metric_name: str) -> list[Pair]:
+    return [(hypothesis(item), references(item, metric_name)) for item in scored]
+
+
+def ref_count(items: Sequence[Pair]) -> int:
+    """Number of references per example, as sacrebleu's signature reports it (-1 prints as ``var``)."""
+    counts = {len(refs) for _, refs in items}
+    return counts.pop() if len(counts) == 1 else -1
+
+
+def _sacrebleu_metric(cls_name: str, kwargs: dict[str, Any]) -> BLEU | CHRF:
+    return {"BLEU": BLEU, "CHRF": CHRF}[cls_name](**kwargs)
+
+
+def _sacrebleu_stats(items: Sequence[Pair], cls_name: str, kwargs: dict[str, Any]) -> list[list[int]]:
+    """Per-example sufficient statistics, computed by sacrebleu's own corpus code.
+
+    sacrebleu takes references as *streams* (stream k holds every example's k-th reference), the transpose
+    of evalsuite's per-example lists; a shorter list is padded with ``None``, which sacrebleu skips.
+    """
+    scorer = _sacrebleu_metric(cls_name, kwargs)
+    width = max(len(refs) for _, refs in items)
+    streams = [[refs[k] if k < len(refs) else None for _, refs in items] for k in range(width)]
+    stats = scorer._extract_corpus_statistics([hyp for hyp, _ in items], streams)
+    return [[int(x) for x in row] for row in stats]
+
+
+class _SacreMetric(Metric):
+    """Shared by sacrebleu BLEU and chrF: statistics per example, the library's formula on their sum."""
+
+    kind = "corpus"
+    cls_name = ""
+    _nrefs = 1
+
+    def kwargs(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def signature(self) -> str:
+        scorer = _sacrebleu_metric(self.cls_name, self.kwargs())
+        scorer.num_refs = self._nrefs
+        return str(scorer.get_signature())
+
+    def score(self, scored: Sequence[Scored]) -> list[Any]:
+        items = pairs(scored, self.name)
+        if not items:
+            return []
+        self._nrefs = ref_count(items)
+        self.definition = self.describe()  # the signature states the number of references seen
+        return map_chunks(_sacrebleu_stats, items, self.cls_name, self.kwargs())
+
+    def aggregate(self, values: Sequence[Any]) -> float:
+        if not values:
+            return math.nan
+        total = [sum(column) for column in zip(*values)]
+        return float(_sacrebleu_metric(self.cls_name, self.kwargs())._compute_score_from_stats(total).score)
+
+
+@metric("sacrebleu")
+class SacreBleu(_SacreMetric):
+    cls_name = "BLEU"
+    defaults = {"tokenize": "13a", "smooth_method": "exp", "lowercase": False}
+    choices = {"tokenize": tuple(BLEU.TOKENIZERS), "smooth_method": tuple(BLEU.SMOOTH_DEFAULTS)}
+
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    def describe(self) -> str:
+        return (
+            "corpus BLEU, 0-100, exactly sacrebleu.corpus_bleu on all examples (n-gram counts summed over the "
+            f"corpus, not a mean of sentence scores); signature {self.signature()}; brevity penalty from the "
+            "closest reference length; several references per example allowed (expected as a list)"
+        )
+
+
+@metric("chrf")
+class ChrF(_SacreMetric):
+    cls_name = "CHRF"
+    defaults = {"char_order": CHRF.CHAR_ORDER, "word_order": CHRF.WORD_ORDER, "beta": CHRF.BETA, "lowercase": False}
+
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    def describe(self) -> str:
+        return (
+            "corpus chrF, 0-100, exactly sacrebleu.corpus_chrf (character n-gram F-beta from statistics summed "
+            f"over the corpus; word_order 2 = chrF++); signature {self.signature()}; several references: best "
+            "statistics per example"
+        )
+
+
+def _nmt_stats(items: Sequence[Pair], max_order: int) -> list[list[int]]:
+    """[translation length, shortest reference length, matches per order..., possible matches per order...].
+
+    The tensorflow/nmt ``compute_bleu`` counts used by HF evaluate's "bleu": 13a tokens, reference n-gram
+    counts merged by maximum over references, hypothesis counts clipped by them.
+    """
+    tokenize = Tokenizer13a()
+    rows = []
+    for hyp, refs in items:
+        hyp_ngrams, hyp_len = extract_all_word_ngrams(tokenize(hyp), 1, max_order)
+        merged: Counter[tuple[str, ...]] = Counter()
+        ref_lens = []
+        for ref in refs:
+            ngrams, length = extract_all_word_ngrams(tokenize(ref), 1, max_order)
+            merged |= ngrams
+            ref_lens.append(length)
+        matches = [0] * max_order
+        for ngram, count in (hyp_ngrams & merged).items():
+            matches[len(ngram) - 1] += count
+        possible = [max(0, hyp_len - order + 1) for order in range(1, max_order + 1)]
+        rows.append([hyp_len, min(ref_lens), *matches, *possible])
+    return rows
+
+
+@metric("bleu")
+class NmtBleu(Metric):
+    kind = "corpus"
+    defaults = {"max_order": 4, "smooth": False}
+
+    def describe(self) -> str:
+        smoothing = "add-one (Lin & Och 2004) on orders > 1" if self.params["smooth"] else "none"
+        return (
+            "corpus BLEU, 0-1, as HF evaluate's 'bleu' (tensorflow/nmt compute_bleu): 13a tokenizer, "
+            f"max_order {self.params['max_order']}, smoothing {smoothing}, brevity penalty from the SHORTEST "
+            "reference of each example (sacrebleu uses the closest); 0 when there are no tokens to compare"
+        )
+
+    def score(self, scored: Sequence[Scored]) -> list[Any]:
+        items = pairs(scored, self.name)
+        return map_chunks(_nmt_stats, items, self.params["max_order"]) if items else []
+
+    def aggregate(self, values: Sequence[Any]) -> float:
+        order = self.params["max_order"]
+        if not values:
+            return math.nan
+        total = [sum(column) for column in zip(*values)]
+        translation_length, reference_length = total[0], total[1]
+        matches, possible = total[2 : 2 + order], total[2 + order :]
+        if translation_length == 0 or reference_length == 0:
+            return 0.0  # nmt divides by zero here; no tokens means no overlap
+        precisions = []
+        for i in range(order):
+            if self.params["smooth"] and i > 0:
+                precisions.append((matches[i] + 1.0) / (possible[i] + 1.0))
+            else:
+                precisions.append(matches[i] / possible[i] if possible[i] > 0 else 0.0)
+        if min(precisions) <= 0:
+            return 0.0
+        geo_mean = math.exp(sum(math.log(p) for p in precisions) / order)
+        ratio = translation_length / reference_length
+        brevity = 1.0 if ratio > 1.0 else math.exp(1 - 1 / ratio)
+        return geo_mean * brevity
+
+
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+_rouge_cache: dict[Any, dict[str, list[float]]] = {}
+
+
+def _rouge_scorer(use_stemmer: bool) -> Any:
+    """rouge-score-rs (a Rust port, scores identical to rouge_score, checked by the tests and the benchmark)
+    scores a batch on all cores; rouge_score itself when the port is not installed."""
+    try:
+        from rouge_score_rs import RougeScorer
+    except ImportError:
+        from rouge_score.rouge_scorer import RougeScorer
+    return RougeScorer(list(ROUGE_TYPES), use_stemmer=use_stemmer)
+
+
+def rouge_f1(items: Sequence[Pair], use_stemmer: bool) -> dict[str, list[float]]:
+    """Per-example F1 for all four ROUGE types in one pass, cached for the last batch.
+
+    The four rouge metrics of a case score the same batch one after another; tokenising and matching once
+    serves all four.
+    """
+    key = (use_stemmer, tuple(hyp for hyp, _ in items), tuple(tuple(refs) for _, refs in items))
+    if key in _rouge_cache:
+        return _rouge_cache[key]
+    scorer = _rouge_scorer(use_stemmer)
+    single = [i for i, (_, refs) in enumerate(items) if len(refs) == 1]
+    results: list[Any] = [None] * len(items)
+    if hasattr(scorer, "score_batch"):
+        batch = scorer.score_batch([items[i][1][0] for i in single], [items[i][0] for i in single])
+    else:
+        batch = [scorer.score(items[i][1][0], items[i][0]) for i in single]
+    for i, result in zip(single, batch):
+        results[i] = result
+    for i, (hyp, refs) in enumerate(items):
+        if results[i] is None:
+            results[i] = scorer.score_multi(refs, hyp)  # best F1 per type over the references
+    table = {rouge_type: [float(r[rouge_type].fmeasure) for r in results] for rouge_type in ROUGE_TYPES}
+    _rouge_cache.clear()
+    _rouge_cache[key] = table
+    return table
+
+
+class _Rouge(Metric):
+    kind = "mean"
+    defaults = {"use_stemmer": False}
+    rouge_type = ""
+    detail = ""
+
+    def describe(self) -> str:
+        stemming = "Porter stemming" if self.params["use_stemmer"] else "no stemming (use_stemmer: false)"
+        return (
+            f"mean over examples of {self.rouge_type} F1 from rouge_score.RougeScorer ({self.detail}; default "
+            f"tokenizer: lowercased, only [a-z0-9] kept, so non-ASCII text scores 0; {stemming}); several "
+            "references: the best F1 (score_multi). Equals HF evaluate rouge with use_aggregator=False, averaged; "
+            "evaluate's default use_aggregator=True reports a bootstrap median instead, which differs slightly"
+        )
+
+    def score(self, scored: Sequence[Scored]) -> list[Any]:
+        items = pairs(scored, self.name)
+        return rouge_f1(items, self.params["use_stemmer"])[self.rouge_type] if items else []
+
+
+@metric("rouge1")
+class Rouge1(_Rouge):
+    rouge_type, detail = "rouge1", "unigram overlap"
+
+
+@metric("rouge2")
+class Rouge2(_Rouge):
+    rouge_type, detail = "rouge2", "bigram overlap"
+
+
+@metric("rougeL")
+class RougeL(_Rouge):
+    rouge_type, detail = "rougeL", "longest common subsequence over the whole text"
+
+
+@metric("rougeLsum")
+class RougeLsum(_Rouge):
+    rouge_type, detail = "rougeLsum", "union LCS over sentences split on newlines"

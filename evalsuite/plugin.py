@@ -1,0 +1,210 @@
+"""pytest glue: options, collection of case files, one item per case x variant, and the session report.
+
+Every stage lives in its own module; this file only wires them into pytest's hooks.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evalsuite import baseline as baseline_io
+from evalsuite import loader, report, runner
+from evalsuite.errors import EvalsuiteError
+from evalsuite.records import ExampleRecord, ItemResult, MetricResult
+
+RECORD_MODES = ("none", "once", "new_episodes", "all", "rewrite")
+REPORT_ATTR = "evalsuite_result"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("evalsuite", "LLM regression suites from YAML case files")
+    try:  # pytest-recording defines the same option with the same modes; share it when both are installed
+        group.addoption("--record-mode", action="store", default=None, choices=RECORD_MODES,
+                        help="cassette mode: none (replay only, default), once, new_episodes, all, rewrite")
+    except ValueError:
+        pass
+    group.addoption("--eval-concurrency", type=int, default=None, help="max concurrent model calls per case")
+    group.addoption("--eval-limit", type=int, default=None, help="cap every dataset at N examples (quick run)")
+    group.addoption("--eval-model", default=None, help="override the model (or Azure deployment) of every case")
+    group.addoption("--eval-report", default=None, metavar="DIR", help="report directory (default: reports/)")
+    group.addoption("--eval-baseline", default=None, metavar="PATH", help="compare with this committed baseline JSON")
+    group.addoption("--eval-update-baseline", default=None, metavar="PATH", nargs="?", const="",
+                    help="write the baseline (to PATH, else to --eval-baseline / eval_baseline)")
+    group.addoption("--eval-alpha", type=float, default=None, help="significance level of the baseline gate (0.05)")
+    parser.addini("eval_cases", "glob patterns (relative to rootdir) of case files", type="linelist",
+                  default=["cases/*.yaml", "cases/**/*.yaml", "cases/*.yml", "cases/**/*.yml"])
+    parser.addini("eval_cassette_dir", "cassette directory, relative to rootdir", default="cassettes")
+    parser.addini("eval_report_dir", "report directory, relative to rootdir", default="reports")
+    parser.addini("eval_record_mode", "default record mode", default="none")
+    parser.addini("eval_concurrency", "default max concurrent calls per case", default="")
+    parser.addini("eval_baseline", "baseline JSON path, relative to rootdir", default="")
+    parser.addini("eval_alpha", "significance level of the baseline gate", default="0.05")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "evalsuite: an item collected from an evalsuite case file")
+    config.pluginmanager.register(SessionReport(config), "evalsuite-session-report")
+
+
+def _option(config: pytest.Config, name: str, ini: str) -> Any:
+    value = config.getoption(name)
+    return value if value not in (None, "") else (config.getini(ini) or None)
+
+
+def _settings(config: pytest.Config) -> runner.RunSettings:
+    cached = getattr(config, "_evalsuite_settings", None)
+    if cached is not None:
+        return cached
+    rootdir = Path(config.rootpath)
+    mode = _option(config, "record_mode", "eval_record_mode") or "none"
+    if mode not in RECORD_MODES:
+        raise pytest.UsageError(f"eval_record_mode = {mode!r}: choose one of {', '.join(RECORD_MODES)}")
+    concurrency = _option(config, "eval_concurrency", "eval_concurrency")
+    baseline_path = _option(config, "eval_baseline", "eval_baseline")
+    baseline = None
+    if baseline_path and config.getoption("eval_update_baseline") is None:
+        path = rootdir / baseline_path
+        if path.exists():
+            try:
+                baseline = baseline_io.load_baseline(path)
+            except baseline_io.BaselineError as exc:
+                raise pytest.UsageError(str(exc)) from None
+        else:
+            raise pytest.UsageError(f"--eval-baseline {baseline_path}: no such file; write one with --eval-update-baseline")
+    settings = runner.RunSettings(
+        rootdir=rootdir,
+        record_mode=mode,
+        cassette_dir=Path(config.getini("eval_cassette_dir")),
+        concurrency=int(concurrency) if concurrency else None,
+        limit=config.getoption("eval_limit"),
+        model_override=config.getoption("eval_model"),
+        alpha=float(_option(config, "eval_alpha", "eval_alpha")),
+        baseline=baseline,
+        prices=loader.tool_settings(rootdir).get("prices", {}),
+    )
+    config._evalsuite_settings = settings  # type: ignore[attr-defined]
+    return settings
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix not in (".yaml", ".yml") or file_path.name in ("defaults.yaml", "defaults.yml"):
+        return None
+    try:
+        relative = file_path.relative_to(parent.config.rootpath).as_posix()
+    except ValueError:
+        return None
+    patterns = parent.config.getini("eval_cases")
+    if not any(fnmatch.fnmatch(relative, pattern) for pattern in patterns):
+        return None
+    return CaseFile.from_parent(parent, path=file_path)
+
+
+class CaseFile(pytest.File):
+    """A YAML case file: one suite, one item per case x variant."""
+
+    def collect(self):  # type: ignore[override]
+        runs = loader.load_suite(self.path, Path(self.config.rootpath))
+        for run in runs:
+            item = CaseItem.from_parent(self, name=run.item_id, run=run)
+            item.add_marker(pytest.mark.evalsuite)
+            for tag in run.case.tags:
+                self.config.addinivalue_line("markers", f"{tag}: evalsuite case tag")
+                item.add_marker(getattr(pytest.mark, tag))
+            yield item
+
+    def repr_failure(self, excinfo, style=None):  # type: ignore[override]
+        if isinstance(excinfo.value, EvalsuiteError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+
+class EvalFailure(Exception):
+    """A case missed a threshold, regressed against the baseline, or was not recorded."""
+
+
+class CaseItem(pytest.Item):
+    def __init__(self, *, run: loader.CaseRun, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.run = run
+        self.result: ItemResult | None = None
+
+    def runtest(self) -> None:
+        settings = _settings(self.config)
+        settings_for_item = runner.RunSettings(**{**settings.__dict__, "nodeid": self.nodeid})
+        try:
+            self.result = runner.run_item(self.run, settings_for_item)
+        except runner.Unavailable as exc:
+            pytest.skip(str(exc))
+        except runner.NotRecorded as exc:
+            raise EvalFailure(str(exc)) from None
+        for metric in self.result.metrics:
+            if metric.value is not None:
+                self.user_properties.append((f"evalsuite.{metric.name}", round(metric.value, 6)))
+                if metric.delta is not None:
+                    self.user_properties.append((f"evalsuite.{metric.name}.delta", round(metric.delta, 6)))
+        self.user_properties.append(("evalsuite.verdict", "pass" if self.result.passed else "fail"))
+        if not self.result.passed:
+            raise EvalFailure(self.result.message)
+
+    def repr_failure(self, excinfo, style=None):  # type: ignore[override]
+        if isinstance(excinfo.value, (EvalFailure, EvalsuiteError)) and self.config.getoption("verbose") < 2:
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):  # type: ignore[override]
+        line = int(self.run.source.rsplit(":", 1)[1]) - 1 if ":" in self.run.source else 0
+        return self.path, line, f"evalsuite: {self.run.item_id}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    outcome = yield
+    if call.when == "call" and isinstance(item, CaseItem) and item.result is not None:
+        setattr(outcome.get_result(), REPORT_ATTR, asdict(item.result))
+
+
+class SessionReport:
+    """Collects every item's result on the controller (xdist ships them inside the test reports)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.items: list[ItemResult] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, REPORT_ATTR, None)
+        if data is not None and report.when == "call":
+            self.items.append(_item_from_dict(data))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        config = self.config
+        if not self.items or hasattr(config, "workerinput"):
+            return
+        items = sorted(self.items, key=lambda r: r.nodeid)
+        settings = _settings(config)
+        terminalreporter.section("evalsuite score report")
+        terminalreporter.write_line(report.terminal.render(items))
+        out_dir = Path(config.rootpath) / (config.getoption("eval_report") or config.getini("eval_report_dir"))
+        meta = {"record_mode": settings.record_mode, "alpha": settings.alpha,
+                "baseline": _option(config, "eval_baseline", "eval_baseline")}
+        written = report.files.write_reports(out_dir, items, meta)
+        terminalreporter.write_line("reports: " + ", ".join(str(p) for p in written.values()))
+        target = config.getoption("eval_update_baseline")
+        if target is not None:
+            path = target or _option(config, "eval_baseline", "eval_baseline")
+            if not path:
+                terminalreporter.write_line("--eval-update-baseline needs a PATH (or --eval-baseline)", red=True)
+                return
+            baseline_io.write_baseline(Path(config.rootpath) / path, items)
+            terminalreporter.write_line(f"baseline written: {path} ({len(items)} items)")
+
+
+def _item_from_dict(data: dict[str, Any]) -> ItemResult:
+    fields = dict(data)
+    fields["records"] = [ExampleRecord(**r) for r in data["records"]]
+    fields["metrics"] = [MetricResult(**m) for m in data["metrics"]]
+    return ItemResult(**fields)

@@ -1,0 +1,208 @@
+"""Stage 3: a case and its examples -> the exact request bodies the engine sends.
+
+Why a sandbox: case files are reviewed like code but run in CI with secrets in the environment, so
+templates are rendered by Jinja2's ``SandboxedEnvironment`` (no ``__class__``/``__globals__`` escapes)
+with ``StrictUndefined`` (a typo'd field is an error, not an empty prompt).
+
+Templates see the example's fields plus ``expected`` and ``example_id``.
+
+chat: ``{"model", "messages": [system?, *few_shot, user]}``.
+completions: ``{"model", "prompt"}`` where the prompt is laid out as::
+
+    <system>\\n\\n                 (only when prompt.system is set)
+    <few-shot user>\\n<few-shot assistant>\\n\\n   (one block per user/assistant pair, in order)
+    <user>
+
+i.e. every few-shot message is followed by "\\n", and an assistant message by one more "\\n" that ends
+its block; the rendered user template comes last, untouched (end it with e.g. "Sentiment:").
+
+Sampling parameters that are set are added: temperature, max_tokens, top_p, seed, stop. With
+``model.logprobs``: chat sends ``logprobs: true`` (+ ``top_logprobs``); the legacy completions API takes
+an integer instead (how many alternatives per token, at most 5; the sampled token's logprob is always
+returned), so it gets ``logprobs: min(top_logprobs or 1, 5)`` (1 rather than 0 because some
+OpenAI-compatible servers treat 0 as "off").
+
+Truncation (``prompt.truncate``) cuts one field to a token budget with the cl100k_base tiktoken
+encoding shipped in ``evalsuite/tokenizers/`` (tiktoken would otherwise download it on first use).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2 import meta
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+
+from evalsuite.case import Case, Truncate
+from evalsuite.errors import EvalsuiteError
+from evalsuite.records import Call, Example
+
+TOKENIZER_DIR = Path(__file__).parent / "tokenizers"
+# The files tiktoken itself would download, checked against the sha256 tiktoken expects.
+ENCODINGS = {
+    "cl100k_base": ("cl100k_base.tiktoken", "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"),
+}
+# cl100k_base's split pattern and special tokens, as in tiktoken_ext.openai_public.cl100k_base (whose
+# constructor cannot be called offline: it downloads the ranks; a test checks these against it).
+CL100K_PAT_STR = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|"""
+    r"""\s+(?!\S)|\s"""
+)
+SAMPLING_PARAMS = ("temperature", "max_tokens", "top_p", "seed", "stop")
+COMPLETIONS_MAX_LOGPROBS = 5
+
+_encodings: dict[str, Any] = {}
+_encodings_lock = threading.Lock()
+
+
+class PromptError(EvalsuiteError):
+    """A template cannot be rendered for an example (undefined field, sandbox violation, syntax)."""
+
+
+def build_calls(case: Case, examples: list[Example]) -> list[Call]:
+    """One Call per example and repeat (samples 0..repeats-1, identical bodies), in example order."""
+    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    prompt = case.prompt
+    templates: list[tuple[str, str, jinja2.Template, set[str]]] = []  # (key, role, template, names used)
+    sources = [("prompt.system", "system", prompt.system)] if prompt.system is not None else []
+    sources += [(f"prompt.few_shot[{i}]", m.role, m.content) for i, m in enumerate(prompt.few_shot)]
+    if prompt.user is None:
+        raise PromptError(f"case {case.id!r}: prompt.user is missing; add a user template")
+    sources.append(("prompt.user", "user", prompt.user))
+    for key, role, text in sources:
+        try:
+            parsed = env.parse(text)
+            templates.append((key, role, env.from_string(parsed), meta.find_undeclared_variables(parsed)))
+        except jinja2.TemplateSyntaxError as exc:
+            raise PromptError(f"case {case.id!r}: {key}: template syntax error on line {exc.lineno}: {exc.message}; "
+                              "fix the template ({{ field }} for values, {% if %}...{% endif %} for logic)") from None
+
+    api = case.model.api
+    params = _params(case)
+    calls: list[Call] = []
+    for example in examples:
+        context = {**_truncated(example.fields, prompt.truncate, example.id), "expected": example.expected,
+                   "example_id": example.id}
+        rendered = [(key, role, _render(case, key, template, names, context, example)) for key, role, template, names
+                    in templates]
+        body: dict[str, Any] = {"model": case.model.name}
+        if api == "chat":
+            body["messages"] = [{"role": role, "content": text} for _, role, text in rendered]
+        else:
+            body["prompt"] = _completions_prompt(rendered)
+        body.update(params)
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+                                .encode()).hexdigest()[:16]
+        calls.extend(Call(example.id, sample, api, copy.deepcopy(body) if sample else body, digest)
+                     for sample in range(case.repeats))
+    return calls
+
+
+def _params(case: Case) -> dict[str, Any]:
+    model = case.model
+    params = {name: getattr(model, name) for name in SAMPLING_PARAMS if getattr(model, name) is not None}
+    if model.logprobs:
+        if model.api == "chat":
+            params["logprobs"] = True
+            if model.top_logprobs is not None:
+                params["top_logprobs"] = model.top_logprobs
+        else:
+            params["logprobs"] = min(model.top_logprobs or 1, COMPLETIONS_MAX_LOGPROBS)
+    return params
+
+
+def _render(case: Case, key: str, template: jinja2.Template, names: set[str], context: dict[str, Any],
+            example: Example) -> str:
+    where = f"case {case.id!r}: {key} (example {example.id!r})"
+    available = ", ".join(sorted(context))
+    missing = sorted(names - context.keys())
+    if missing:
+        raise PromptError(f"{where}: undefined variable {missing[0]!r}; available fields: {available}")
+    try:
+        return template.render(context)
+    except SecurityError as exc:
+        raise PromptError(f"{where}: blocked by the template sandbox: {str(exc).rstrip('.')}; templates may only "
+                          f"read the example's fields; available fields: {available}") from None
+    except jinja2.UndefinedError as exc:
+        raise PromptError(f"{where}: {exc.message}; available fields: {available}") from None
+    except jinja2.TemplateError as exc:
+        raise PromptError(f"{where}: {exc}") from None
+
+
+def _completions_prompt(rendered: list[tuple[str, str, str]]) -> str:
+    parts = []
+    for _, role, text in rendered[:-1]:
+        parts.append(text + ("\n\n" if role in ("assistant", "system") else "\n"))
+    parts.append(rendered[-1][2])
+    return "".join(parts)
+
+
+# ------------------------------------------------------------------------------------------ truncation
+
+
+def _truncated(fields: dict[str, Any], truncate: Truncate | None, example_id: str) -> dict[str, Any]:
+    if truncate is None:
+        return fields
+    if truncate.field not in fields:
+        raise PromptError(f"prompt.truncate.field: example {example_id!r} has no field {truncate.field!r}; "
+                          f"available fields: {', '.join(sorted(fields))}")
+    value = fields[truncate.field]
+    if not isinstance(value, str):
+        raise PromptError(f"prompt.truncate.field: {truncate.field!r} of example {example_id!r} is "
+                          f"{type(value).__name__}, not text; truncate a text field")
+    return {**fields, truncate.field: truncate_text(value, truncate.max_tokens, truncate.tokenizer)}
+
+
+def truncate_text(text: str, max_tokens: int, tokenizer: str = "cl100k_base") -> str:
+    """The longest prefix of ``text`` (on a token boundary) that encodes to at most ``max_tokens`` tokens."""
+    encoding = get_encoding(tokenizer)
+    tokens = encoding.encode(text, disallowed_special=())
+    if len(tokens) <= max_tokens:
+        return text
+    keep = max_tokens
+    while keep > 0:
+        # decode_bytes + "ignore": a cut inside a multi-byte character drops the partial character
+        prefix = encoding.decode_bytes(tokens[:keep]).decode("utf-8", errors="ignore")
+        if len(encoding.encode(prefix, disallowed_special=())) <= max_tokens:
+            return prefix
+        keep -= 1  # re-encoding a prefix can merge differently; give up one more token
+    return ""
+
+
+def get_encoding(name: str = "cl100k_base") -> Any:
+    """A tiktoken Encoding built from the file shipped with evalsuite: never touches the network."""
+    with _encodings_lock:
+        if name not in _encodings:
+            _encodings[name] = _build_encoding(name)
+        return _encodings[name]
+
+
+def _build_encoding(name: str) -> Any:
+    import tiktoken
+    from tiktoken_ext import openai_public
+
+    if name not in ENCODINGS:
+        raise PromptError(f"prompt.truncate.tokenizer: {name!r} is not shipped with evalsuite; "
+                          f"choices: {', '.join(ENCODINGS)}")
+    filename, sha256 = ENCODINGS[name]
+    data = (TOKENIZER_DIR / filename).read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise PromptError(f"{TOKENIZER_DIR / filename}: corrupted tokenizer file (sha256 mismatch); reinstall evalsuite")
+    # Parsed here rather than by tiktoken.load.load_tiktoken_bpe: that function copies even a local file
+    # into TIKTOKEN_CACHE_DIR and fails when that directory is read-only.
+    ranks = {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in data.splitlines() if line)}
+    special = {
+        openai_public.ENDOFTEXT: 100257,
+        openai_public.FIM_PREFIX: 100258,
+        openai_public.FIM_MIDDLE: 100259,
+        openai_public.FIM_SUFFIX: 100260,
+        openai_public.ENDOFPROMPT: 100276,
+    }
+    return tiktoken.Encoding(name=name, pat_str=CL100K_PAT_STR, mergeable_ranks=ranks, special_tokens=special)

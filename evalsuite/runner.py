@@ -1,0 +1,242 @@
+"""Run one pytest item (case x variant) through the whole pipeline, outside of pytest's machinery.
+
+examples -> prompts -> recorded model calls -> parsed answers -> per-example scores -> verdict.
+Kept free of pytest so a notebook or a Spark job can call ``run_item`` directly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalsuite import clients, engine, examples, parsing, prompts, recording, verdict
+from evalsuite.baseline import Baseline
+from evalsuite.errors import EvalsuiteError
+from evalsuite.loader import CaseRun
+from evalsuite.metrics import Metric, get_metric
+from evalsuite.progress import Progress, estimate_cost
+from evalsuite.records import Answer, ExampleRecord, ItemResult, MetricResult, Scored
+
+EXCERPT_CHARS = 160
+WORST_SHOWN = 3
+
+
+class NotRecorded(Exception):
+    """Replay found no recording for some calls; the message says which and how to record them."""
+
+
+class Unavailable(Exception):
+    """The case cannot run here (e.g. a Hub dataset offline and nothing recorded): a skip, not a failure."""
+
+
+@dataclass
+class RunSettings:
+    rootdir: Path
+    record_mode: str = "none"
+    cassette_dir: Path = Path("cassettes")
+    concurrency: int | None = None
+    limit: int | None = None
+    model_override: str | None = None
+    alpha: float = 0.05
+    baseline: Baseline | None = None
+    prices: dict[str, Any] = field(default_factory=dict)
+    nodeid: str = ""
+
+
+def cassette_path(run: CaseRun, settings: RunSettings) -> Path:
+    return settings.rootdir / settings.cassette_dir / run.suite / f"{run.item_id}.json"
+
+
+def run_item(run: CaseRun, settings: RunSettings) -> ItemResult:
+    started = time.perf_counter()
+    case = run.case
+    if settings.model_override:
+        case = case.model_copy(update={"model": case.model.model_copy(update={"name": settings.model_override})})
+    metrics = {name: get_metric(name, spec) for name, spec in case.metrics.items()}
+    path = cassette_path(run, settings)
+    replay_only = settings.record_mode == "none"
+    if case.dataset.hf and replay_only and not path.exists():
+        raise Unavailable(
+            f"{run.source}: Hub dataset {case.dataset.hf!r} and no cassette at {_shown(path, settings)};"
+            " record it with Hub access and an API key: --record-mode=once"
+        )
+    try:
+        rows = examples.load_examples(case.dataset, run.base_dir, limit=settings.limit)
+        calls = prompts.build_calls(case, rows)
+    except examples.DatasetUnavailable as exc:
+        raise Unavailable(f"{run.source}: {exc}") from None
+    except EvalsuiteError as exc:
+        raise EvalsuiteError(f"{run.source}: {exc}") from None
+    fingerprint = examples.fingerprint(rows)
+    engine_settings = engine.EngineSettings(
+        concurrency=settings.concurrency or engine.EngineSettings().concurrency,
+        max_retries=0 if replay_only else engine.EngineSettings().max_retries,
+        timeout=case.model.timeout,
+    )
+    progress = Progress(run.item_id, total=len(calls), model=case.model.name, prices=settings.prices)
+    metadata = {"dataset_fingerprint": fingerprint, "item_id": run.item_id}
+    with recording.use_cassette(path, settings.record_mode, metadata=metadata) as cassette:
+        answers = engine.run_calls_sync(
+            calls,
+            lambda: clients.make_client(case.model, replay=replay_only),
+            settings=engine_settings,
+            progress=progress,
+        )
+        missing = [a for a in answers if a.error_kind == "not_recorded"]
+        stale = cassette.stale(calls) if missing else []
+    if missing:
+        raise NotRecorded(_not_recorded_message(run, settings, path, missing, stale))
+
+    by_example = {row.id: row for row in rows}
+    scored = [_parse(by_example[a.example_id], a, call.prompt_hash, case) for a, call in zip(answers, calls)]
+    values = {name: metric.score(scored) for name, metric in metrics.items()}
+    keys = [f"{s.example.id}#{s.answer.sample}" for s in scored]
+    baseline_item = settings.baseline.item(run.item_id) if settings.baseline else None
+    results = [
+        verdict.judge(
+            metric,
+            case.metrics[name],
+            values[name],
+            keys,
+            baseline_item.get(name) if baseline_item else None,
+            alpha=settings.alpha,
+        )
+        for name, metric in metrics.items()
+    ]
+    records = [_record(s, {name: values[name][i] for name in metrics}) for i, s in enumerate(scored)]
+    tokens = Counter[str]()
+    for a in answers:
+        tokens["prompt"] += a.prompt_tokens or 0
+        tokens["completion"] += a.completion_tokens or 0
+    result = ItemResult(
+        nodeid=settings.nodeid,
+        suite=run.suite,
+        case=case.id,
+        variant=run.variant,
+        item_id=run.item_id,
+        source=run.source,
+        model={"provider": case.model.provider, "name": case.model.name, "api": case.model.api},
+        params=_params(case),
+        record_mode=settings.record_mode,
+        cassette=_shown(path, settings),
+        dataset_fingerprint=fingerprint,
+        n_examples=len(rows),
+        records=records,
+        metrics=results,
+        errors=sum(1 for a in answers if not a.ok),
+        unparsed=sum(1 for s in scored if s.answer.ok and not s.parsed),
+        tokens=dict(tokens),
+        cost_usd=estimate_cost(case.model.name, tokens["prompt"], tokens["completion"], _price_overrides(case, settings)),
+        wall_s=time.perf_counter() - started,
+        agreement=_agreement(scored) if case.repeats > 1 else None,
+        meta={"prompt_variant": run.prompt_variant, "tags": case.tags, "repeats": case.repeats, "cassette_interactions": cassette.n_interactions},
+    )
+    result.passed = not any(m.failed for m in results)
+    if not result.passed:
+        result.message = failure_message(result, metrics)
+    return result
+
+
+def _shown(path: Path, settings: RunSettings) -> str:
+    return str(path.relative_to(settings.rootdir)) if path.is_relative_to(settings.rootdir) else str(path)
+
+
+def _parse(example: Any, answer: Answer, prompt_hash: str, case: Any) -> Scored:
+    prediction, ok = parsing.parse(answer.text, case.parse) if answer.ok else (None, False)
+    return Scored(example=example, answer=answer, prompt_hash=prompt_hash, prediction=prediction, parsed=ok)
+
+
+def _record(s: Scored, scores: dict[str, Any]) -> ExampleRecord:
+    first_field = next((str(v) for v in s.example.fields.values() if isinstance(v, str)), "")
+    return ExampleRecord(
+        example_id=s.example.id,
+        sample=s.answer.sample,
+        prompt_hash=s.prompt_hash,
+        input_excerpt=_excerpt(first_field),
+        expected=s.example.expected,
+        answer=s.answer.text,
+        prediction=s.prediction,
+        parsed=s.parsed,
+        scores=scores,
+        prompt_tokens=s.answer.prompt_tokens,
+        completion_tokens=s.answer.completion_tokens,
+        latency_s=s.answer.latency_s,
+        error=s.answer.error,
+        error_kind=s.answer.error_kind,
+    )
+
+
+def _excerpt(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
+
+
+def _params(case: Any) -> dict[str, Any]:
+    keys = ("temperature", "max_tokens", "top_p", "seed", "logprobs", "stop")
+    return {k: getattr(case.model, k) for k in keys if getattr(case.model, k) not in (None, False)}
+
+
+def _price_overrides(case: Any, settings: RunSettings) -> dict[str, Any]:
+    prices = dict(settings.prices)
+    if case.model.price_per_1k_input is not None and case.model.price_per_1k_output is not None:
+        prices[case.model.name] = {"input": case.model.price_per_1k_input, "output": case.model.price_per_1k_output}
+    return prices
+
+
+def _agreement(scored: Sequence[Scored]) -> float:
+    """Mean over examples of the share of samples that agree with the example's most common prediction."""
+    groups: dict[str, list[str]] = {}
+    for s in scored:
+        groups.setdefault(s.example.id, []).append(repr(s.prediction))
+    shares = [Counter(preds).most_common(1)[0][1] / len(preds) for preds in groups.values()]
+    return sum(shares) / len(shares) if shares else 1.0
+
+
+def _not_recorded_message(run: CaseRun, settings: RunSettings, path: Path, missing: list[Answer], stale: list[str]) -> str:
+    ids = sorted({a.example_id for a in missing})
+    shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+    lines = [
+        f"{run.item_id}: {len(missing)} call(s) not recorded in {_shown(path, settings)} (record mode 'none'; no request was sent).",
+        f"examples: {shown}",
+    ]
+    lines += [f"  {line}" for line in stale[:10]]
+    lines.append(
+        "To record them, set OPENAI_API_KEY (or the Azure variables) and run:\n"
+        f"  pytest '{settings.nodeid or run.source}' --record-mode=new_episodes"
+    )
+    return "\n".join(lines)
+
+
+def failure_message(result: ItemResult, metrics: dict[str, Metric]) -> str:
+    """What a reviewer needs: which metric, by how much, on how many examples, and the worst examples."""
+    lines = [f"{result.item_id} ({result.source}) failed:"]
+    for m in result.metrics:
+        if m.failed:
+            lines.append(f"  {m.name}: {m.reason}")
+    if result.errors:
+        kinds = Counter(r.error_kind for r in result.records if r.error)
+        lines.append(f"  {result.errors} call(s) errored ({', '.join(f'{k}: {n}' for k, n in kinds.items())}); counted as wrong")
+    if result.unparsed:
+        lines.append(f"  {result.unparsed} answer(s) could not be parsed; counted as wrong")
+    failed = next((m for m in result.metrics if m.failed), None)
+    if failed is not None:
+        worst = _worst(result.records, failed, metrics[failed.name])
+        if worst:
+            lines.append(f"  worst examples for {failed.name}:")
+            for r in worst:
+                got = r.error or (repr(r.answer[:80]) if r.answer is not None else "None")
+                lines.append(f"    - {r.example_id}: input {r.input_excerpt!r}\n      expected {r.expected!r}, got {got}")
+    return "\n".join(lines)
+
+
+def _worst(records: Sequence[ExampleRecord], result: MetricResult, metric: Metric) -> list[ExampleRecord]:
+    if metric.kind == "corpus":
+        wrong = [r for r in records if r.error or not r.parsed or r.prediction != r.expected]
+        return wrong[:WORST_SHOWN]
+    numeric = [r for r in records if isinstance(r.scores.get(result.name), (int, float))]
+    numeric.sort(key=lambda r: r.scores[result.name], reverse=not metric.higher_is_better)
+    return numeric[:WORST_SHOWN]

@@ -1,0 +1,237 @@
+"""Stage 7: turn one metric's per-example values into a verdict a reviewer can act on.
+
+Two questions, answered separately: does the value meet the case's thresholds (``min``/``max``), and
+did it change against the committed baseline by more than noise? The second one is a *paired* test
+on the examples present in both runs (McNemar exact for 0/1 values, a paired bootstrap otherwise),
+one-sided in the metric's worse direction, so a real drop is caught at small n while a reshuffle of
+which examples are right is not called a regression. ``max_drop`` lets a case tolerate a
+statistically real but practically irrelevant drop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from evalsuite.case import MetricSpec
+from evalsuite.records import MetricResult
+from evalsuite.stats import bootstrap_ci, mcnemar_exact, paired_bootstrap, wilson
+
+# The generic (per-resample Python call) bootstrap is slower; corpus metrics get fewer resamples.
+N_RESAMPLES_MEAN = 2000
+N_RESAMPLES_CORPUS = 1000
+
+
+class MetricLike(Protocol):
+    name: str
+    kind: str  # "proportion" | "mean" | "corpus"
+    higher_is_better: bool
+    definition: str
+
+    def aggregate(self, values: Sequence[Any]) -> float: ...
+
+    # Optional: ``aggregate_resamples(values, idx) -> ndarray`` with idx an int matrix [resamples, n]
+    # giving the aggregate of every row's resample at once. Corpus metrics with a costly aggregate
+    # (sklearn F1 at n = 25,000 costs ~70 ms a call; a gated metric needs ~3,000 calls) should add it.
+
+
+def fmt(value: float | None) -> str:
+    """Compact number for tables and reasons: 0.912, 44.39, 1,234."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def fmt_delta(delta: float | None) -> str:
+    """Signed change: +0.012, -1.50."""
+    if delta is None or math.isnan(delta):
+        return "-"
+    return ("+" if delta >= 0 else "-") + fmt(abs(delta))
+
+
+def fmt_p(p: float | None) -> str:
+    """``p=0.031`` or ``p<0.001``."""
+    if p is None or math.isnan(p):
+        return "p=-"
+    return f"p={p:.2g}" if p >= 0.001 else "p<0.001"
+
+
+def _numeric(values: Sequence[Any]) -> np.ndarray:
+    """Per-example values as floats; None (no value for that example) becomes NaN."""
+    return np.array([math.nan if v is None else float(v) for v in values], dtype=float)
+
+
+def _is_binary(arr: np.ndarray) -> bool:
+    finite = arr[~np.isnan(arr)]
+    return bool(np.all((finite == 0.0) | (finite == 1.0)))
+
+
+def _aggregate_for(metric: MetricLike, arr: np.ndarray, value: float) -> Callable[[Sequence[Any]], float] | str:
+    """Use the vectorised mean when the metric's aggregate is the mean of its values (checked)."""
+    finite = arr[~np.isnan(arr)]
+    if finite.size and math.isclose(value, float(finite.mean()), rel_tol=1e-9, abs_tol=1e-12):
+        return "mean"
+    return metric.aggregate
+
+
+def judge(
+    metric: MetricLike,
+    spec: MetricSpec | None,
+    values: Sequence[Any],
+    keys: Sequence[str],
+    baseline: Mapping[str, Any] | None = None,
+    *,
+    alpha: float = 0.05,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> MetricResult:
+    """Aggregate, interval, threshold check and baseline comparison for one metric of one item.
+
+    ``values[i]`` belongs to ``keys[i]`` (``"<example_id>#<sample>"``); ``baseline`` maps the same
+    keys to the baseline run's per-example values (None: no baseline for this item/metric).
+    """
+    if len(values) != len(keys):
+        raise ValueError(f"{metric.name}: {len(values)} values but {len(keys)} keys")
+    spec = spec or MetricSpec()
+    result = MetricResult(
+        name=metric.name, value=None, n=0, min=spec.min, max=spec.max, max_drop=spec.max_drop,
+        higher_is_better=metric.higher_is_better, definition=metric.definition,
+    )
+    numeric = metric.kind in ("proportion", "mean")
+    arr = _numeric(values) if numeric else None
+    result.n = int(np.count_nonzero(~np.isnan(arr))) if numeric else len(values)
+    if result.n == 0:
+        result.verdict = "error"
+        result.reason = f"{metric.name}: no example produced a value (all calls failed or were skipped)"
+        return result
+    present = [v for v in values if v is not None] if numeric else list(values)
+    value = metric.aggregate(present)
+    if value is None or not math.isfinite(float(value)):
+        result.verdict = "error"
+        result.reason = f"{metric.name}: the aggregate is undefined ({value}) on {result.n} examples"
+        return result
+    result.value = value = float(value)
+
+    # Interval.
+    if numeric and metric.kind == "proportion" and _is_binary(arr):
+        finite = arr[~np.isnan(arr)]
+        result.ci_low, result.ci_high = wilson(int(finite.sum()), finite.size, confidence)
+        result.interval = "wilson"
+        aggregate: Callable[[Sequence[Any]], float] | str = "mean"
+        binary = True
+    else:
+        binary = False
+        if numeric:
+            aggregate = _aggregate_for(metric, arr, value)
+            data: Sequence[Any] = arr[~np.isnan(arr)] if aggregate == "mean" else present
+            n_res = N_RESAMPLES_MEAN if aggregate == "mean" else N_RESAMPLES_CORPUS
+        else:
+            aggregate, data, n_res = metric.aggregate, list(values), N_RESAMPLES_CORPUS
+        lo, hi = bootstrap_ci(data, aggregate, seed=seed, n_resamples=n_res, confidence=confidence,
+                              batched=getattr(metric, "aggregate_resamples", None))
+        result.ci_low, result.ci_high = (None if math.isnan(lo) else lo), (None if math.isnan(hi) else hi)
+        result.interval = "bootstrap"
+
+    parts = [f"{metric.name} = {fmt(value)}" + _ci_text(result, confidence) + f" on n={result.n}"]
+
+    # Thresholds.
+    missed: list[str] = []
+    if spec.min is not None and value < spec.min:
+        missed.append(f"below min {fmt(spec.min)}")
+    if spec.max is not None and value > spec.max:
+        missed.append(f"above max {fmt(spec.max)}")
+    if missed:
+        parts.append("FAILS threshold: " + " and ".join(missed) + _straddle_note(result, spec, confidence))
+    elif spec.min is not None or spec.max is not None:
+        bounds = [f"min {fmt(spec.min)}" if spec.min is not None else "", f"max {fmt(spec.max)}" if spec.max is not None else ""]
+        parts.append("meets " + " and ".join(b for b in bounds if b) + _straddle_note(result, spec, confidence))
+
+    # Baseline.
+    baseline_status = None
+    if baseline is not None:
+        baseline_status, text = _compare(metric, spec, values, keys, baseline, result, binary, aggregate,
+                                         alpha=alpha, seed=seed, confidence=confidence)
+        parts.append(text)
+
+    result.verdict = "fail" if missed else (baseline_status or "pass")
+    result.reason = "; ".join(parts)
+    return result
+
+
+def _ci_text(result: MetricResult, confidence: float) -> str:
+    if result.ci_low is None or result.ci_high is None:
+        return ""
+    return f" ({confidence:.0%} CI {fmt(result.ci_low)}-{fmt(result.ci_high)}, {result.interval})"
+
+
+def _straddle_note(result: MetricResult, spec: MetricSpec, confidence: float) -> str:
+    """Say so when the interval contains a threshold: the pass/fail may flip with more examples."""
+    if result.ci_low is None or result.ci_high is None:
+        return ""
+    for bound in (spec.min, spec.max):
+        if bound is not None and result.ci_low <= bound <= result.ci_high:
+            return f" (the {confidence:.0%} CI contains {fmt(bound)}: too few examples to be sure)"
+    return ""
+
+
+def _compare(
+    metric: MetricLike, spec: MetricSpec, values: Sequence[Any], keys: Sequence[str], baseline: Mapping[str, Any],
+    result: MetricResult, binary: bool, aggregate: Callable[[Sequence[Any]], float] | str, *,
+    alpha: float, seed: int, confidence: float,
+) -> tuple[str | None, str]:
+    """Paired comparison on the keys present (with a value) in both runs; fills the result's baseline fields."""
+    now = dict(zip(keys, values))
+    paired = [k for k in keys if k in baseline and now[k] is not None and baseline[k] is not None]
+    new_only = sum(1 for k in keys if k not in baseline)
+    gone = sum(1 for k in baseline if k not in now)
+    result.n_paired, result.n_new, result.n_missing = len(paired), new_only, gone
+    unmatched = ""
+    if new_only or gone:
+        unmatched = (f"; not compared: {new_only} example(s) new since the baseline, {gone} baseline example(s) "
+                     f"missing now (refresh the baseline if the dataset or repeats changed on purpose)")
+    if not paired:
+        return None, "no baseline comparison: no example key matches the baseline" + unmatched
+
+    old_v = [baseline[k] for k in paired]
+    new_v = [now[k] for k in paired]
+    hib = metric.higher_is_better
+    if binary and _is_binary(_numeric(old_v)):
+        old_a, new_a = _numeric(old_v), _numeric(new_v)
+        lost = int(np.count_nonzero((old_a == 1) & (new_a == 0)))
+        gained = int(np.count_nonzero((old_a == 0) & (new_a == 1)))
+        base, delta = float(old_a.mean()), float(new_a.mean() - old_a.mean())
+        p_fewer = mcnemar_exact(lost, gained, alternative="worse")
+        p_more = mcnemar_exact(lost, gained, alternative="better")
+        result.test = "mcnemar-exact"
+        detail = f"{lost} flipped to 0, {gained} flipped to 1; McNemar exact"
+    else:
+        agg = aggregate
+        n_res = N_RESAMPLES_MEAN if agg == "mean" else N_RESAMPLES_CORPUS
+        base = float(np.mean(_numeric(old_v))) if agg == "mean" else float(metric.aggregate(old_v))
+        pc = paired_bootstrap(old_v, new_v, agg, seed=seed, n_resamples=n_res, confidence=confidence,
+                              batched=getattr(metric, "aggregate_resamples", None))
+        delta, p_fewer, p_more = pc.delta, pc.p_lower, pc.p_higher
+        result.test = "paired-bootstrap"
+        detail = f"{confidence:.0%} CI of change {fmt_delta(pc.ci_low)} to {fmt_delta(pc.ci_high)}; paired bootstrap"
+    p_worse, p_better = (p_fewer, p_more) if hib else (p_more, p_fewer)
+    worsening = -delta if hib else delta  # > 0: moved in the worse direction
+    result.baseline, result.delta = base, delta
+    result.p_value = p_worse if worsening >= 0 else p_better
+    direction = "drop" if worsening >= 0 else "improvement"
+    text = (f"vs baseline {fmt(base)} on {len(paired)} paired: change {fmt_delta(delta)} ({detail} one-sided "
+            f"{fmt_p(result.p_value)} for a {direction}")
+    if worsening > 0 and p_worse < alpha:
+        if spec.max_drop is not None and worsening <= spec.max_drop:
+            return "unchanged", text + f") - significant at alpha {alpha:g} but within max_drop {fmt(spec.max_drop)}" + unmatched
+        tolerance = f", beyond max_drop {fmt(spec.max_drop)}" if spec.max_drop is not None else ""
+        return "regression", text + f") - REGRESSION: significant at alpha {alpha:g}{tolerance}" + unmatched
+    if worsening < 0 and p_better < alpha:
+        return "improved", text + f") - improved: significant at alpha {alpha:g}; consider refreshing the baseline" + unmatched
+    return "unchanged", text + f") - not significant at alpha {alpha:g}" + unmatched

@@ -1,0 +1,208 @@
+"""Dataset rows -> Examples: every source through `datasets`, column mapping, labels, deterministic sampling."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import datasets
+import pytest
+
+from evalsuite.case import DatasetSpec
+from evalsuite.examples import DatasetError, DatasetUnavailable, fingerprint, load_examples
+from evalsuite.records import Example
+
+IMDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "imdb-test.jsonl"
+
+ROWS = [  # invented reviews: label 1 = positive
+    {"rid": "a1", "review": "Loved every minute", "label": 1},
+    {"rid": "a2", "review": "Dull and slow", "label": 0},
+    {"rid": "a3", "review": "A small gem", "label": 1},
+    {"rid": "a4", "review": "I walked out", "label": 0},
+    {"rid": "a5", "review": "Funny and warm", "label": 1},
+    {"rid": "a6", "review": "Plot holes everywhere", "label": 1},
+]
+
+
+def spec(**kwargs) -> DatasetSpec:
+    return DatasetSpec.model_validate(kwargs)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_inline_examples_use_the_row_index_as_id(tmp_path: Path) -> None:
+    rows = load_examples(spec(examples=[{"q": "2+2", "expected": "4"}, {"q": "3+3", "expected": "6"}]), tmp_path)
+    assert rows == [Example("0", {"q": "2+2"}, "4"), Example("1", {"q": "3+3"}, "6")]
+
+
+def test_jsonl_with_id_column_mapping_and_label_names(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "reviews.jsonl", ROWS)
+    rows = load_examples(spec(path="reviews.jsonl", id="rid", expected="label", columns={"text": "review"},
+                              label_names=["negative", "positive"]), tmp_path)
+    assert [r.id for r in rows] == ["a1", "a2", "a3", "a4", "a5", "a6"]
+    assert rows[1].expected == "negative" and rows[0].expected == "positive"
+    assert rows[0].fields["text"] == "Loved every minute" == rows[0].fields["review"]
+    assert "label" not in rows[0].fields
+
+
+def test_json_array_file(tmp_path: Path) -> None:
+    (tmp_path / "qa.json").write_text(json.dumps([{"question": "Capital of Peru?", "answer": "Lima"},
+                                                  {"question": "Capital of Chad?", "answer": "N'Djamena"}]))
+    rows = load_examples(spec(path="qa.json", expected="answer"), tmp_path)
+    assert [(r.fields["question"], r.expected) for r in rows] == [("Capital of Peru?", "Lima"), ("Capital of Chad?", "N'Djamena")]
+
+
+def test_csv_cells_stay_strings(tmp_path: Path) -> None:
+    (tmp_path / "codes.csv").write_text("code,answer,note,label\n007,NA,,1\n042,None,n/a,0\n")
+    rows = load_examples(spec(path="codes.csv", expected="label", label_names={0: "no", 1: "yes"}), tmp_path)
+    assert rows[0].fields == {"code": "007", "answer": "NA", "note": ""}
+    assert rows[1].fields == {"code": "042", "answer": "None", "note": "n/a"}
+    assert [r.expected for r in rows] == ["yes", "no"]  # "1" from the CSV matches the YAML key 1
+
+
+def test_parquet_file(tmp_path: Path) -> None:
+    datasets.Dataset.from_list(ROWS).to_parquet(str(tmp_path / "reviews.parquet"))
+    rows = load_examples(spec(path="reviews.parquet", expected="label", id="rid"), tmp_path)
+    assert [(r.id, r.expected) for r in rows][:2] == [("a1", 1), ("a2", 0)]
+
+
+def make_hub_repo(root: Path) -> Path:
+    """A dataset repository laid out as on the Hub: data/<split>-*.parquet, with a ClassLabel column."""
+    repo = root / "hub" / "reviews"
+    (repo / "data").mkdir(parents=True)
+    features = datasets.Features({"rid": datasets.Value("string"), "review": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["neg", "pos"])})
+    datasets.Dataset.from_list(ROWS[:4], features=features).to_parquet(str(repo / "data" / "train-00000-of-00001.parquet"))
+    datasets.Dataset.from_list(ROWS[4:], features=features).to_parquet(str(repo / "data" / "test-00000-of-00001.parquet"))
+    return repo
+
+
+def test_hf_source_with_a_local_repository_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    make_hub_repo(tmp_path)
+    rows = load_examples(spec(hf="hub/reviews", split="test", id="rid", expected="label"), tmp_path)
+    assert [(r.id, r.expected) for r in rows] == [("a5", "pos"), ("a6", "pos")]  # ClassLabel names used
+    train = load_examples(spec(hf="hub/reviews", split="train", expected="label", label_names=["bad", "good"]), tmp_path)
+    assert [r.expected for r in train] == ["good", "bad", "good", "bad"]
+
+
+def test_unavailable_hub_dataset_raises_dataset_unavailable_quickly(tmp_path: Path) -> None:
+    """Offline and not cached: a clear reason, no long retries (run in a fresh process so the env applies)."""
+    make_hub_repo(tmp_path)
+    script = (
+        "from pathlib import Path\n"
+        "from evalsuite.case import DatasetSpec\n"
+        "from evalsuite.examples import load_examples, DatasetUnavailable\n"
+        "for hf, split in (('evalsuite-tests/no-such-dataset', 'test'), ('hub/reviews', 'validation')):\n"
+        "    try:\n"
+        "        load_examples(DatasetSpec(hf=hf, split=split, expected=None), Path('.'))\n"
+        "    except DatasetUnavailable as exc:\n"
+        "        print('UNAVAILABLE', exc)\n"
+    )
+    repo_root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf-home"),
+           "PYTHONPATH": os.pathsep.join(filter(None, [repo_root, os.environ.get("PYTHONPATH")]))}
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert time.perf_counter() - started < 60
+    lines = out.stdout.splitlines()
+    assert len(lines) == 2, out.stdout
+    assert lines[0].startswith("UNAVAILABLE dataset.hf 'evalsuite-tests/no-such-dataset' (split='test') is not available here: ")
+    assert lines[1].startswith("UNAVAILABLE dataset.hf 'hub/reviews' (split='validation') is not available here: ")
+    assert "validation" in lines[1].split("here: ")[1]
+
+
+def test_limit_is_the_smaller_of_spec_and_argument(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "r.jsonl", ROWS)
+    assert len(load_examples(spec(path="r.jsonl", expected="label", limit=4), tmp_path)) == 4
+    assert len(load_examples(spec(path="r.jsonl", expected="label", limit=4), tmp_path, limit=2)) == 2
+    assert len(load_examples(spec(path="r.jsonl", expected="label"), tmp_path, limit=3)) == 3
+    assert len(load_examples(spec(path="r.jsonl", expected="label", limit=50), tmp_path)) == 6
+
+
+def test_shuffle_is_a_seeded_permutation(tmp_path: Path) -> None:
+    rows = [{"n": i, "expected": i % 3} for i in range(40)]
+    first = [r.id for r in load_examples(spec(examples=rows, shuffle=True, seed=7), tmp_path)]
+    again = [r.id for r in load_examples(spec(examples=rows, shuffle=True, seed=7), tmp_path)]
+    other = [r.id for r in load_examples(spec(examples=rows, shuffle=True, seed=8), tmp_path)]
+    assert first == again and first != other
+    assert sorted(first, key=int) == [str(i) for i in range(40)] and first != sorted(first, key=int)
+    assert first[:5] == [r.id for r in load_examples(spec(examples=rows, shuffle=True, seed=7, limit=5), tmp_path)]
+
+
+def test_stratify_takes_an_equal_share_per_value_in_dataset_order(tmp_path: Path) -> None:
+    rows = [{"n": i, "expected": "pos" if i < 30 else ("neg" if i < 55 else "mixed")} for i in range(60)]
+    picked = load_examples(spec(examples=rows, stratify="expected", limit=12, seed=3), tmp_path)
+    assert Counter(r.expected for r in picked) == {"pos": 4, "neg": 4, "mixed": 4}
+    assert [int(r.id) for r in picked] == sorted(int(r.id) for r in picked)  # dataset order kept
+    assert picked == load_examples(spec(examples=rows, stratify="expected", limit=12, seed=3), tmp_path)
+    assert picked != load_examples(spec(examples=rows, stratify="expected", limit=12, seed=4), tmp_path)
+    # A group smaller than its share is taken whole; the others fill the limit.
+    uneven = load_examples(spec(examples=rows, stratify="expected", limit=20, seed=3), tmp_path)
+    assert Counter(r.expected for r in uneven) == {"mixed": 5, "neg": 7, "pos": 8}
+
+
+def test_stratify_on_a_file_column_after_mapping(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "r.jsonl", ROWS)
+    picked = load_examples(spec(path="r.jsonl", columns={"y": "label"}, expected="y", stratify="y", limit=4), tmp_path)
+    assert Counter(r.expected for r in picked) == {0: 2, 1: 2}
+
+
+def test_missing_columns_name_the_available_ones(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "r.jsonl", ROWS)
+    with pytest.raises(DatasetError) as info:
+        load_examples(spec(path="r.jsonl"), tmp_path)
+    assert str(info.value) == ("dataset.expected: no column 'expected'; available: rid, review, label; set "
+                               "dataset.expected to the reference column, or to null for a reference-free case")
+    with pytest.raises(DatasetError, match=r"dataset.columns.text: no column 'body'; available: rid, review, label"):
+        load_examples(spec(path="r.jsonl", expected="label", columns={"text": "body"}), tmp_path)
+
+
+def test_bad_files_ids_and_labels(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=r"no such file .*nope.jsonl \(paths are relative to the case file"):
+        load_examples(spec(path="nope.jsonl"), tmp_path)
+    (tmp_path / "r.txt").write_text("x")
+    with pytest.raises(DatasetError, match=r"unsupported file type '.txt'; use one of .jsonl, .json, .csv, .parquet"):
+        load_examples(spec(path="r.txt"), tmp_path)
+    rows = [{"k": "same", "expected": 1}, {"k": "same", "expected": 0}]
+    with pytest.raises(DatasetError, match="the id 'same' occurs twice in column 'k'"):
+        load_examples(spec(examples=rows, id="k"), tmp_path)
+    with pytest.raises(DatasetError, match=r"example '0' has label 7, which label_names does not map \(known: 0..1\)"):
+        load_examples(spec(examples=[{"expected": 7}], label_names=["no", "yes"]), tmp_path)
+
+
+def test_reference_free_cases_have_no_expected(tmp_path: Path) -> None:
+    rows = load_examples(spec(examples=[{"topic": "tea"}], expected=None), tmp_path)
+    assert rows == [Example("0", {"topic": "tea"}, None)]
+
+
+def test_fingerprint_tracks_ids_fields_expected_and_order(tmp_path: Path) -> None:
+    base = [Example("1", {"t": "a"}, "x"), Example("2", {"t": "b"}, "y")]
+    fp = fingerprint(base)
+    assert len(fp) == 16 and fp == fingerprint([Example("1", {"t": "a"}, "x"), Example("2", {"t": "b"}, "y")])
+    assert fp != fingerprint(base[::-1])
+    assert fp != fingerprint([base[0], Example("2", {"t": "b"}, "z")])
+    assert fp != fingerprint([base[0], Example("2", {"t": "c"}, "y")])
+    assert fp != fingerprint([base[0], Example("3", {"t": "b"}, "y")])
+
+
+@pytest.mark.skipif(not IMDB.exists(), reason="the shared 25k-row IMDB file is not on this machine")
+def test_25k_row_jsonl_stratified_sample(tmp_path: Path) -> None:
+    started = time.perf_counter()
+    rows = load_examples(spec(path=str(IMDB), id="id", expected="label", stratify="label", limit=200, seed=1),
+                         tmp_path)
+    elapsed = time.perf_counter() - started
+    assert Counter(r.expected for r in rows) == {0: 100, 1: 100}
+    assert len({r.id for r in rows}) == 200
+    assert elapsed < 30  # about 2 s cold on 2 cores; generous for a loaded CI machine

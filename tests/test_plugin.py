@@ -1,0 +1,222 @@
+"""The plugin end to end: case files become items that call a real 127.0.0.1 server through the openai SDK,
+record cassettes, replay them offline, report, and gate on thresholds and on a baseline."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.chat_server import ChatServer, sentiment_responder
+
+CANARY = "sk-canary-0123456789abcdef"
+
+REVIEWS = [
+    ("r1", "A great film, I love it", 1),
+    ("r2", "Awful and boring, the worst", 0),
+    ("r3", "Excellent acting and a wonderful score", 1),
+    ("r4", "Terrible plot, bad jokes", 0),
+    ("r5", "The best movie this year, great fun", 1),
+    ("r6", "I hate how boring it was", 0),
+    ("r7", "Good but a bit long", 1),
+    ("r8", "Bad sound and awful pacing", 0),
+]
+
+SENTIMENT_CASE = """
+suite: reviews
+cases:
+  - id: sentiment
+    tags: [sentiment, smoke]
+    model: {{name: test-model, temperature: 0, max_tokens: 3{provider}}}
+    dataset: {{path: data/reviews.jsonl, label_names: [negative, positive], expected: label}}
+    prompt:
+      system: Classify the sentiment of the review as positive or negative.
+      user: "Review: {{{{ text }}}}"
+    variants:
+      prompts:
+        plain: {{}}
+        terse: {{system: "Sentiment? positive/negative."}}
+      matrix: {{temperature: [0, 0.7]}}
+    parse:
+      kind: label
+      labels: {{positive: [positive, pos], negative: [negative, neg]}}
+    metrics:
+      accuracy: {{min: {min_accuracy}}}
+      f1: {{average: macro, min: 0.5}}
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A user project: pytest.ini, a case file and its dataset."""
+    pytester.makeini("[pytest]\n")
+    data = pytester.path / "cases" / "data"
+    data.mkdir(parents=True)
+    (data / "reviews.jsonl").write_text(
+        "\n".join(json.dumps({"id": i, "text": t, "label": y}) for i, t, y in REVIEWS) + "\n"
+    )
+    write_case(pytester)
+    return pytester
+
+
+def write_case(pytester: pytest.Pytester, *, min_accuracy: float = 0.75, provider: str = "") -> None:
+    (pytester.path / "cases" / "reviews.yaml").write_text(
+        SENTIMENT_CASE.format(min_accuracy=min_accuracy, provider=provider)
+    )
+
+
+def run(pytester: pytest.Pytester, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run pytest in a fresh process, as a user would, with only the given credentials in the environment."""
+    import os
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_OPENAI_"))}
+    base.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=pytester.path, env=base, capture_output=True, text=True, timeout=300,
+    )
+
+
+def report_json(pytester: pytest.Pytester) -> dict:
+    return json.loads((pytester.path / "reports" / "report.json").read_text())
+
+
+def scores(report: dict) -> dict[str, dict[str, float]]:
+    return {item["item_id"]: {m["name"]: m["value"] for m in item["metrics"]} for item in report["items"]}
+
+
+def test_record_then_replay_offline_gives_the_same_scores(project: pytest.Pytester) -> None:
+    with ChatServer(sentiment_responder) as server:
+        live = run(project, "cases", "--record-mode=once", env={"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": CANARY})
+        assert live.returncode == 0, live.stdout + live.stderr
+        sent = len(server.requests)
+    assert sent == 4 * len(REVIEWS)  # 2 prompt variants x 2 temperatures
+    live_scores = scores(report_json(project))
+    assert set(live_scores) == {"sentiment[plain-t0]", "sentiment[plain-t0.7]", "sentiment[terse-t0]", "sentiment[terse-t0.7]"}
+    assert live_scores["sentiment[plain-t0]"]["accuracy"] == 1.0
+    assert "evalsuite score report" in live.stdout
+
+    cassettes = sorted((project.path / "cassettes" / "reviews").glob("*.json"))
+    assert [c.name for c in cassettes] == [f"{i}.json" for i in sorted(live_scores)]
+    for cassette in project.path.joinpath("cassettes").rglob("*"):
+        if cassette.is_file():
+            assert CANARY not in cassette.read_text(), cassette
+
+    # Server stopped, no key, no base URL: replay only.
+    replay = run(project, "cases")
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert scores(report_json(project)) == live_scores
+    for out in (project.path / "reports").iterdir():
+        assert CANARY not in out.read_text(errors="replace")
+
+
+def test_k_markers_and_strict_markers_select_items(project: pytest.Pytester) -> None:
+    result = run(project, "cases", "--collect-only", "-q", "-k", "terse and t0.7", "--strict-markers")
+    assert "cases/reviews.yaml::sentiment[terse-t0.7]" in result.stdout
+    assert "plain" not in result.stdout
+    result = run(project, "cases", "--collect-only", "-q", "-m", "smoke", "--strict-markers")
+    assert result.stdout.count("sentiment[") == 4, result.stdout
+
+
+def test_missing_recording_fails_with_the_command_to_record_and_sends_nothing(project: pytest.Pytester) -> None:
+    with ChatServer(sentiment_responder) as server:
+        result = run(project, "cases", "-k", "plain and t0 and not t0.7", env={"OPENAI_BASE_URL": server.base_url})
+        assert server.requests == []
+    assert result.returncode == 1
+    assert "not recorded" in result.stdout
+    assert "--record-mode=new_episodes" in result.stdout
+    assert "Traceback" not in result.stdout
+
+
+def test_malformed_case_file_gives_one_clear_error(project: pytest.Pytester) -> None:
+    (project.path / "cases" / "broken.yaml").write_text(
+        "cases:\n  - id: broken\n    dataset: {examples: [{text: a, expected: b}]}\n"
+        "    prompt: {user: '{{ text }}'}\n    metrics: {acuracy: {min: 0.5}}\n"
+    )
+    result = run(project, "cases", "--collect-only")
+    assert result.returncode != 0
+    assert "cases/broken.yaml:5" in result.stdout
+    assert "acuracy" in result.stdout and "accuracy" in result.stdout
+    assert "Traceback" not in result.stdout
+
+
+def test_threshold_failure_names_metric_value_threshold_and_worst_examples(project: pytest.Pytester) -> None:
+    write_case(project, min_accuracy=1.01)
+    with ChatServer(sentiment_responder) as server:
+        result = run(project, "cases", "-k", "plain and t0 and not t0.7", "--record-mode=once",
+                     env={"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": CANARY})
+    assert result.returncode == 1
+    assert "accuracy" in result.stdout and "1.01" in result.stdout
+
+
+def test_baseline_gate_detects_a_regression(project: pytest.Pytester) -> None:
+    env_live = {"OPENAI_API_KEY": CANARY}
+    with ChatServer(sentiment_responder) as server:
+        env_live["OPENAI_BASE_URL"] = server.base_url
+        first = run(project, "cases", "-k", "plain and t0 and not t0.7", "--record-mode=once",
+                    "--eval-update-baseline", "baseline.json", env=env_live)
+    assert first.returncode == 0, first.stdout
+    assert (project.path / "baseline.json").exists()
+    # The model changes: it now calls everything positive. 4 of 8 examples flip to wrong.
+    with ChatServer(lambda body: "positive") as server:
+        env_live["OPENAI_BASE_URL"] = server.base_url
+        write_case(project, min_accuracy=0.0)
+        second = run(project, "cases", "-k", "plain and t0 and not t0.7", "--record-mode=rewrite",
+                     "--eval-baseline", "baseline.json", env=env_live)
+    assert "accuracy" in second.stdout
+    item = report_json(project)["items"][0]
+    accuracy = next(m for m in item["metrics"] if m["name"] == "accuracy")
+    assert accuracy["baseline"] == 1.0 and accuracy["value"] == 0.5
+    assert accuracy["n_paired"] == len(REVIEWS)
+    # 4 of 8 examples got worse and none better: McNemar's exact one-sided p = 0.5**4 = 0.0625.
+    # Not significant at alpha 0.05 with only 8 examples, so the gate does not cry wolf.
+    assert accuracy["p_value"] == pytest.approx(0.0625)
+    assert accuracy["verdict"] == "unchanged" and second.returncode == 0
+
+
+def test_azure_provider_records_and_replays(project: pytest.Pytester) -> None:
+    write_case(project, provider=", provider: azure_openai, api_version: '2024-10-21'")
+    with ChatServer(sentiment_responder) as server:
+        env = {"AZURE_OPENAI_ENDPOINT": server.azure_endpoint, "AZURE_OPENAI_API_KEY": CANARY}
+        live = run(project, "cases", "-k", "plain and t0 and not t0.7", "--record-mode=once", env=env)
+        assert live.returncode == 0, live.stdout + live.stderr
+        assert server.headers and all(h.get("api-key") == CANARY for h in server.headers)
+    replay = run(project, "cases", "-k", "plain and t0 and not t0.7")
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert CANARY not in "".join(p.read_text() for p in project.path.joinpath("cassettes").rglob("*.json"))
+
+
+def test_xdist_workers_record_and_merge_one_report(project: pytest.Pytester) -> None:
+    with ChatServer(sentiment_responder) as server:
+        result = run(project, "cases", "-n", "2", "--record-mode=once",
+                     env={"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": CANARY})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(report_json(project)["items"]) == 4
+    assert len(list((project.path / "cassettes" / "reviews").glob("*.json"))) == 4
+    replay = run(project, "cases", "-n", "2")
+    assert replay.returncode == 0, replay.stdout
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1) to drop the network")
+def test_replay_works_with_networking_disabled(project: pytest.Pytester) -> None:
+    probe = subprocess.run(["unshare", "-rn", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"unshare -rn is not permitted here: {probe.stderr.decode().strip()}")
+    with ChatServer(sentiment_responder) as server:
+        live = run(project, "cases", "--record-mode=once", env={"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": CANARY})
+    assert live.returncode == 0
+    result = subprocess.run(["unshare", "-rn", sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "cases"],
+                            cwd=project.path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_junit_xml_carries_scores(project: pytest.Pytester) -> None:
+    with ChatServer(sentiment_responder) as server:
+        run(project, "cases", "-k", "plain and t0 and not t0.7", "--record-mode=once", "--junitxml=junit.xml",
+            env={"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": CANARY})
+    xml = (project.path / "junit.xml").read_text()
+    assert 'name="evalsuite.accuracy" value="1.0"' in xml

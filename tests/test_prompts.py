@@ -1,0 +1,152 @@
+"""Examples -> request bodies: sandboxed templates, chat and completions layouts, params, repeats, truncation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from evalsuite.case import Case
+from evalsuite.prompts import PromptError, build_calls, get_encoding, truncate_text
+from evalsuite.records import Example
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = [Example("r1", {"text": "A small gem"}, "positive"), Example("r2", {"text": "I walked out"}, "negative")]
+FEW_SHOT = [{"role": "user", "content": "Loved it"}, {"role": "assistant", "content": "positive"},
+            {"role": "user", "content": "Hated it"}, {"role": "assistant", "content": "negative"}]
+
+
+def case(model: dict | None = None, **prompt) -> Case:
+    prompt.setdefault("user", "Review: {{ text }}\nSentiment:")
+    return Case.model_validate({"id": "c", "model": {"name": "m", **(model or {})}, "prompt": prompt,
+                                "dataset": {"examples": [{}]}, "metrics": ["accuracy"]})
+
+
+def test_chat_body_has_system_few_shot_then_user() -> None:
+    [first, _] = build_calls(case(system="Classify {{ example_id }}.", few_shot=FEW_SHOT), EXAMPLES)
+    assert first.api == "chat" and (first.example_id, first.sample) == ("r1", 0)
+    assert first.body == {"model": "m", "messages": [
+        {"role": "system", "content": "Classify r1."},
+        *FEW_SHOT,
+        {"role": "user", "content": "Review: A small gem\nSentiment:"},
+    ]}
+
+
+def test_completions_prompt_layout() -> None:
+    [first, _] = build_calls(case({"api": "completions"}, system="Classify.", few_shot=FEW_SHOT), EXAMPLES)
+    assert first.api == "completions"
+    assert first.body == {"model": "m", "prompt": (
+        "Classify.\n\nLoved it\npositive\n\nHated it\nnegative\n\nReview: A small gem\nSentiment:"
+    )}
+    [bare, _] = build_calls(case({"api": "completions"}), EXAMPLES)
+    assert bare.body["prompt"] == "Review: A small gem\nSentiment:"
+
+
+def test_templates_see_fields_expected_and_example_id() -> None:
+    [call, _] = build_calls(case(user="{{ example_id }}|{{ text | upper }}|{{ expected }}"), EXAMPLES)
+    assert call.body["messages"] == [{"role": "user", "content": "r1|A SMALL GEM|positive"}]
+
+
+def test_sampling_params_and_logprobs() -> None:
+    model = {"temperature": 0, "max_tokens": 5, "top_p": 0.9, "seed": 7, "stop": "\n", "logprobs": True,
+             "top_logprobs": 3}
+    [chat, _] = build_calls(case(model), EXAMPLES)
+    assert {k: v for k, v in chat.body.items() if k not in ("model", "messages")} == {
+        "temperature": 0.0, "max_tokens": 5, "top_p": 0.9, "seed": 7, "stop": ["\n"], "logprobs": True, "top_logprobs": 3,
+    }
+    [completions, _] = build_calls(case({**model, "api": "completions", "top_logprobs": 9}), EXAMPLES)
+    assert completions.body["logprobs"] == 5 and "top_logprobs" not in completions.body
+    [plain, _] = build_calls(case({"api": "completions", "logprobs": True}), EXAMPLES)
+    assert plain.body["logprobs"] == 1
+    [unset, _] = build_calls(case(), EXAMPLES)
+    assert set(unset.body) == {"model", "messages"}
+
+
+def test_repeats_give_identical_bodies_and_hashes() -> None:
+    c = case(model={"temperature": 1}).model_copy(update={"repeats": 3})
+    calls = build_calls(c, EXAMPLES)
+    assert [(x.example_id, x.sample) for x in calls] == [("r1", 0), ("r1", 1), ("r1", 2), ("r2", 0), ("r2", 1), ("r2", 2)]
+    assert calls[0].body == calls[1].body == calls[2].body and calls[0].body != calls[3].body
+    canonical = json.dumps(calls[0].body, sort_keys=True, separators=(",", ":"))
+    assert calls[0].prompt_hash == hashlib.sha256(canonical.encode()).hexdigest()[:16] == calls[2].prompt_hash
+    assert calls[0].prompt_hash != calls[3].prompt_hash
+
+
+def test_undefined_variable_names_it_and_the_available_fields() -> None:
+    with pytest.raises(PromptError) as info:
+        build_calls(case(user="Review: {{ review }}"), EXAMPLES)
+    assert str(info.value) == ("case 'c': prompt.user (example 'r1'): undefined variable 'review'; "
+                               "available fields: example_id, expected, text")
+    with pytest.raises(PromptError, match=r"prompt.user \(example 'r1'\): 'str object' has no attribute 'nope'"):
+        build_calls(case(user="{{ text.nope }}"), EXAMPLES)
+
+
+def test_sandbox_blocks_attribute_escapes() -> None:
+    with pytest.raises(PromptError) as info:
+        build_calls(case(user="{{ ''.__class__.__mro__ }}"), EXAMPLES)
+    message = str(info.value)
+    assert message.startswith("case 'c': prompt.user (example 'r1'): blocked by the template sandbox")
+    assert "__class__" in message and "available fields: example_id, expected, text" in message
+
+
+def test_template_syntax_error_names_the_template() -> None:
+    with pytest.raises(PromptError, match=r"case 'c': prompt.system: template syntax error on line 1: "):
+        build_calls(case(system="{{ text "), EXAMPLES)
+
+
+def test_truncation_cuts_the_field_to_the_token_budget() -> None:
+    long = "The film opens on a quiet harbour town and lingers there for a very long time. " * 20
+    c = case(user="{{ text }}", truncate={"field": "text", "max_tokens": 25})
+    [call] = build_calls(c, [Example("r", {"text": long}, None)])
+    content = call.body["messages"][0]["content"]
+    encoding = get_encoding()
+    assert len(encoding.encode(content)) == 25 and long.startswith(content)
+    [short] = build_calls(c, [Example("r", {"text": "Tiny."}, None)])
+    assert short.body["messages"][0]["content"] == "Tiny."
+    accents = "crème brûlée à la carte, déjà vu " * 10
+    cut = truncate_text(accents, 13)
+    assert accents.startswith(cut) and "\ufffd" not in cut and len(encoding.encode(cut)) <= 13
+
+
+def test_truncating_a_missing_field_is_a_clear_error() -> None:
+    with pytest.raises(PromptError, match=r"example 'r1' has no field 'body'; available fields: text"):
+        build_calls(case(truncate={"field": "body", "max_tokens": 3}), EXAMPLES)
+
+
+def test_shipped_cl100k_matches_tiktoken_official_encoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Feed tiktoken's own cl100k_base constructor our file through its cache: same pattern, specials, tokens."""
+    import tiktoken_ext.openai_public as openai_public
+
+    url = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
+    shutil.copy(REPO / "evalsuite" / "tokenizers" / "cl100k_base.tiktoken", tmp_path / hashlib.sha1(url.encode()).hexdigest())
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    official = openai_public.cl100k_base()
+    ours = get_encoding()
+    assert ours._pat_str == official["pat_str"] and ours._special_tokens == official["special_tokens"]
+    assert ours._mergeable_ranks == official["mergeable_ranks"]
+    assert ours.encode("hello world") == [15339, 1917] and ours.n_vocab == 100277
+
+
+def test_truncation_works_without_network() -> None:
+    """A fresh process, an empty tiktoken cache, Hub offline and (where permitted) no network at all."""
+    script = (
+        "from evalsuite.prompts import truncate_text, get_encoding\n"
+        "text = truncate_text('one two three four five six seven eight nine ten', 4)\n"
+        "print(repr(text), len(get_encoding().encode(text)))\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TIKTOKEN_CACHE_DIR": "/nonexistent/evalsuite",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    for key in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        env.pop(key, None)
+    command = [sys.executable, "-c", script]
+    if shutil.which("unshare") and subprocess.run(["unshare", "-rn", "true"], capture_output=True).returncode == 0:
+        command = ["unshare", "-rn", *command]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "'one two three four' 4"

@@ -1,0 +1,181 @@
+"""Verdicts a reviewer sees: thresholds, significant regressions, tolerated drops, improvements."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+from evalsuite.case import MetricSpec
+from evalsuite.verdict import judge
+
+
+@dataclass
+class Metric:
+    name: str = "accuracy"
+    kind: str = "proportion"
+    higher_is_better: bool = True
+    definition: str = "share of examples answered correctly"
+
+    def aggregate(self, values: Sequence[Any]) -> float:
+        return float(np.mean(values))
+
+
+@dataclass
+class MacroF1:
+    """A corpus metric: values are (prediction, expected) pairs."""
+
+    name: str = "macro_f1"
+    kind: str = "corpus"
+    higher_is_better: bool = True
+    definition: str = "macro-averaged F1"
+
+    def aggregate(self, values: Sequence[Any]) -> float:
+        # Counted by hand: the bootstrap calls this ~3,000 times (sklearn's f1_score costs ~8 ms a call).
+        counts = Counter((pred == gold, pred, gold) for pred, gold in values)
+        scores = []
+        for label in {gold for _, gold in values}:
+            tp = counts[(True, label, label)]
+            fp = sum(n for (ok, pred, _), n in counts.items() if pred == label and not ok)
+            fn = sum(n for (ok, _, gold), n in counts.items() if gold == label and not ok)
+            scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+        return sum(scores) / len(scores)
+
+
+def keys(n: int) -> list[str]:
+    return [f"ex{i}#0" for i in range(n)]
+
+
+def flip(values: np.ndarray, losses: int, gains: int, seed: int = 0) -> list[int]:
+    """Copy of 0/1 values with ``losses`` ones turned to 0 and ``gains`` zeros turned to 1."""
+    rng = np.random.default_rng(seed)
+    out = values.copy()
+    out[rng.choice(np.flatnonzero(values == 1), losses, replace=False)] = 0
+    out[rng.choice(np.flatnonzero(values == 0), gains, replace=False)] = 1
+    return out.tolist()
+
+
+@pytest.fixture
+def old() -> np.ndarray:
+    return (np.random.default_rng(42).random(1000) < 0.85).astype(int)
+
+
+def test_no_baseline_passes_with_interval_and_threshold(old: np.ndarray) -> None:
+    result = judge(Metric(), MetricSpec(min=0.8), old.tolist(), keys(1000))
+    assert result.verdict == "pass"
+    assert result.value == pytest.approx(old.mean())
+    assert result.interval == "wilson" and result.ci_low < result.value < result.ci_high
+    assert result.n == 1000 and result.n_paired == 0 and result.test == ""
+    assert "meets min 0.800" in result.reason
+
+
+def test_significant_drop_is_a_regression(old: np.ndarray) -> None:
+    new = flip(old, losses=45, gains=10)  # -3.5 points, 55 discordant pairs
+    result = judge(Metric(), MetricSpec(min=0.5), new, keys(1000), dict(zip(keys(1000), old.tolist())))
+    assert result.verdict == "regression" and result.failed
+    assert result.test == "mcnemar-exact" and result.n_paired == 1000
+    assert result.delta == pytest.approx(-0.035)
+    assert result.baseline == pytest.approx(old.mean())
+    assert result.p_value < 0.001
+    assert "45 flipped to 0, 10 flipped to 1" in result.reason and "REGRESSION" in result.reason
+
+
+def test_reshuffled_answers_with_equal_accuracy_are_unchanged(old: np.ndarray) -> None:
+    new = flip(old, losses=40, gains=36)  # lots of churn, -0.4 points
+    result = judge(Metric(), MetricSpec(), new, keys(1000), dict(zip(keys(1000), old.tolist())))
+    assert result.verdict == "unchanged" and not result.failed
+    assert result.p_value > 0.3
+    assert "not significant" in result.reason
+
+
+def test_improvement_is_reported(old: np.ndarray) -> None:
+    new = flip(old, losses=5, gains=40)
+    result = judge(Metric(), MetricSpec(), new, keys(1000), dict(zip(keys(1000), old.tolist())))
+    assert result.verdict == "improved" and not result.failed
+    assert result.delta == pytest.approx(0.035)
+    assert result.p_value < 0.001
+
+
+def test_max_drop_tolerates_a_small_significant_drop(old: np.ndarray) -> None:
+    new = flip(old, losses=20, gains=0)  # -2 points, highly significant
+    base = dict(zip(keys(1000), old.tolist()))
+    assert judge(Metric(), MetricSpec(), new, keys(1000), base).verdict == "regression"
+    tolerated = judge(Metric(), MetricSpec(max_drop=0.03), new, keys(1000), base)
+    assert tolerated.verdict == "unchanged"
+    assert "within max_drop 0.030" in tolerated.reason
+    assert judge(Metric(), MetricSpec(max_drop=0.01), new, keys(1000), base).verdict == "regression"
+
+
+def test_threshold_failure_takes_precedence_and_reason_names_both(old: np.ndarray) -> None:
+    new = flip(old, losses=80, gains=0)
+    result = judge(Metric(), MetricSpec(min=0.8), new, keys(1000), dict(zip(keys(1000), old.tolist())))
+    assert result.verdict == "fail"
+    assert "below min 0.800" in result.reason and "REGRESSION" in result.reason
+    assert result.delta == pytest.approx(-0.08)
+
+
+def test_threshold_max_and_interval_straddle_note() -> None:
+    values = [1] * 12 + [0] * 8  # 0.6 on 20 examples
+    result = judge(Metric(name="refusal_rate", higher_is_better=False), MetricSpec(max=0.5), values, keys(20))
+    assert result.verdict == "fail"
+    assert "above max 0.500" in result.reason and "too few examples" in result.reason
+
+
+def test_lower_is_better_direction() -> None:
+    old = np.zeros(400, dtype=int)
+    old[:40] = 1
+    new = flip(old, losses=0, gains=30)  # the rate rises from 10% to 17.5%: worse
+    metric = Metric(name="refusal_rate", higher_is_better=False)
+    result = judge(metric, MetricSpec(), new, keys(400), dict(zip(keys(400), old.tolist())))
+    assert result.verdict == "regression" and result.delta == pytest.approx(0.075)
+    better = judge(metric, MetricSpec(), old.tolist(), keys(400), dict(zip(keys(400), new)))
+    assert better.verdict == "improved"
+
+
+def test_unmatched_examples_are_counted_and_reported(old: np.ndarray) -> None:
+    base = {f"ex{i}#0": int(old[i]) for i in range(100, 1000)}
+    base["gone#0"] = 1
+    result = judge(Metric(), MetricSpec(), old.tolist(), keys(1000), base)
+    assert result.n == 1000 and result.n_paired == 900
+    assert "100 example(s) new since the baseline, 1 baseline example(s) missing" in result.reason
+    assert result.verdict == "unchanged" and result.delta == 0
+
+
+def test_baseline_without_any_matching_key() -> None:
+    result = judge(Metric(), MetricSpec(), [1, 0, 1], keys(3), {"other#0": 1})
+    assert result.verdict == "pass" and result.n_paired == 0 and result.delta is None
+    assert "no example key matches the baseline" in result.reason
+
+
+def test_mean_metric_uses_bootstrap_and_paired_bootstrap() -> None:
+    rng = np.random.default_rng(1)
+    old = rng.random(800)
+    new = np.clip(old - 0.05 + rng.normal(0, 0.05, 800), 0, 1)
+    metric = Metric(name="rougeL", kind="mean")
+    result = judge(metric, MetricSpec(min=0.3), new.tolist(), keys(800), dict(zip(keys(800), old.tolist())))
+    assert result.interval == "bootstrap" and result.test == "paired-bootstrap"
+    assert result.verdict == "regression" and result.delta == pytest.approx(new.mean() - old.mean())
+    again = judge(metric, MetricSpec(min=0.3), new.tolist(), keys(800), dict(zip(keys(800), old.tolist())))
+    assert (again.ci_low, again.ci_high, again.p_value) == (result.ci_low, result.ci_high, result.p_value)
+
+
+def test_corpus_metric_bootstraps_its_own_aggregate() -> None:
+    rng = np.random.default_rng(2)
+    gold = rng.choice(["pos", "neg", "neu"], 300).tolist()
+    old = [(g, g) if rng.random() < 0.9 else ("neu", g) for g in gold]
+    new = [(g, g) if rng.random() < 0.6 else ("neu", g) for g in gold]
+    result = judge(MacroF1(), MetricSpec(), new, keys(300), dict(zip(keys(300), old)))
+    assert result.interval == "bootstrap" and result.test == "paired-bootstrap"
+    assert result.verdict == "regression" and result.delta < -0.1
+
+
+def test_missing_values_are_excluded_and_all_missing_is_an_error() -> None:
+    result = judge(Metric(name="latency", kind="mean", higher_is_better=False), MetricSpec(max=2.0),
+                   [1.0, None, 3.0], keys(3))
+    assert result.n == 2 and result.value == pytest.approx(2.0) and result.verdict == "pass"
+    error = judge(Metric(name="latency", kind="mean"), MetricSpec(), [None, None], keys(2))
+    assert error.verdict == "error" and error.failed and error.value is None
