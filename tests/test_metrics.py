@@ -307,3 +307,13 @@ def test_short_form_keys_are_parameters():
     metric = get_metric("f1", MetricSpec.model_validate({"average": "micro", "min": 0.8}))
     assert metric.params == {"average": "micro", "pos_label": None}
     assert "micro-averaged" in metric.definition
+
+
+@pytest.mark.parametrize("name", ["sacrebleu", "chrf", "bleu", "perplexity"])
+def test_bootstrap_fast_path_equals_aggregate_per_resample(name):
+    items = [scored(h, r, token_logprobs=[-0.1 * (i + 1)] * (i + 1)) for i, (h, r) in enumerate(zip(HYPS, REFS))]
+    metric = get_metric(name, MetricSpec())
+    values = metric.score(items)
+    idx = np.random.default_rng(0).integers(0, len(values), size=(5, len(values)))
+    expected = [metric.aggregate([values[i] for i in row]) for row in idx]
+    assert metric.aggregate_resamples(values, idx) == pytest.approx(expected, abs=1e-9)

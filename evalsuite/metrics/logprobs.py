@@ -11,13 +11,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from evalsuite.metrics.registry import Metric, MetricError, metric
+from evalsuite.metrics.registry import MetricError, SummedStats, metric
 from evalsuite.records import Scored
 
 
 @metric("perplexity")
-class Perplexity(Metric):
-    kind = "corpus"
+class Perplexity(SummedStats):
     higher_is_better = False
     needs_logprobs = True
 
@@ -42,9 +41,6 @@ class Perplexity(Metric):
                 values.append([math.fsum(s.answer.token_logprobs), len(s.answer.token_logprobs)])
         return values
 
-    def aggregate(self, values: Sequence[Any]) -> float:
-        measured = [v for v in values if v is not None]
-        tokens = sum(n for _, n in measured)
-        if not tokens:
-            return math.nan
-        return math.exp(-math.fsum(total for total, _ in measured) / tokens)
+    def from_totals(self, totals: list[float]) -> float:
+        logprob, tokens = totals
+        return math.exp(-logprob / tokens) if tokens else math.nan

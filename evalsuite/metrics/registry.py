@@ -12,6 +12,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
+import numpy as np
+
 from evalsuite.case import MetricSpec
 from evalsuite.records import Scored
 
@@ -67,6 +69,28 @@ class Metric:
         """Default for proportion and mean metrics: the mean of the measured values (``None`` = not measured)."""
         measured = [float(v) for v in values if v is not None]
         return math.fsum(measured) / len(measured) if measured else math.nan
+
+
+class SummedStats(Metric):
+    """A corpus metric whose per-example values are count vectors and whose score is a formula of their sum.
+
+    ``aggregate_resamples`` lets the bootstrap sum each resample's vectors with numpy instead of calling
+    ``aggregate`` a thousand times on Python lists. ``None`` (not measured) contributes nothing.
+    """
+
+    kind = "corpus"
+
+    def from_totals(self, totals: list[float]) -> float:
+        raise NotImplementedError
+
+    def aggregate(self, values: Sequence[Any]) -> float:
+        measured = [v for v in values if v is not None]
+        return self.from_totals([sum(column) for column in zip(*measured)]) if measured else math.nan
+
+    def aggregate_resamples(self, values: Sequence[Any], idx: np.ndarray) -> np.ndarray:
+        width = len(next(v for v in values if v is not None))
+        stats = np.array([[0] * width if v is None else v for v in values])
+        return np.array([self.from_totals(stats[row].sum(axis=0).tolist()) for row in idx], dtype=float)
 
 
 REQUIRED = object()

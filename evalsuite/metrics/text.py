@@ -20,7 +20,7 @@ from sacrebleu.metrics.helpers import extract_all_word_ngrams
 from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
 from evalsuite.metrics._parallel import map_chunks
-from evalsuite.metrics.registry import Metric, MetricError, metric
+from evalsuite.metrics.registry import Metric, MetricError, SummedStats, metric
 from evalsuite.records import Scored
 
 Pair = tuple[str, list[str]]  # (hypothesis, references)
@@ -71,10 +71,9 @@ def _sacrebleu_stats(items: Sequence[Pair], cls_name: str, kwargs: dict[str, Any
     return [[int(x) for x in row] for row in stats]
 
 
-class _SacreMetric(Metric):
+class _SacreMetric(SummedStats):
     """Shared by sacrebleu BLEU and chrF: statistics per example, the library's formula on their sum."""
 
-    kind = "corpus"
     cls_name = ""
     _nrefs = 1
 
@@ -94,11 +93,9 @@ class _SacreMetric(Metric):
         self.definition = self.describe()  # the signature states the number of references seen
         return map_chunks(_sacrebleu_stats, items, self.cls_name, self.kwargs())
 
-    def aggregate(self, values: Sequence[Any]) -> float:
-        if not values:
-            return math.nan
-        total = [sum(column) for column in zip(*values)]
-        return float(_sacrebleu_metric(self.cls_name, self.kwargs())._compute_score_from_stats(total).score)
+    def from_totals(self, totals: list[float]) -> float:
+        scorer = _sacrebleu_metric(self.cls_name, self.kwargs())
+        return float(scorer._compute_score_from_stats([int(x) for x in totals]).score)
 
 
 @metric("sacrebleu")
@@ -159,8 +156,7 @@ def _nmt_stats(items: Sequence[Pair], max_order: int) -> list[list[int]]:
 
 
 @metric("bleu")
-class NmtBleu(Metric):
-    kind = "corpus"
+class NmtBleu(SummedStats):
     defaults = {"max_order": 4, "smooth": False}
 
     def describe(self) -> str:
@@ -175,11 +171,8 @@ class NmtBleu(Metric):
         items = pairs(scored, self.name)
         return map_chunks(_nmt_stats, items, self.params["max_order"]) if items else []
 
-    def aggregate(self, values: Sequence[Any]) -> float:
+    def from_totals(self, total: list[float]) -> float:
         order = self.params["max_order"]
-        if not values:
-            return math.nan
-        total = [sum(column) for column in zip(*values)]
         translation_length, reference_length = total[0], total[1]
         matches, possible = total[2 : 2 + order], total[2 + order :]
         if translation_length == 0 or reference_length == 0:
