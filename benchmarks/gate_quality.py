@@ -10,8 +10,9 @@ answers differently on ~10% of examples:
   (target detection >= 90% at n = 1,000).
 
 Gates compared: evalsuite's verdict (McNemar exact, one-sided, alpha 0.05, the real ``verdict.judge``),
-the same values judged as a mean metric (paired bootstrap), an unpaired two-proportion z-test (what
-lm-eval's comparator script does), and the naive "score below baseline" rule.
+the same values judged as a mean metric (the non-binary gate: paired randomization test, as for every
+mean/corpus metric), an unpaired two-proportion z-test (what lm-eval's comparator script does), and the
+naive "score below baseline" rule.
 
 Run: python benchmarks/gate_quality.py [--sims 500] [--n 1000]
 """
@@ -73,7 +74,7 @@ def gate_mcnemar(old: np.ndarray, new: np.ndarray, keys: list[str]) -> bool:
     return judge(Accuracy(), MetricSpec(), new.tolist(), keys, dict(zip(keys, old.tolist())), alpha=ALPHA).verdict == "regression"
 
 
-def gate_bootstrap(old: np.ndarray, new: np.ndarray, keys: list[str]) -> bool:
+def gate_permutation(old: np.ndarray, new: np.ndarray, keys: list[str]) -> bool:
     metric = Accuracy(kind="mean")
     return judge(metric, MetricSpec(), new.astype(float).tolist(), keys, dict(zip(keys, old.astype(float).tolist())),
                  alpha=ALPHA).verdict == "regression"
@@ -91,7 +92,7 @@ def gate_naive(old: np.ndarray, new: np.ndarray, keys: list[str]) -> bool:
 
 GATES: dict[str, Callable[[np.ndarray, np.ndarray, list[str]], bool]] = {
     "evalsuite: McNemar exact (proportion)": gate_mcnemar,
-    "evalsuite: paired bootstrap (mean)": gate_bootstrap,
+    "evalsuite: paired permutation (mean)": gate_permutation,
     "unpaired z-test (lm-eval style)": gate_unpaired_z,
     "naive: score below baseline": gate_naive,
 }
@@ -119,8 +120,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sims", type=int, default=500)
     parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--bootstrap-sims", type=int, default=200,
-                        help="simulations for the (slower) paired-bootstrap gate")
+    parser.add_argument("--permutation-sims", type=int, default=200,
+                        help="simulations for the (slower) mean-metric gate (bootstrap CI + randomization test)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if not DATA.exists():
@@ -139,7 +140,7 @@ def main() -> int:
     deltas: dict[str, list[float]] = {"no change": [], f"{DROP * 100:.0f}-point drop": []}
     for sim in range(args.sims):
         old = (rng.random(n) < ACCURACY).astype(int)
-        active = {name: gate for name, gate in GATES.items() if gate is not gate_bootstrap or sim < args.bootstrap_sims}
+        active = {name: gate for name, gate in GATES.items() if gate is not gate_permutation or sim < args.permutation_sims}
         for name in active:
             runs[name] += 1
         for scenario, drop in (("no change", 0.0), (f"{DROP * 100:.0f}-point drop", DROP)):

@@ -155,15 +155,17 @@ def exactly_once(calls: list[Call], answers: list[Any], served: Counter) -> str:
             f"error answers: {errors}")
 
 
-def _imdb_child(base_url: str, concurrency: int, conn: Connection) -> None:
+def _imdb_child(base_url: str, concurrency: int, record: bool, conn: Connection) -> None:
     calls = imdb_calls()
     rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     settings = EngineSettings(concurrency=concurrency)
-    note = "no recording (evalsuite.recording not available)"
-    try:
-        from evalsuite import recording
-    except ImportError:
-        recording = None
+    note = "not recorded (--no-record)"
+    recording = None
+    if record:
+        try:
+            from evalsuite import recording
+        except ImportError:
+            note = "not recorded: evalsuite.recording not available"
     with tempfile.TemporaryDirectory() as tmp:
         if recording is not None:
             cassette = Path(tmp) / "imdb.yaml"
@@ -184,12 +186,21 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--imdb-latency", type=float, default=0.02)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--skip-imdb", action="store_true")
+    parser.add_argument("--skip-synthetic", action="store_true", help="run only (c)")
+    parser.add_argument("--skip-imdb", action="store_true", help="skip (c)")
+    parser.add_argument("--no-record", action="store_true", help="(c) without a cassette")
     args = parser.parse_args()
     os.environ.setdefault("OPENAI_API_KEY", "sk-bench")
     print(f"python {sys.version.split()[0]}, openai {openai.__version__}, {os.cpu_count()} cores; "
           "chat server in a separate process on 127.0.0.1")
 
+    if not args.skip_synthetic:
+        synthetic(args)
+    if not args.skip_imdb:
+        imdb(args)
+
+
+def synthetic(args: argparse.Namespace) -> None:
     calls = synthetic_calls(args.n)
     ideal = args.n / args.concurrency * args.latency
     with ServerProcess(latency_s=args.latency) as server:
@@ -223,18 +234,22 @@ def main() -> None:
         print(f"    wall {faults_s:.2f} s; server statuses {stats['statuses']}; "
               f"retries {sum(a.retries for a in answers)}")
         print(f"    {exactly_once(calls, answers, stats['served'])}")
+        give_up = args.n * 0.35 ** (engine_settings.max_retries + 1)
+        print(f"    (a call fails 35% of tries: {args.n} x 0.35^{engine_settings.max_retries + 1} = {give_up:.1f} "
+              f"expected to exhaust max_retries={engine_settings.max_retries} and end as error answers)")
         for answer in answers:
             if not answer.ok:
                 print(f"    error answer {answer.example_id}: {answer.error_kind}: {answer.error}")
 
-    if args.skip_imdb:
-        return
+
+
+def imdb(args: argparse.Namespace) -> None:
     if not IMDB.is_file():
         print(f"\n(c) skipped: {IMDB} not found")
         return
     with ServerProcess(latency_s=args.imdb_latency) as server:
         parent, child = mp.Pipe()
-        worker = mp.get_context("spawn").Process(target=_imdb_child, args=(server.base_url, args.concurrency, child))
+        worker = mp.get_context("spawn").Process(target=_imdb_child, args=(server.base_url, args.concurrency, not args.no_record, child))
         worker.start()
         result = parent.recv()
         worker.join()

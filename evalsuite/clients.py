@@ -21,6 +21,7 @@ import os
 import openai
 
 from evalsuite.case import ModelSettings
+from evalsuite.errors import EvalsuiteError
 
 # The GA Azure OpenAI data-plane version used when neither the case nor OPENAI_API_VERSION names one.
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
@@ -29,7 +30,13 @@ REPLAY_AZURE_ENDPOINT = "https://evalsuite-replay.openai.azure.com"
 CLIENT_HEADERS = {"Accept-Encoding": "gzip"}
 
 
-class MissingCredentials(RuntimeError):
+def endpoint(model: ModelSettings) -> str:
+    """The path tail the SDK calls for ``model`` (what cassettes match on, with the body)."""
+    tail = "chat/completions" if model.api == "chat" else "completions"
+    return f"deployments/{model.name}/{tail}" if model.provider == "azure_openai" else tail
+
+
+class MissingCredentials(EvalsuiteError):
     """A live run has no key; the message names the environment variable to set."""
 
 

@@ -27,8 +27,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from evalsuite import parsing
 from evalsuite.case import Case, ModelSettings, SuiteFile
 from evalsuite.errors import EvalsuiteError
+from evalsuite.metrics import MetricParamError, UnknownMetric, get_metric
 
 DEFAULTS_FILE = "defaults.yaml"
 TOOL_KEYS = frozenset({"prices"})  # [tool.evalsuite] keys that configure the tool, not cases
@@ -144,6 +146,7 @@ def load_suite(path: Path, rootdir: Path) -> list[CaseRun]:
             raise _error_at(all_layers, ("id",), f"duplicate case id {case.id!r} (first at line {seen[case.id]}); "
                             "give every case in a file its own id", rootdir)
         seen[case.id] = case_line
+        _check_parse(case, all_layers, rootdir)
         _check_metrics(case, all_layers, rootdir)
         source = f"{_display(path, rootdir)}:{case_line}"
         for variant, prompt_name, variant_case in _expand(case, all_layers, rootdir):
@@ -438,17 +441,42 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _check_metrics(case: Case, layers: list[_Layer], rootdir: Path) -> None:
-    """Unknown metric names fail at collection, with the list of valid ones."""
+def _check_parse(case: Case, layers: list[_Layer], rootdir: Path) -> None:
+    """A parser that cannot work (no labels, a synonym of two labels, a bad regex) fails before any model call."""
     try:
-        from evalsuite.metrics import names
-    except ImportError:  # the metrics package is optional at collection time; the runner re-checks
-        return
-    valid = sorted(names())
-    for name in case.metrics:
-        if name not in valid:
-            raise _error_at(layers, ("metrics", name), f"unknown metric {name!r}; {_suggest(name, valid, 'valid')}",
-                            rootdir)
+        parsing.check(case.parse)
+    except ValueError as exc:
+        file, line = _line_of(layers, ("parse",))
+        raise CaseFileError(file, line, str(exc), rootdir=rootdir) from None  # the message names its parse.* key
+
+
+def _check_metrics(case: Case, layers: list[_Layer], rootdir: Path) -> None:
+    """Every metric is built at collection: unknown names, bad parameters and a missing logprobs setting fail
+    here, with the metric's line, not after the model calls were paid for."""
+    for name, spec in case.metrics.items():
+        try:
+            metric = get_metric(name, spec)
+        except UnknownMetric as exc:
+            problem = f"unknown metric {name!r}; {_suggest(name, exc.valid, 'valid')}"
+        except MetricParamError as exc:
+            problem = str(exc).removeprefix(f"{name}: ")
+        else:
+            if not metric.needs_logprobs or case.model.logprobs:
+                continue
+            problem = f"{name} needs token logprobs; set model.logprobs: true"
+        file, line = _line_of(layers, _metric_key(layers, name))
+        raise CaseFileError(file, line, f"{_dotted(('metrics', name))}: {problem}", rootdir=rootdir)
+
+
+def _metric_key(layers: list[_Layer], name: str) -> KeyPath:
+    """Where metric ``name`` is written: ``metrics.<name>``, or its item of the list form ``metrics: [a, b]``."""
+    for layer in reversed(layers):
+        written = layer.data.get("metrics")
+        if isinstance(written, list) and name in written:
+            return ("metrics", written.index(name))
+        if written is not None:
+            break
+    return ("metrics", name)
 
 
 # ---------------------------------------------------------------------------------------- variants

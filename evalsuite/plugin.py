@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from evalsuite import baseline as baseline_io
-from evalsuite import loader, report, runner
+from evalsuite import engine, loader, report, runner
 from evalsuite.errors import EvalsuiteError
 from evalsuite.records import ExampleRecord, ItemResult, MetricResult
 
@@ -29,6 +29,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     except ValueError:
         pass
     group.addoption("--eval-concurrency", type=int, default=None, help="max concurrent model calls per case")
+    group.addoption("--eval-rpm", type=float, default=None, help="requests-per-minute budget per endpoint (live calls)")
+    group.addoption("--eval-tpm", type=float, default=None, help="tokens-per-minute budget per endpoint (live calls)")
     group.addoption("--eval-limit", type=int, default=None, help="cap every dataset at N examples (quick run)")
     group.addoption("--eval-model", default=None, help="override the model (or Azure deployment) of every case")
     group.addoption("--eval-report", default=None, metavar="DIR", help="report directory (default: reports/)")
@@ -42,6 +44,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("eval_report_dir", "report directory, relative to rootdir", default="reports")
     parser.addini("eval_record_mode", "default record mode", default="none")
     parser.addini("eval_concurrency", "default max concurrent calls per case", default="")
+    parser.addini("eval_rpm", "requests-per-minute budget per endpoint", default="")
+    parser.addini("eval_tpm", "tokens-per-minute budget per endpoint", default="")
     parser.addini("eval_baseline", "baseline JSON path, relative to rootdir", default="")
     parser.addini("eval_alpha", "significance level of the baseline gate", default="0.05")
 
@@ -80,7 +84,11 @@ def _settings(config: pytest.Config) -> runner.RunSettings:
         rootdir=rootdir,
         record_mode=mode,
         cassette_dir=Path(config.getini("eval_cassette_dir")),
-        concurrency=int(concurrency) if concurrency else None,
+        engine=engine.EngineSettings(
+            **({"concurrency": int(concurrency)} if concurrency else {}),
+            requests_per_minute=_number(_option(config, "eval_rpm", "eval_rpm")),
+            tokens_per_minute=_number(_option(config, "eval_tpm", "eval_tpm")),
+        ),
         limit=config.getoption("eval_limit"),
         model_override=config.getoption("eval_model"),
         alpha=float(_option(config, "eval_alpha", "eval_alpha")),
@@ -89,6 +97,10 @@ def _settings(config: pytest.Config) -> runner.RunSettings:
     )
     config._evalsuite_settings = settings  # type: ignore[attr-defined]
     return settings
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if value not in (None, "") else None
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

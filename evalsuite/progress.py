@@ -6,8 +6,8 @@ silent in CI (``CI`` set), in pytest-xdist workers (their stderr is not a termin
 and when stderr is redirected. Counters are kept either way so the runner can read totals.
 
 Prices are list prices in USD per 1k tokens, copied by hand and possibly outdated; projects add
-or correct entries in ``[tool.evalsuite.prices]`` (``"my-deployment" = {input = 0.0025, output = 0.01}``)
-or per model with ``price_per_1k_input`` / ``price_per_1k_output``.
+or correct entries in ``[tool.evalsuite.prices]`` (``"my-deployment" = {input = 0.0025, output = 0.01}``,
+read by the loader) or per model with ``price_per_1k_input`` / ``price_per_1k_output`` (``model_prices``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-import tomllib
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TextIO
 
 from evalsuite.case import ModelSettings
@@ -35,15 +33,6 @@ PRICES_PER_1K: dict[str, tuple[float, float]] = {
 }
 
 Prices = Mapping[str, Mapping[str, float]]  # model name -> {"input": usd_per_1k, "output": usd_per_1k}
-
-
-def load_prices(pyproject: Path) -> dict[str, dict[str, float]]:
-    """The ``[tool.evalsuite.prices]`` table of ``pyproject``, or {} when absent."""
-    if not pyproject.is_file():
-        return {}
-    with pyproject.open("rb") as fh:
-        table = tomllib.load(fh).get("tool", {}).get("evalsuite", {}).get("prices", {})
-    return {str(name): {k: float(v) for k, v in entry.items()} for name, entry in table.items()}
 
 
 def model_prices(model: ModelSettings, table: Prices | None = None) -> dict[str, dict[str, float]]:

@@ -58,8 +58,9 @@ interactions; the old file stays intact until the run completes).
 
 Not recorded: in ``none`` (and ``once`` on an existing file) a request without a recording raises
 vcrpy's ``CannotOverwriteExistingCassetteException`` inside the transport, before any connection is
-opened. The openai SDK wraps it: ``APIConnectionError`` whose ``__cause__`` is that exception. Use
-:func:`is_not_recorded` to recognise it anywhere in the chain.
+opened. openai 3.57 lets it propagate unwrapped (it wraps only httpx2 request errors; measured), while
+other SDK versions or wrappers may raise ``APIConnectionError`` with it as ``__cause__``. Use
+:func:`is_not_recorded`, which looks through the whole ``__cause__``/``__context__`` chain.
 """
 
 from __future__ import annotations
@@ -70,10 +71,10 @@ import gc
 import hashlib
 import os
 import re
-import tempfile
+import secrets
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
@@ -187,9 +188,10 @@ def _info(method: str, uri: str, body: Any, headers: Any) -> _Info:
             body = orjson.loads(body)
     if isinstance(body, dict):
         digest = body_hash(body)
-    else:
-        raw = body if isinstance(body, bytes) else b"" if body is None else orjson.dumps(body) if not isinstance(body, str) else body.encode()
-        digest = hashlib.sha256(raw).hexdigest()
+    elif isinstance(body, (bytes, str)) or body is None:  # not JSON: the exact bytes
+        digest = hashlib.sha256(body.encode() if isinstance(body, str) else body or b"").hexdigest()
+    else:  # a JSON array or scalar
+        digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
     query_part = urlencode(query) if query else "-"
     tag = headers.get(EXAMPLE_HEADER, "") if headers is not None else ""
     if isinstance(tag, list):
@@ -339,8 +341,10 @@ class JsonSerializer:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    """Temp file (pid + random in its name, so xdist workers never share one) + fsync + os.replace."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies, like a plain open()
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -516,15 +520,21 @@ class EvalCassette(Cassette):
         return self.record_mode != RecordMode.ALL and request in self
 
     def play_response(self, request: Request) -> dict[str, Any]:
-        info = _request_info(request)
+        response = self.play(_request_info(request))
+        if response is None:
+            raise UnhandledHTTPRequestError(
+                f"The cassette ({self._path!r}) doesn't contain the request ({request!r}) asked for"
+            )
+        return response
+
+    def play(self, info: _Info) -> dict[str, Any] | None:
+        """The next unplayed recording for this match key (the tagged sample first), marked as played."""
         with self._lock:
             index = self._next_unplayed(self._unplayed_tagged.get((info.key, info.tag))) if info.tag else None
             if index is None:
                 index = self._next_unplayed(self._unplayed.get(info.key))
             if index is None:
-                raise UnhandledHTTPRequestError(
-                    f"The cassette ({self._path!r}) doesn't contain the request ({request!r}) asked for"
-                )
+                return None
             self.play_counts[index] += 1
             self._available[info.key] -= 1
             self.n_played += 1
@@ -659,6 +669,16 @@ class CassetteHandle:
     def recorded_metadata(self) -> dict[str, Any]:
         return dict(self._cassette.recorded_metadata)
 
+    def play(self, call: Call, endpoint: str) -> dict[str, Any] | None:
+        """Replay ``call`` straight from the index, without the HTTP stack (the fast path of mode none).
+
+        ``endpoint`` is what the SDK would call: ``chat/completions``, ``completions`` or
+        ``deployments/<name>/chat/completions``; the key is the one the transport path computes.
+        """
+        digest = body_hash(call.body)
+        info = _Info(f"POST {endpoint} - {digest}", call.api, digest, f"{call.example_id}#{call.sample}")
+        return self._cassette.play(info)
+
     def stale(self, calls: Sequence[Call]) -> list[str]:
         """One line per example whose call has no recording, plus a line if the dataset changed.
 
@@ -713,7 +733,7 @@ def use_cassette(path: Path, mode: str, *, metadata: dict[str, Any]) -> Iterator
             raise
 
 
-__all__: Iterable[str] = (
+__all__ = [
     "MODES",
     "CassetteError",
     "CassetteHandle",
@@ -723,4 +743,4 @@ __all__: Iterable[str] = (
     "is_not_recorded",
     "recover_journal",
     "use_cassette",
-)
+]

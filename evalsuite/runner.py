@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from evalsuite.baseline import Baseline
 from evalsuite.errors import EvalsuiteError
 from evalsuite.loader import CaseRun
 from evalsuite.metrics import Metric, get_metric
-from evalsuite.progress import Progress, estimate_cost
+from evalsuite.progress import Progress, estimate_cost, model_prices
 from evalsuite.records import Answer, ExampleRecord, ItemResult, MetricResult, Scored
 
 EXCERPT_CHARS = 160
@@ -38,7 +38,7 @@ class RunSettings:
     rootdir: Path
     record_mode: str = "none"
     cassette_dir: Path = Path("cassettes")
-    concurrency: int | None = None
+    engine: engine.EngineSettings = field(default_factory=engine.EngineSettings)
     limit: int | None = None
     model_override: str | None = None
     alpha: float = 0.05
@@ -72,20 +72,15 @@ def run_item(run: CaseRun, settings: RunSettings) -> ItemResult:
     except EvalsuiteError as exc:
         raise EvalsuiteError(f"{run.source}: {exc}") from None
     fingerprint = examples.fingerprint(rows)
-    engine_settings = engine.EngineSettings(
-        concurrency=settings.concurrency or engine.EngineSettings().concurrency,
-        max_retries=0 if replay_only else engine.EngineSettings().max_retries,
-        timeout=case.model.timeout,
-    )
-    progress = Progress(run.item_id, total=len(calls), model=case.model.name, prices=settings.prices)
+    prices = model_prices(case.model, settings.prices)
     metadata = {"dataset_fingerprint": fingerprint, "item_id": run.item_id}
     with recording.use_cassette(path, settings.record_mode, metadata=metadata) as cassette:
-        answers = engine.run_calls_sync(
-            calls,
-            lambda: clients.make_client(case.model, replay=replay_only),
-            settings=engine_settings,
-            progress=progress,
-        )
+        if replay_only:
+            answers = engine.replay_calls(calls, cassette, clients.endpoint(case.model))
+        else:
+            engine_settings = replace(settings.engine, timeout=case.model.timeout)
+            with Progress(run.item_id, len(calls), model=case.model.name, prices=prices) as progress:
+                answers = engine.run_calls_sync(calls, case.model, settings=engine_settings, progress=progress)
         missing = [a for a in answers if a.error_kind == "not_recorded"]
         stale = cassette.stale(calls) if missing else []
     if missing:
@@ -130,7 +125,7 @@ def run_item(run: CaseRun, settings: RunSettings) -> ItemResult:
         errors=sum(1 for a in answers if not a.ok),
         unparsed=sum(1 for s in scored if s.answer.ok and not s.parsed),
         tokens=dict(tokens),
-        cost_usd=estimate_cost(case.model.name, tokens["prompt"], tokens["completion"], _price_overrides(case, settings)),
+        cost_usd=estimate_cost(case.model.name, tokens["prompt"], tokens["completion"], prices),
         wall_s=time.perf_counter() - started,
         agreement=_agreement(scored) if case.repeats > 1 else None,
         meta={"prompt_variant": run.prompt_variant, "tags": case.tags, "repeats": case.repeats, "cassette_interactions": cassette.n_interactions},
@@ -178,13 +173,6 @@ def _excerpt(text: str) -> str:
 def _params(case: Any) -> dict[str, Any]:
     keys = ("temperature", "max_tokens", "top_p", "seed", "logprobs", "stop")
     return {k: getattr(case.model, k) for k in keys if getattr(case.model, k) not in (None, False)}
-
-
-def _price_overrides(case: Any, settings: RunSettings) -> dict[str, Any]:
-    prices = dict(settings.prices)
-    if case.model.price_per_1k_input is not None and case.model.price_per_1k_output is not None:
-        prices[case.model.name] = {"input": case.model.price_per_1k_input, "output": case.model.price_per_1k_output}
-    return prices
 
 
 def _agreement(scored: Sequence[Scored]) -> float:

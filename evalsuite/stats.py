@@ -3,8 +3,9 @@
 Why these tests: a metric measured on n examples is a noisy estimate, and comparing two runs on the
 *same* examples is far more sensitive when the comparison is paired. Proportions (0/1 per example)
 use the Wilson interval and McNemar's exact test on the discordant pairs; everything else uses the
-percentile bootstrap, resampling example indices (jointly for old and new, so pairs stay paired).
-Every resampling function is seeded, so the same inputs always give the same numbers.
+percentile bootstrap for intervals, resampling example indices (jointly for old and new, so pairs
+stay paired), and a paired randomization test for p-values. Every resampling function is seeded, so
+the same inputs always give the same numbers.
 """
 
 from __future__ import annotations
@@ -200,3 +201,86 @@ def paired_bootstrap(
     p_higher = (1 + int(np.count_nonzero(centred >= delta))) / (deltas.size + 1)
     lo, hi = _percentile_interval(deltas, confidence)
     return PairedComparison(delta, min(1.0, p_lower), min(1.0, p_higher), lo, hi)
+
+
+def _swap_chunks(rng: np.random.Generator, n: int, n_rounds: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Randomization rounds, ``(start, stop, keep[stop - start, n])`` with ``keep`` a fair coin per example
+    (True: the pair stays as observed, False: old and new are swapped), bounded in memory."""
+    rows = max(1, _CHUNK_ELEMENTS // n)
+    for start in range(0, n_rounds, rows):
+        stop = min(n_rounds, start + rows)
+        yield start, stop, rng.integers(0, 2, size=(stop - start, n), dtype=bool)
+
+
+def paired_permutation(
+    old_values: Sequence[Any],
+    new_values: Sequence[Any],
+    aggregate: Aggregate = "mean",
+    *,
+    seed: int = 0,
+    n_resamples: int = 2000,
+    batched: Batched | None = None,
+) -> tuple[float, float]:
+    """Paired approximate-randomization test of ``aggregate(new) - aggregate(old)``: ``(p_lower, p_higher)``.
+
+    Why not the shifted bootstrap: its null distribution is a guess (the observed sampling spread, moved
+    to 0) and at small n it is too narrow, e.g. 4 of 8 examples flipping to wrong gave p < 0.001 where
+    no test can honestly go below 1/16. Here the null is exact in kind: if the change did nothing, each
+    example's old and new values are exchangeable, so each round swaps every pair with probability 1/2
+    (Noreen 1989; Riezler & Maxwell 2005; sacrebleu's paired-ar) and recomputes the statistic. One-sided
+    p-values with the +1 correction: ``p_lower = (1 + #{d' <= d}) / (R + 1)``, ``p_higher`` likewise with
+    ``>=``. On 0/1 values with the mean this is a Monte Carlo version of McNemar's exact test.
+
+    ``aggregate="mean"`` flips the signs of the per-example differences (vectorised, fast at n = 25,000).
+    A callable is called per round on each side, unless ``batched(values, idx)`` computes many rounds at
+    once: it then gets old + new concatenated (length 2n) and index matrices picking each round's sides.
+    """
+    n = len(old_values)
+    if n != len(new_values):
+        raise ValueError(f"paired values differ in length: {n} vs {len(new_values)}")
+    if n == 0:
+        raise ValueError("paired_permutation() needs at least one pair")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    rng = np.random.default_rng(seed)
+    stats = np.empty(n_resamples)
+    if aggregate == "mean":
+        old = np.asarray(old_values, dtype=float)
+        new = np.asarray(new_values, dtype=float)
+        diff = new - old
+        total = float(diff.sum())
+        observed = total / n
+        # Magnitude of the aggregates themselves: float round-off in d' is relative to it.
+        scale = float(max(np.abs(old).max(), np.abs(new).max()))
+        for start, stop, keep in _swap_chunks(rng, n, n_resamples):
+            # d' = sum(+diff kept, -diff swapped) / n = (2 * kept . diff - total) / n
+            stats[start:stop] = (2.0 * (keep @ diff) - total) / n
+    else:
+        old_list, new_list = list(old_values), list(new_values)
+        if batched is not None:
+            both = old_list + new_list  # old at 0..n-1, new at n..2n-1
+            columns = np.arange(n)
+            observed_pair = batched(both, np.stack([columns + n, columns]))
+            observed = float(observed_pair[0] - observed_pair[1])  # the same function as every round's d'
+            scale = float(np.nanmax(np.abs(observed_pair), initial=0.0))
+            for start, stop, keep in _swap_chunks(rng, n, n_resamples):
+                stats[start:stop] = batched(both, columns + n * keep) - batched(both, columns + n * ~keep)
+        else:
+            agg_new, agg_old = float(aggregate(new_list)), float(aggregate(old_list))
+            observed, scale = agg_new - agg_old, max(abs(agg_new), abs(agg_old))
+            for start, stop, keep in _swap_chunks(rng, n, n_resamples):
+                for r, row in enumerate(keep, start):
+                    new_r = [b if k else a for a, b, k in zip(old_list, new_list, row)]
+                    old_r = [a if k else b for a, b, k in zip(old_list, new_list, row)]
+                    stats[r] = float(aggregate(new_r)) - float(aggregate(old_r))
+    stats = stats[np.isfinite(stats)]
+    if stats.size == 0 or not math.isfinite(observed):
+        return math.nan, math.nan
+    if not math.isfinite(scale):
+        scale = float(np.abs(stats).max())
+    # A round that reproduces the observed configuration (or an equivalent one) must count as a tie,
+    # not miss by round-off: compare with a tolerance far below any meaningful difference.
+    tol = 1e-9 * max(scale, abs(observed))
+    p_lower = (1 + int(np.count_nonzero(stats <= observed + tol))) / (stats.size + 1)
+    p_higher = (1 + int(np.count_nonzero(stats >= observed - tol))) / (stats.size + 1)
+    return p_lower, p_higher

@@ -2,8 +2,8 @@
 
 Two questions, answered separately: does the value meet the case's thresholds (``min``/``max``), and
 did it change against the committed baseline by more than noise? The second one is a *paired* test
-on the examples present in both runs (McNemar exact for 0/1 values, a paired bootstrap otherwise),
-one-sided in the metric's worse direction, so a real drop is caught at small n while a reshuffle of
+on the examples present in both runs (McNemar exact for 0/1 values, a paired randomization test
+otherwise, with a paired-bootstrap interval of the change), one-sided in the metric's worse direction, so a real drop is caught at small n while a reshuffle of
 which examples are right is not called a regression. ``max_drop`` lets a case tolerate a
 statistically real but practically irrelevant drop.
 """
@@ -18,7 +18,7 @@ import numpy as np
 
 from evalsuite.case import MetricSpec
 from evalsuite.records import MetricResult
-from evalsuite.stats import bootstrap_ci, mcnemar_exact, paired_bootstrap, wilson
+from evalsuite.stats import bootstrap_ci, mcnemar_exact, paired_bootstrap, paired_permutation, wilson
 
 # The generic (per-resample Python call) bootstrap is slower; corpus metrics get fewer resamples.
 N_RESAMPLES_MEAN = 2000
@@ -214,12 +214,17 @@ def _compare(
     else:
         agg = aggregate
         n_res = N_RESAMPLES_MEAN if agg == "mean" else N_RESAMPLES_CORPUS
+        batched = getattr(metric, "aggregate_resamples", None)
         base = float(np.mean(_numeric(old_v))) if agg == "mean" else float(metric.aggregate(old_v))
+        # The bootstrap gives the interval of the change; its shifted-null p-values are too small at
+        # small n, so significance comes from the randomization test (exchangeable pairs under no change).
         pc = paired_bootstrap(old_v, new_v, agg, seed=seed, n_resamples=n_res, confidence=confidence,
-                              batched=getattr(metric, "aggregate_resamples", None))
-        delta, p_fewer, p_more = pc.delta, pc.p_lower, pc.p_higher
-        result.test = "paired-bootstrap"
-        detail = f"{confidence:.0%} CI of change {fmt_delta(pc.ci_low)} to {fmt_delta(pc.ci_high)}; paired bootstrap"
+                              batched=batched)
+        p_fewer, p_more = paired_permutation(old_v, new_v, agg, seed=seed, n_resamples=n_res, batched=batched)
+        delta = pc.delta
+        result.test = "paired-permutation"
+        detail = (f"{confidence:.0%} CI of change {fmt_delta(pc.ci_low)} to {fmt_delta(pc.ci_high)} by paired bootstrap; "
+                  "paired randomization test")
     p_worse, p_better = (p_fewer, p_more) if hib else (p_more, p_fewer)
     worsening = -delta if hib else delta  # > 0: moved in the worse direction
     result.baseline, result.delta = base, delta

@@ -234,14 +234,60 @@ def test_a_case_needs_a_user_template(tmp_path: Path) -> None:
 
 
 def test_unknown_metric_lists_valid_metrics(tmp_path: Path) -> None:
-    try:
-        from evalsuite.metrics import names
-    except ImportError:
-        pytest.skip("evalsuite.metrics (with names()) is not written yet")
-    assert "accuracy" in names()
     message = error(tmp_path, CASE.replace("metrics: [accuracy]", "metrics: {acuracy: {min: 0.5}}"))
     assert message.startswith("cases/x.yaml:7: metrics.acuracy: unknown metric 'acuracy'; did you mean 'accuracy'? valid: ")
     assert "accuracy" in message.split("valid: ")[1]
+
+
+@pytest.mark.parametrize(
+    "parse,expected",
+    [
+        ("{kind: label}", "parse.kind label needs parse.labels, e.g. {positive: [positive, good], negative: [negative, bad]}"),
+        ("{kind: label, labels: {positive: [good], negative: [Good]}}",
+         "parse.labels: 'Good' is a synonym of both 'positive' and 'negative'"),
+        ("{kind: regex}", r"parse.kind regex needs parse.pattern, e.g. 'answer: (\w+)'"),
+        ("{kind: regex, pattern: 'answer: (.+'}", "parse.pattern 'answer: (.+' is not a valid regular expression: "
+         "missing ), unterminated subpattern at position 8"),
+    ],
+    ids=["no-labels", "duplicate-synonym", "no-pattern", "bad-regex"],
+)
+def test_a_parser_that_cannot_work_fails_at_load_on_the_parse_line(tmp_path: Path, parse: str, expected: str) -> None:
+    text = CASE.replace("    metrics:", f"    parse: {parse}\n    metrics:")
+    assert error(tmp_path, text) == f"cases/x.yaml:7: {expected}"
+
+
+def test_a_parse_error_from_defaults_yaml_points_into_defaults_yaml(tmp_path: Path) -> None:
+    write(tmp_path, "model: {name: m}\nparse:\n  kind: regex\n  pattern: '('\n", "cases/defaults.yaml")
+    assert error(tmp_path, CASE).startswith("cases/defaults.yaml:2: parse.pattern '(' is not a valid regular expression")
+
+
+@pytest.mark.parametrize(
+    "metrics,expected",
+    [
+        ("f1: {averge: macro}",
+         "metrics.f1: unknown parameter 'averge'; valid: average, pos_label; did you mean 'average'?"),
+        ("f1: {average: binary, min: 0.8}",
+         "metrics.f1: average binary needs pos_label, the positive class, e.g. {pos_label: positive}"),
+        ("regex_match: {min: 0.5}", "metrics.regex_match: parameter 'pattern' is required, e.g. `regex_match: {pattern: ...}`"),
+        ("rouge1: {params: {use_stemmer: 'yes'}}", "metrics.rouge1: use_stemmer must be true or false; got 'yes'"),
+    ],
+)
+def test_bad_metric_parameters_fail_at_load_on_the_metric_line(tmp_path: Path, metrics: str, expected: str) -> None:
+    text = CASE.replace("    metrics: [accuracy]", f"    metrics:\n      accuracy: 0.8\n      {metrics}")
+    assert error(tmp_path, text) == f"cases/x.yaml:9: {expected}"
+
+
+def test_perplexity_without_logprobs_fails_at_load_on_the_metric_line(tmp_path: Path) -> None:
+    block = CASE.replace("    metrics: [accuracy]", "    metrics:\n      - accuracy\n      - perplexity")
+    assert error(tmp_path, block) == (
+        "cases/x.yaml:9: metrics.perplexity: perplexity needs token logprobs; set model.logprobs: true"
+    )
+    mapping = CASE.replace("    metrics: [accuracy]", "    metrics:\n      accuracy:\n      perplexity: {max: 40}")
+    assert error(tmp_path, mapping) == (
+        "cases/x.yaml:9: metrics.perplexity: perplexity needs token logprobs; set model.logprobs: true"
+    )
+    [run] = load(tmp_path, mapping.replace("temperature: 0}", "temperature: 0, logprobs: true}"))
+    assert set(run.case.metrics) == {"accuracy", "perplexity"}
 
 
 def test_errors_are_evalsuite_errors_with_path_and_line(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 
 import numpy as np
 import pytest
@@ -12,8 +13,9 @@ from rouge_score.rouge_scorer import RougeScorer
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
 from evalsuite.case import MetricSpec
-from evalsuite.metrics import MetricError, MetricParamError, UnknownMetric, _parallel, get_metric, names
+from evalsuite.metrics import MetricError, MetricParamError, UnknownMetric, _parallel, classification, get_metric, names
 from evalsuite.records import Answer, Example, Scored
+from evalsuite.stats import bootstrap_ci
 
 HYPS = [
     "The cat sat on the mat.",
@@ -317,3 +319,43 @@ def test_bootstrap_fast_path_equals_aggregate_per_resample(name):
     idx = np.random.default_rng(0).integers(0, len(values), size=(5, len(values)))
     expected = [metric.aggregate([values[i] for i in row]) for row in idx]
     assert metric.aggregate_resamples(values, idx) == pytest.approx(expected, abs=1e-9)
+
+
+# "maybe" is only ever predicted; None is unparsed; small n so resamples often miss a class entirely.
+PRF_PAIRS = [
+    ("pos", "pos"), ("neg", "neg"), ("pos", "neu"), (None, "pos"), ("neg", "neg"), ("maybe", "pos"),
+    ("neu", "neu"), ("pos", "neg"), ("pos", "pos"), (None, "neg"), ("maybe", "neu"), ("neg", "pos"),
+]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"average": "macro"}, {"average": "micro"}, {"average": "weighted"},
+     {"average": "binary", "pos_label": "pos"}, {"average": "binary", "pos_label": "maybe"}],
+    ids=lambda p: "-".join(p.values()),
+)
+@pytest.mark.parametrize("name", ["precision", "recall", "f1"])
+def test_prf_bootstrap_fast_path_equals_sklearn_per_resample(name, params, monkeypatch):
+    monkeypatch.setattr(classification, "_CHUNK_ELEMENTS", 5 * len(PRF_PAIRS))  # several chunks, one partial
+    metric = get_metric(name, MetricSpec(params=params))
+    values = metric.score([scored(p, t, parsed=p is not None, text=p or "?") for p, t in PRF_PAIRS])
+    idx = np.random.default_rng(1).integers(0, len(values), size=(61, len(values)))
+    idx[0] = 0  # one resample of a single correct example: every other class absent
+    idx[1] = 3  # one of a single unparsed answer: no prediction at all
+    expected = [metric.aggregate([values[i] for i in row]) for row in idx]
+    assert metric.aggregate_resamples(values, idx) == pytest.approx(expected, abs=1e-12)
+
+
+def test_f1_bootstrap_at_25k_examples_is_fast():
+    rng = np.random.default_rng(0)
+    labels = np.array(["pos", "neg", "neu"])
+    truth = labels[rng.integers(0, 3, 25_000)]
+    guess = np.where(rng.random(25_000) < 0.8, truth, labels[rng.integers(0, 3, 25_000)])
+    items = [scored(p, t, parsed=i % 50 != 0, text=p) for i, (p, t) in enumerate(zip(guess.tolist(), truth.tolist()))]
+    metric = get_metric("f1", MetricSpec())
+    values = metric.score(items)
+    start = time.perf_counter()
+    low, high = bootstrap_ci(values, metric.aggregate, n_resamples=2000, batched=metric.aggregate_resamples)
+    elapsed = time.perf_counter() - start
+    assert low < metric.aggregate(values) < high
+    assert elapsed < 2.0

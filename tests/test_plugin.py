@@ -46,7 +46,7 @@ cases:
       labels: {{positive: [positive, pos], negative: [negative, neg]}}
     metrics:
       accuracy: {{min: {min_accuracy}}}
-      f1: {{average: macro, min: 0.5}}
+      f1: {{average: macro, min: {min_f1}}}
 """
 
 
@@ -63,9 +63,9 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-def write_case(pytester: pytest.Pytester, *, min_accuracy: float = 0.75, provider: str = "") -> None:
+def write_case(pytester: pytest.Pytester, *, min_accuracy: float = 0.75, min_f1: float = 0.5, provider: str = "") -> None:
     (pytester.path / "cases" / "reviews.yaml").write_text(
-        SENTIMENT_CASE.format(min_accuracy=min_accuracy, provider=provider)
+        SENTIMENT_CASE.format(min_accuracy=min_accuracy, min_f1=min_f1, provider=provider)
     )
 
 
@@ -164,7 +164,7 @@ def test_baseline_gate_detects_a_regression(project: pytest.Pytester) -> None:
     # The model changes: it now calls everything positive. 4 of 8 examples flip to wrong.
     with ChatServer(lambda body: "positive") as server:
         env_live["OPENAI_BASE_URL"] = server.base_url
-        write_case(project, min_accuracy=0.0)
+        write_case(project, min_accuracy=0.0, min_f1=0.0)
         second = run(project, "cases", "-k", "plain and t0 and not t0.7", "--record-mode=rewrite",
                      "--eval-baseline", "baseline.json", env=env_live)
     assert "accuracy" in second.stdout
@@ -175,7 +175,8 @@ def test_baseline_gate_detects_a_regression(project: pytest.Pytester) -> None:
     # 4 of 8 examples got worse and none better: McNemar's exact one-sided p = 0.5**4 = 0.0625.
     # Not significant at alpha 0.05 with only 8 examples, so the gate does not cry wolf.
     assert accuracy["p_value"] == pytest.approx(0.0625)
-    assert accuracy["verdict"] == "unchanged" and second.returncode == 0
+    assert accuracy["verdict"] == "unchanged"
+    assert second.returncode == 0, second.stdout
 
 
 def test_azure_provider_records_and_replays(project: pytest.Pytester) -> None:

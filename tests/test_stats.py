@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from evalsuite.stats import bootstrap_ci, mcnemar_exact, paired_bootstrap, wilson
+from evalsuite.stats import bootstrap_ci, mcnemar_exact, paired_bootstrap, paired_permutation, wilson
 
 
 @pytest.mark.parametrize("k,n", [(0, 10), (10, 10), (45, 100), (850, 1000), (1, 3), (21000, 25000)])
@@ -119,3 +120,87 @@ def test_batched_aggregate_gives_the_same_numbers_as_per_resample_calls() -> Non
     slow = paired_bootstrap(old, new, median, seed=3, n_resamples=300)
     fast = paired_bootstrap(old, new, median, seed=3, n_resamples=300, batched=batched)
     assert (slow.delta, slow.p_lower, slow.ci_low) == pytest.approx((fast.delta, fast.p_lower, fast.ci_low), abs=1e-12)
+
+
+def _median(values) -> float:
+    return float(np.median(values))
+
+
+def _median_batched(values, idx) -> np.ndarray:
+    return np.median(np.asarray(values, dtype=float)[idx], axis=1)
+
+
+def _exact_randomization_p(old, new, aggregate) -> tuple[float, float]:
+    """Exact one-sided p-values: the statistic over all 2^n ways of swapping old/new within pairs."""
+    observed = aggregate(new) - aggregate(old)
+    stats = []
+    for keep in itertools.product((True, False), repeat=len(old)):
+        new_r = [b if k else a for a, b, k in zip(old, new, keep)]
+        old_r = [a if k else b for a, b, k in zip(old, new, keep)]
+        stats.append(aggregate(new_r) - aggregate(old_r))
+    stats = np.array(stats)
+    tol = 1e-9
+    return float(np.mean(stats <= observed + tol)), float(np.mean(stats >= observed - tol))
+
+
+@pytest.mark.parametrize("aggregate,batched", [("mean", None), (_median, _median_batched), (_median, None)],
+                         ids=["mean", "median-batched", "median-generic"])
+def test_permutation_matches_exact_enumeration(aggregate, batched) -> None:
+    old = [0.31, 0.72, 0.55, 0.90, 0.12, 0.64]
+    new = [0.20, 0.70, 0.41, 0.93, 0.05, 0.50]  # mostly lower, not all
+    exact_fn = (lambda v: float(np.mean(v))) if aggregate == "mean" else aggregate
+    exact_lower, exact_higher = _exact_randomization_p(old, new, exact_fn)
+    assert 0.02 < exact_lower < 0.3  # a case where the approximation has something to get right
+    rounds = 20_000
+    lower, higher = paired_permutation(old, new, aggregate, seed=1, n_resamples=rounds, batched=batched)
+    for approx, exact in ((lower, exact_lower), (higher, exact_higher)):
+        monte_carlo_se = np.sqrt(exact * (1 - exact) / rounds)
+        assert approx == pytest.approx(exact, abs=4 * monte_carlo_se + 1 / rounds)
+
+
+def test_permutation_all_one_direction_at_n8_is_one_in_sixteen() -> None:
+    # 4 of 8 examples flip right -> wrong, none the other way: no paired test can honestly go below
+    # 1/16 (the exact McNemar p), however consistent the direction; the shifted bootstrap said p < 0.001.
+    old, new = [1.0] * 8, [0.0] * 4 + [1.0] * 4
+    lower, higher = paired_permutation(old, new, seed=0, n_resamples=20_000)
+    assert mcnemar_exact(4, 0, alternative="worse") == 0.0625
+    assert lower == pytest.approx(1 / 16, abs=4 * np.sqrt(1 / 16 * 15 / 16 / 20_000))
+    assert higher == 1.0
+    assert paired_bootstrap(old, new, seed=0).p_lower < 0.01  # the anti-conservative p it replaces
+
+
+def test_permutation_batched_path_equals_generic_path() -> None:
+    rng = np.random.default_rng(9)
+    old = list(rng.random(60))
+    new = [v - 0.05 + rng.normal(0, 0.1) for v in old]
+    generic = paired_permutation(old, new, _median, seed=4, n_resamples=500)
+    batched = paired_permutation(old, new, _median, seed=4, n_resamples=500, batched=_median_batched)
+    assert generic == batched  # same seed -> same swaps on both paths
+    vectorised_mean = paired_permutation(old, new, "mean", seed=4, n_resamples=500)
+    assert vectorised_mean == paired_permutation(old, new, lambda v: float(np.mean(v)), seed=4, n_resamples=500)
+    assert generic != paired_permutation(old, new, _median, seed=5, n_resamples=500)
+
+
+def test_permutation_detects_a_drop_and_not_a_reshuffle() -> None:
+    rng = np.random.default_rng(10)
+    old = rng.random(1000)
+    lower, higher = paired_permutation(old, old - 0.02 + rng.normal(0, 0.05, 1000), seed=0)
+    assert lower == pytest.approx(1 / 2001) and higher > 0.99
+    lower, higher = paired_permutation(old, rng.permutation(old), seed=0)
+    assert lower > 0.2 and higher > 0.2
+
+
+def test_permutation_mean_is_fast_at_25k() -> None:
+    rng = np.random.default_rng(11)
+    old = rng.random(25_000)
+    new = old + rng.normal(0, 0.1, 25_000)
+    start = time.perf_counter()
+    paired_permutation(old, new, seed=0, n_resamples=2000)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_permutation_requires_aligned_inputs() -> None:
+    with pytest.raises(ValueError, match="differ in length"):
+        paired_permutation([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="at least one pair"):
+        paired_permutation([], [])

@@ -151,14 +151,16 @@ def test_baseline_without_any_matching_key() -> None:
     assert "no example key matches the baseline" in result.reason
 
 
-def test_mean_metric_uses_bootstrap_and_paired_bootstrap() -> None:
+def test_mean_metric_uses_bootstrap_interval_and_paired_permutation_test() -> None:
     rng = np.random.default_rng(1)
     old = rng.random(800)
     new = np.clip(old - 0.05 + rng.normal(0, 0.05, 800), 0, 1)
     metric = Metric(name="rougeL", kind="mean")
     result = judge(metric, MetricSpec(min=0.3), new.tolist(), keys(800), dict(zip(keys(800), old.tolist())))
-    assert result.interval == "bootstrap" and result.test == "paired-bootstrap"
+    assert result.interval == "bootstrap" and result.test == "paired-permutation"
     assert result.verdict == "regression" and result.delta == pytest.approx(new.mean() - old.mean())
+    assert result.p_value == pytest.approx(1 / 2001)  # no random swap of the 800 pairs drops this far
+    assert "by paired bootstrap; paired randomization test one-sided p<0.001 for a drop" in result.reason
     again = judge(metric, MetricSpec(min=0.3), new.tolist(), keys(800), dict(zip(keys(800), old.tolist())))
     assert (again.ci_low, again.ci_high, again.p_value) == (result.ci_low, result.ci_high, result.p_value)
 
@@ -169,8 +171,22 @@ def test_corpus_metric_bootstraps_its_own_aggregate() -> None:
     old = [(g, g) if rng.random() < 0.9 else ("neu", g) for g in gold]
     new = [(g, g) if rng.random() < 0.6 else ("neu", g) for g in gold]
     result = judge(MacroF1(), MetricSpec(), new, keys(300), dict(zip(keys(300), old)))
-    assert result.interval == "bootstrap" and result.test == "paired-bootstrap"
+    assert result.interval == "bootstrap" and result.test == "paired-permutation"
     assert result.verdict == "regression" and result.delta < -0.1
+
+
+def test_corpus_metric_small_one_directional_drop_is_not_overstated() -> None:
+    # n = 8, 4 examples flip to wrong and none to right: the exact McNemar p on the same accuracy data is
+    # 1/16, and the macro-F1 gate must not claim more certainty than that (the shifted bootstrap said p<0.001).
+    gold = ["pos", "neg"] * 4
+    old = [(g, g) for g in gold]
+    new = [("neg" if g == "pos" else "pos", g) if i < 4 else (g, g) for i, g in enumerate(gold)]
+    result = judge(MacroF1(), MetricSpec(), new, keys(8), dict(zip(keys(8), old)))
+    assert result.test == "paired-permutation" and result.delta == pytest.approx(-0.5)
+    assert result.p_value == pytest.approx(1 / 16, abs=0.02)
+    assert result.verdict == "unchanged" and "not significant at alpha 0.05" in result.reason
+    accuracy = judge(Metric(), MetricSpec(), [int(p == g) for p, g in new], keys(8), {k: 1 for k in keys(8)})
+    assert accuracy.test == "mcnemar-exact" and accuracy.p_value == 0.0625 and accuracy.verdict == "unchanged"
 
 
 def test_missing_values_are_excluded_and_all_missing_is_an_error() -> None:

@@ -1,0 +1,288 @@
+"""The engine against a real 127.0.0.1 server through the unmodified openai SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+import time
+from collections import Counter
+
+import pytest
+import vcr
+
+from evalsuite.case import ModelSettings
+from evalsuite.clients import make_client
+from evalsuite.engine import EngineSettings, run_calls, run_calls_sync
+from evalsuite.progress import Progress, estimate_cost, model_prices
+from evalsuite.records import Answer, Call
+from tests.chat_server import ChatServer
+
+FAST = EngineSettings(concurrency=8, backoff_base=0.01, backoff_cap=0.05)
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+
+
+def chat(example_id: str, sample: int = 0, text: str | None = None, **params: object) -> Call:
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text or f"say {example_id}"}], **params}
+    return Call(example_id, sample, "chat", body, "hash")
+
+
+def tags_served(server: ChatServer) -> list[str]:
+    """The x-evalsuite-example header of every request the server answered with 200, in order."""
+    return [{k.lower(): v for k, v in h.items()}["x-evalsuite-example"] for h in server.headers]
+
+
+def run(server: ChatServer, calls: list[Call], settings: EngineSettings = FAST, **kwargs: object) -> list[Answer]:
+    return run_calls_sync(calls, ModelSettings(base_url=server.base_url), settings=settings, **kwargs)
+
+
+def test_answers_carry_text_logprobs_usage_and_latency_in_call_order() -> None:
+    calls = [chat(f"e{i}", text=f"word{i} two", logprobs=True) for i in range(20)]
+    calls.append(Call("c0", 0, "completions", {"model": "gpt-3.5-turbo-instruct", "prompt": "one two three",
+                                               "logprobs": 1}, "hash"))
+    with ChatServer(latency_s=0.02) as server:
+        answers = run(server, calls)
+    assert [(a.example_id, a.sample) for a in answers] == [(c.example_id, c.sample) for c in calls]
+    first, last = answers[0], answers[-1]
+    assert first.text == "word0 two" and first.finish_reason == "stop" and first.system_fingerprint == "fp_test"
+    assert len(first.token_logprobs) == 2 and all(lp < 0 for lp in first.token_logprobs)
+    assert first.prompt_tokens > 0 and first.completion_tokens == 2
+    assert first.latency_s >= 0.02 and first.retries == 0 and first.ok
+    assert last.text == "one two three" and len(last.token_logprobs) == 3
+    assert sorted(tags_served(server)) == sorted(f"{c.example_id}#0" for c in calls)
+
+
+def test_under_429_and_500_injection_every_call_is_answered_and_served_exactly_once() -> None:
+    calls = [chat(f"e{i}") for i in range(150)] + [chat("rep", s) for s in range(3)]
+    delivered: list[Answer] = []
+    settings = EngineSettings(concurrency=8, max_retries=30, backoff_base=0.01, backoff_cap=0.05)
+    with ChatServer(rate_limit_fraction=0.3, server_error_fraction=0.05, retry_after_s=0.05, seed=1) as server:
+        answers = run(server, calls, settings, on_answer=delivered.append)
+    assert server.statuses[429] > 20 and server.statuses[500] > 0
+    expected = Counter(f"{c.example_id}#{c.sample}" for c in calls)
+    assert Counter(tags_served(server)) == expected  # each example reached a 200 exactly once
+    assert Counter(f"{a.example_id}#{a.sample}" for a in answers) == expected
+    assert Counter(f"{a.example_id}#{a.sample}" for a in delivered) == expected
+    assert all(a.ok for a in answers)
+    assert sum(a.retries for a in answers) == server.statuses[429] + server.statuses[500]
+
+
+def test_retry_after_is_honoured() -> None:
+    with ChatServer(rate_limit_fraction=1.0, retry_after_s=0.3) as server:
+
+        def lift_after_first_429() -> None:
+            while not server.statuses[429]:
+                time.sleep(0.002)
+            server.rate_limit_fraction = 0.0
+
+        lifter = threading.Thread(target=lift_after_first_429)
+        lifter.start()
+        start = time.perf_counter()
+        [answer] = run(server, [chat("a")])
+        elapsed = time.perf_counter() - start
+        lifter.join()
+    assert answer.ok and answer.retries == 1
+    assert elapsed >= 0.3
+
+
+def test_retry_after_beyond_the_limit_gives_a_rate_limited_answer_without_waiting() -> None:
+    settings = EngineSettings(max_retry_after=0.1)
+    with ChatServer(rate_limit_fraction=1.0, retry_after_s=30) as server:
+        start = time.perf_counter()
+        [answer] = run(server, [chat("a")], settings)
+    assert time.perf_counter() - start < 5
+    assert answer.error_kind == "rate_limited" and "Retry-After 30 s" in answer.error
+
+
+class RecordingProgress(Progress):
+    def __init__(self, total: int) -> None:
+        super().__init__("case", total, enabled=False)
+        self.limits: list[int] = []
+
+    def set_concurrency(self, limit: int) -> None:
+        super().set_concurrency(limit)
+        self.limits.append(limit)
+
+
+def test_concurrency_halves_on_429_and_recovers_when_throttling_stops() -> None:
+    calls = [chat(f"e{i}") for i in range(300)]
+    progress = RecordingProgress(len(calls))
+    with ChatServer(latency_s=0.005, rate_limit_fraction=0.5, retry_after_s=0.02) as server:
+
+        def stop_throttling(answer: Answer) -> None:
+            if progress.done >= 40:
+                server.rate_limit_fraction = 0.0
+
+        answers = run(server, calls, EngineSettings(concurrency=8, max_retries=30, backoff_base=0.01),
+                      on_answer=stop_throttling, progress=progress)
+    assert all(a.ok for a in answers)
+    assert progress.limits[0] == 8
+    assert min(progress.limits) <= 4  # cut by half on a 429
+    assert progress.limits[-1] == 8  # grew back to the maximum, never above
+    assert max(progress.limits) == 8
+
+
+def test_non_adaptive_keeps_the_configured_concurrency() -> None:
+    progress = RecordingProgress(30)
+    with ChatServer(rate_limit_fraction=0.5, retry_after_s=0.01) as server:
+        run(server, [chat(f"e{i}") for i in range(30)],
+            EngineSettings(concurrency=4, max_retries=30, adaptive=False), progress=progress)
+    assert progress.limits == [4]
+
+
+def test_server_errors_become_visible_error_answers_after_the_retry_budget() -> None:
+    settings = EngineSettings(concurrency=4, max_retries=2, backoff_base=0.01)
+    with ChatServer(server_error_fraction=1.0) as server:
+        answers = run(server, [chat(f"e{i}") for i in range(5)], settings)
+    assert server.statuses[500] == 15  # 1 try + 2 retries each
+    for answer in answers:
+        assert answer.error_kind == "api" and answer.retries == 2
+        assert answer.error == "HTTP 500: boom (gave up after 2 retries)"
+
+
+def test_client_errors_are_not_retried() -> None:
+    with ChatServer() as server:
+        start = time.perf_counter()
+        [answer] = run_calls_sync([chat("a")], ModelSettings(base_url=server.base_url.replace("/v1", "/nope")),
+                                  settings=EngineSettings(backoff_base=1.0))
+    assert time.perf_counter() - start < 1.0
+    assert answer.error_kind == "api" and answer.retries == 0 and answer.error.startswith("HTTP 404")
+
+
+def test_connection_errors_are_retried_then_reported() -> None:
+    with ChatServer() as server:
+        base_url = server.base_url
+    [answer] = run_calls_sync([chat("a")], ModelSettings(base_url=base_url),
+                              settings=EngineSettings(max_retries=1, backoff_base=0.01))
+    assert answer.error_kind == "connection" and answer.retries == 1 and "Connection error" in answer.error
+
+
+def test_request_missing_from_the_cassette_is_not_recorded_and_not_retried(tmp_path) -> None:
+    with ChatServer() as server, vcr.VCR(record_mode="none").use_cassette(str(tmp_path / "c.yaml")):
+        answers = run(server, [chat("a"), chat("b")], EngineSettings(max_retries=5, backoff_base=1.0))
+    assert server.statuses == Counter()
+    for answer in answers:
+        assert answer.error_kind == "not_recorded" and answer.retries == 0
+        assert "record_mode 'none'" in answer.error
+
+
+def test_repeats_are_sent_in_sample_order_while_examples_run_concurrently() -> None:
+    calls = [chat(f"e{i}", s) for s in (3, 1, 0, 2) for i in range(10)]  # samples deliberately shuffled
+    with ChatServer(latency_s=0.01) as server:
+        answers = run(server, calls)
+    served = tags_served(server)
+    for i in range(10):
+        assert [t for t in served if t.startswith(f"e{i}#")] == [f"e{i}#{s}" for s in range(4)]
+    assert [(a.example_id, a.sample) for a in answers] == [(c.example_id, c.sample) for c in calls]
+    assert set(served[:8]) != {f"e0#{s}" for s in range(4)}  # not one example at a time
+
+
+def test_cancellation_keeps_completed_answers_and_marks_the_rest_interrupted() -> None:
+    calls = [chat(f"e{i}") for i in range(200)]
+    delivered: list[Answer] = []
+
+    async def main() -> None:
+        task = asyncio.current_task()
+
+        def on_answer(answer: Answer) -> None:
+            delivered.append(answer)
+            if len(delivered) == 20:
+                task.cancel()
+
+        async with make_client(ModelSettings(base_url=server.base_url), replay=False) as client:
+            await run_calls(calls, client, settings=FAST, on_answer=on_answer)
+
+    with ChatServer(latency_s=0.02) as server:
+        with pytest.raises(asyncio.CancelledError):
+            asyncio.run(main())
+    assert Counter(f"{a.example_id}#{a.sample}" for a in delivered) == Counter(f"e{i}#0" for i in range(200))
+    done = [a for a in delivered if a.ok]
+    assert len(done) >= 20 and {f"{a.example_id}#0" for a in done} <= set(tags_served(server))
+    assert all(a.error_kind == "interrupted" for a in delivered if not a.ok)
+
+
+def test_keyboard_interrupt_flushes_every_call_then_propagates() -> None:
+    calls = [chat(f"e{i}") for i in range(100)]
+    delivered: list[Answer] = []
+
+    def on_answer(answer: Answer) -> None:
+        delivered.append(answer)
+        if len(delivered) == 10:
+            raise KeyboardInterrupt
+
+    with ChatServer(latency_s=0.02) as server, pytest.raises(KeyboardInterrupt):
+        run(server, calls, on_answer=on_answer)
+    assert len(delivered) == 100 and len({a.example_id for a in delivered}) == 100
+    assert sum(a.ok for a in delivered) >= 10
+    assert all(a.error_kind == "interrupted" for a in delivered if not a.ok)
+
+
+def test_sync_wrapper_works_inside_a_running_event_loop() -> None:
+    async def notebook_cell() -> list[Answer]:
+        return run(server, [chat("a")])
+
+    with ChatServer() as server:
+        [answer] = asyncio.run(notebook_cell())
+    assert answer.text == "say a"
+
+
+def test_requests_per_minute_budget_paces_sends() -> None:
+    with ChatServer() as server:
+        start = time.perf_counter()
+        answers = run(server, [chat(f"e{i}") for i in range(30)], EngineSettings(requests_per_minute=1200))
+        elapsed = time.perf_counter() - start
+    assert all(a.ok for a in answers)
+    assert elapsed >= 0.45  # 20/s with a one-second burst: the last 10 wait about half a second
+
+
+def test_replay_latency_comes_from_the_recorded_header() -> None:
+    # recording.py stores latency in this response header; a server sending it stands in for a cassette
+    server = ChatServer()
+    original = server._handle
+
+    async def with_latency_header(request):  # type: ignore[no-untyped-def]
+        response = await original(request)
+        response.headers["x-evalsuite-latency-ms"] = "1234"
+        return response
+
+    server._handle = with_latency_header  # type: ignore[method-assign]  # routes bind it at start
+    with server:
+        [answer] = run(server, [chat("a")])
+    assert answer.latency_s == pytest.approx(1.234)
+
+
+def test_cost_estimate_uses_the_price_table_snapshots_and_overrides() -> None:
+    assert estimate_cost("gpt-4o", 1000, 1000) == pytest.approx(0.0125)
+    assert estimate_cost("gpt-4o-mini-2024-07-18", 1000, 0) == pytest.approx(0.00015)
+    assert estimate_cost("my-azure-deployment", 1000, 1000) is None
+    model = ModelSettings(name="my-azure-deployment", price_per_1k_input=0.001, price_per_1k_output=0.002)
+    assert estimate_cost(model.name, 2000, 1000, model_prices(model)) == pytest.approx(0.004)
+    assert estimate_cost("gpt-4", 1000, 0, {"gpt-4": {"input": 1.0, "output": 1.0}}) == 1.0
+
+
+class FakeTTY(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_line_on_a_tty_and_silent_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    tty = FakeTTY()
+    with Progress("sentiment", 2, model="gpt-4o", stream=tty) as progress:
+        progress.add(Answer("a", 0, text="x", prompt_tokens=1000, completion_tokens=100, retries=2))
+        progress.add(Answer("b", 0, error="boom", error_kind="api"))
+    out = tty.getvalue()
+    assert "sentiment  2/2" in out and "2 retries" in out and "1 errors" in out and "1,100 tokens" in out
+    assert "~$0.0035" in out and out.endswith("\n")
+    monkeypatch.setenv("CI", "true")
+    quiet = FakeTTY()
+    with Progress("sentiment", 1, stream=quiet) as progress:
+        progress.add(Answer("a", 0, text="x"))
+    assert quiet.getvalue() == "" and progress.done == 1
+    assert Progress("x", 1, stream=io.StringIO()).enabled is False  # not a terminal
