@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp = commands.add_parser(
         "compare", help="paired comparison of two runs; exit 1 on any regression",
         description="Compare NEW against OLD (report.json or baseline files) with paired tests per metric "
-                    "(McNemar exact for 0/1 metrics, paired bootstrap otherwise). Exit codes: 0 no regression, "
+                    "(McNemar exact for 0/1 metrics, a paired randomization test otherwise). Exit codes: 0 no regression, "
                     "1 a regression (or a threshold stored in NEW missed), 2 unusable input.")
     cmp.add_argument("old", help="the reference run: report.json or baseline file")
     cmp.add_argument("new", help="the run under test: report.json or baseline file")
@@ -145,11 +145,24 @@ def build_parser() -> argparse.ArgumentParser:
                      help="judge only the change against OLD, not the min/max thresholds stored in NEW")
     cmp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     cmp.set_defaults(func=_cmd_compare)
+    serve = commands.add_parser(
+        "serve-local", add_help=False, help="serve a local GGUF model (Gemma 3 270M) on 127.0.0.1 for recording",
+        description="Thin wrapper over llama-cpp-python's OpenAI-compatible server; see --help.")
+    serve.set_defaults(func=_cmd_serve_local)
     return parser
 
 
+def _cmd_serve_local(args: argparse.Namespace) -> int:
+    from evalsuite import serve_local  # llama-cpp-python is an optional extra
+
+    return serve_local.main(args.rest)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, rest = build_parser().parse_known_args(argv)
+    if rest and args.command != "serve-local":
+        build_parser().parse_args(argv)  # reports the unknown arguments and exits 2
+    args.rest = rest
     return args.func(args)
 
 

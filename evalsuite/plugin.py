@@ -32,7 +32,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--eval-rpm", type=float, default=None, help="requests-per-minute budget per endpoint (live calls)")
     group.addoption("--eval-tpm", type=float, default=None, help="tokens-per-minute budget per endpoint (live calls)")
     group.addoption("--eval-limit", type=int, default=None, help="cap every dataset at N examples (quick run)")
-    group.addoption("--eval-model", default=None, help="override the model (or Azure deployment) of every case")
+    group.addoption("--eval-model", default=None, metavar="[PROVIDER:]NAME",
+                    help="override every case's model or Azure deployment, e.g. gpt-4o or azure_openai:gpt-4")
+    group.addoption("--eval-api", default=None, choices=("chat", "completions"),
+                    help="override every case's endpoint (chat models such as GPT-4 need chat)")
     group.addoption("--eval-report", default=None, metavar="DIR", help="report directory (default: reports/)")
     group.addoption("--eval-baseline", default=None, metavar="PATH", help="compare with this committed baseline JSON")
     group.addoption("--eval-update-baseline", default=None, metavar="PATH", nargs="?", const="",
@@ -90,13 +93,23 @@ def _settings(config: pytest.Config) -> runner.RunSettings:
             tokens_per_minute=_number(_option(config, "eval_tpm", "eval_tpm")),
         ),
         limit=config.getoption("eval_limit"),
-        model_override=config.getoption("eval_model"),
+        model_override=_model_override(config.getoption("eval_model"), config.getoption("eval_api")),
         alpha=float(_option(config, "eval_alpha", "eval_alpha")),
         baseline=baseline,
         prices=loader.tool_settings(rootdir).get("prices", {}),
     )
     config._evalsuite_settings = settings  # type: ignore[attr-defined]
     return settings
+
+
+def _model_override(model: str | None, api: str | None) -> dict[str, str]:
+    override = {"api": api} if api else {}
+    if model:
+        provider, _, name = model.rpartition(":")
+        if provider and provider not in ("openai", "azure_openai"):
+            raise pytest.UsageError(f"--eval-model {model}: provider must be openai or azure_openai")
+        override.update({"name": name, **({"provider": provider} if provider else {})})
+    return override
 
 
 def _number(value: Any) -> float | None:

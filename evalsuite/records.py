@@ -104,7 +104,7 @@ class MetricResult:
     baseline: float | None = None
     delta: float | None = None
     p_value: float | None = None
-    test: str = ""  # "mcnemar-exact" | "paired-bootstrap" | ""
+    test: str = ""  # "mcnemar-exact" | "paired-permutation" | ""
     n_paired: int = 0
     n_new: int = 0  # examples with no counterpart in the baseline
     n_missing: int = 0  # baseline examples absent from this run

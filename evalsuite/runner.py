@@ -40,7 +40,7 @@ class RunSettings:
     cassette_dir: Path = Path("cassettes")
     engine: engine.EngineSettings = field(default_factory=engine.EngineSettings)
     limit: int | None = None
-    model_override: str | None = None
+    model_override: dict[str, str] = field(default_factory=dict)  # provider / name / api for every case
     alpha: float = 0.05
     baseline: Baseline | None = None
     prices: dict[str, Any] = field(default_factory=dict)
@@ -55,7 +55,7 @@ def run_item(run: CaseRun, settings: RunSettings) -> ItemResult:
     started = time.perf_counter()
     case = run.case
     if settings.model_override:
-        case = case.model_copy(update={"model": case.model.model_copy(update={"name": settings.model_override})})
+        case = case.model_copy(update={"model": case.model.model_copy(update=settings.model_override)})
     metrics = {name: get_metric(name, spec) for name, spec in case.metrics.items()}
     path = cassette_path(run, settings)
     replay_only = settings.record_mode == "none"

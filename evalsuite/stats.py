@@ -20,7 +20,9 @@ import numpy as np
 from scipy.special import bdtr, bdtrc  # binomial CDF / survival; scipy.stats costs ~1 s to import
 
 Aggregate = Callable[[Sequence[Any]], float] | Literal["mean"]
-# Optional vectorised aggregate: (per-example values, index matrix [resamples, n]) -> one value per row.
+# Optional vectorised aggregate: (per-example values, index matrix [rows, m]) -> aggregate of each row's
+# [values[i] for i in row]. m need not be len(values): paired_permutation passes old + new (2n values)
+# with rows of n indices.
 Batched = Callable[[Sequence[Any], np.ndarray], np.ndarray]
 
 # Elements of index matrix generated per chunk: bounds memory (~32 MB of int64) at n = 25,000.

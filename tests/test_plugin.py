@@ -109,9 +109,17 @@ def test_record_then_replay_offline_gives_the_same_scores(project: pytest.Pytest
     # Server stopped, no key, no base URL: replay only.
     replay = run(project, "cases")
     assert replay.returncode == 0, replay.stdout + replay.stderr
-    assert scores(report_json(project)) == live_scores
+    replayed = report_json(project)
+    assert scores(replayed) == live_scores
     for out in (project.path / "reports").iterdir():
         assert CANARY not in out.read_text(errors="replace")
+
+    # new_episodes replays through the SDK and vcrpy's transport (mode none reads the index directly):
+    # both paths give the same per-example records. A dead endpoint proves nothing went live.
+    through_sdk = run(project, "cases", "--record-mode=new_episodes",
+                      env={"OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_API_KEY": "sk-unused-dummy"})
+    assert through_sdk.returncode == 0, through_sdk.stdout + through_sdk.stderr
+    assert [i["records"] for i in report_json(project)["items"]] == [i["records"] for i in replayed["items"]]
 
 
 def test_k_markers_and_strict_markers_select_items(project: pytest.Pytester) -> None:
@@ -221,3 +229,23 @@ def test_junit_xml_carries_scores(project: pytest.Pytester) -> None:
             env={"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": CANARY})
     xml = (project.path / "junit.xml").read_text()
     assert 'name="evalsuite.accuracy" value="1.0"' in xml
+
+
+def test_pytest_main_twice_in_one_process_writes_only_reports_and_cassettes(project: pytest.Pytester) -> None:
+    """The Databricks notebook setting: pytest.main() from a Repo checkout, run twice in one kernel."""
+    with ChatServer(sentiment_responder) as server:
+        live = run(project, "cases", "--record-mode=once", env={"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": CANARY})
+    assert live.returncode == 0, live.stdout
+    shutil.rmtree(project.path / "reports")
+    before = {p for p in project.path.rglob("*") if "__pycache__" not in p.parts}
+    script = (
+        "import pytest\n"
+        "args = ['cases', '-p', 'no:cacheprovider', '-q', '-k', 'terse']\n"
+        "codes = [int(pytest.main(args)), int(pytest.main(args))]\n"
+        "print('EXIT CODES', codes)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=project.path, capture_output=True, text=True, timeout=300)
+    assert "EXIT CODES [0, 0]" in result.stdout, result.stdout + result.stderr
+    assert result.stdout.count("evalsuite score report") == 2
+    created = {p for p in project.path.rglob("*") if "__pycache__" not in p.parts} - before
+    assert created and all(p.relative_to(project.path).parts[0] == "reports" for p in created), created

@@ -195,3 +195,18 @@ def test_missing_values_are_excluded_and_all_missing_is_an_error() -> None:
     assert result.n == 2 and result.value == pytest.approx(2.0) and result.verdict == "pass"
     error = judge(Metric(name="latency", kind="mean"), MetricSpec(), [None, None], keys(2))
     assert error.verdict == "error" and error.failed and error.value is None
+
+
+def test_real_f1_metric_is_compared_with_its_baseline() -> None:
+    """The registry's f1 (corpus kind, vectorised resampling) through the whole baseline comparison."""
+    from evalsuite.metrics import get_metric
+
+    f1 = get_metric("f1", MetricSpec(params={"average": "macro"}))
+    expected = ["positive", "negative"] * 20
+    keys = [f"e{i}#0" for i in range(len(expected))]
+    old = [[label, label] for label in expected]  # all right
+    new = [["positive", label] for label in expected]  # every negative now wrong
+    result = judge(f1, MetricSpec(), new, keys, dict(zip(keys, old)))
+    assert result.test == "paired-permutation"
+    assert result.baseline == pytest.approx(1.0) and result.value == pytest.approx(1 / 3)
+    assert result.verdict == "regression" and result.p_value < 0.001

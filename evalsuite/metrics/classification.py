@@ -98,7 +98,7 @@ class _PRF(Metric):
         pair_ids: dict[tuple[str, str], int] = {}
         codes = np.fromiter(
             (pair_ids.setdefault((UNPARSED if pred is None else pred, true), len(pair_ids)) for pred, true in values),
-            dtype=np.int64, count=n,
+            dtype=np.int64, count=len(values),
         )
         pairs = list(pair_ids)
         if self.params["average"] == "binary":
