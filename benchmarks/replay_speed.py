@@ -118,6 +118,7 @@ def child_breakdown(root: Path, limit: int | None) -> None:
     t = time.perf_counter()
     rows = examples.load_examples(run.case.dataset, run.base_dir, limit=limit)
     marks["dataset"] = time.perf_counter() - t
+    marks["rss_after_dataset_mb"] = peak_rss_mb()
     t = time.perf_counter()
     calls = prompts.build_calls(run.case, rows)
     marks["prompts"] = time.perf_counter() - t
@@ -125,9 +126,11 @@ def child_breakdown(root: Path, limit: int | None) -> None:
     t = time.perf_counter()
     with recording.use_cassette(path, "none", metadata={}) as handle:
         marks["cassette_load"] = time.perf_counter() - t
+        marks["rss_after_cassette_mb"] = peak_rss_mb()
         t = time.perf_counter()
         answers = engine.replay_calls(calls, handle, clients.endpoint(run.case.model))
         marks["replay"] = time.perf_counter() - t
+    marks["peak_rss_mb"] = peak_rss_mb()
     assert all(a.ok for a in answers), "replay missed calls"
     print(json.dumps(marks))
 
@@ -276,7 +279,8 @@ def main() -> None:
               f"target <= 5 s); peak RSS {replay['peak_rss_mb']:.0f} MB (target <= 1024 MB); "
               f"{fmt_acc(replay)}, {same}; errors {replay['errors']}, unparsed {replay['unparsed']}")
         parts = run_child("--child", "breakdown", "--root", str(root), *limit_arg, env=offline_env())
-        print("  breakdown (second fresh process): " + ", ".join(f"{k} {v:.2f} s" for k, v in parts.items())
+        print("  breakdown (second fresh process): " + ", ".join(
+            f"{k} {v:.0f}" if k.endswith("_mb") else f"{k} {v:.2f} s" for k, v in parts.items())
               + "; parsing + metric + Wilson interval are the rest of run_item")
 
         n = live["n"]

@@ -64,7 +64,7 @@ class EngineSettings:
     """How hard to push one endpoint."""
 
     concurrency: int = 16  # maximum requests in flight
-    max_retries: int = 6  # per call, after the first attempt; 0 on replay
+    max_retries: int = 10  # per call, after the first attempt (backoff capped); 0 on replay
     requests_per_minute: float | None = None  # optional budget, paced before sending
     tokens_per_minute: float | None = None  # estimate chars/4 + max_tokens before, actual usage after
     timeout: float | None = None  # per-request seconds; None: the client's (model.timeout)

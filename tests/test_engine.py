@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import threading
 import time
 from collections import Counter
+from dataclasses import asdict
 
+import orjson
 import pytest
 import vcr
 
 from evalsuite.case import ModelSettings
-from evalsuite.clients import make_client
-from evalsuite.engine import EngineSettings, run_calls, run_calls_sync
+from evalsuite.clients import endpoint, make_client
+from evalsuite.engine import EngineSettings, replay_calls, run_calls, run_calls_sync
 from evalsuite.progress import Progress, estimate_cost, model_prices
+from evalsuite.recording import LATENCY_HEADER, use_cassette
 from evalsuite.records import Answer, Call
-from tests.chat_server import ChatServer
+from tests.chat_server import ChatServer, echo_responder
 
 FAST = EngineSettings(concurrency=8, backoff_base=0.01, backoff_cap=0.05)
 
@@ -286,3 +290,53 @@ def test_progress_line_on_a_tty_and_silent_in_ci(monkeypatch: pytest.MonkeyPatch
         progress.add(Answer("a", 0, text="x"))
     assert quiet.getvalue() == "" and progress.done == 1
     assert Progress("x", 1, stream=io.StringIO()).enabled is False  # not a terminal
+
+
+def test_direct_index_replay_gives_the_same_answers_as_replay_through_the_sdk(tmp_path) -> None:
+    served = itertools.count()
+
+    def different_every_call(body: dict) -> str:  # repeats of one request get different answers
+        return f"{echo_responder(body)} n{next(served)}"
+
+    calls = [
+        chat("a"),
+        chat("b", logprobs=True),
+        Call("c", 0, "completions", {"model": "gpt-3.5-turbo-instruct", "prompt": "one two", "logprobs": 1}, "hash"),
+        *[chat("r", s, temperature=1) for s in range(3)],
+    ]
+    cassette = tmp_path / "c.json"
+    with ChatServer(different_every_call) as server:
+        with use_cassette(cassette, "once", metadata={}):
+            live = run(server, calls)
+    assert all(a.ok for a in live) and len({a.text for a in live}) == len(calls)
+
+    with use_cassette(cassette, "new_episodes", metadata={}) as handle:  # server stopped: SDK + vcrpy transport
+        via_sdk = run(server, calls)
+    assert handle.n_played == len(calls) and handle.n_recorded == 0
+
+    by_api: dict[str, list[int]] = {}
+    for index, call in enumerate(calls):
+        by_api.setdefault(call.api, []).append(index)
+    direct: list[Answer | None] = [None] * len(calls)
+    with use_cassette(cassette, "none", metadata={}) as handle:
+        for api, indices in by_api.items():
+            answers = replay_calls([calls[i] for i in indices], handle, endpoint(ModelSettings(api=api)))
+            for i, answer in zip(indices, answers):
+                direct[i] = answer
+
+    assert [asdict(a) for a in direct] == [asdict(a) for a in via_sdk]  # every field, latency included
+    recorded_ms = {i["request"]["headers"]["x-evalsuite-example"][0]: float(i["response"]["headers"][LATENCY_HEADER][0])
+                   for i in orjson.loads(cassette.read_bytes())["interactions"]}
+    for answer in direct:
+        assert answer.latency_s == pytest.approx(recorded_ms[f"{answer.example_id}#{answer.sample}"] / 1000)
+    live_fields = [{**asdict(a), "latency_s": None} for a in live]
+    assert [{**asdict(a), "latency_s": None} for a in direct] == live_fields  # text, logprobs, usage, sample order
+    b, c = direct[1], direct[2]
+    assert b.token_logprobs and c.token_logprobs and b.system_fingerprint == "fp_test" and c.finish_reason == "stop"
+    assert [a.text for a in direct[3:]] == [a.text for a in live[3:]]  # sample k replays sample k's answer
+
+    changed = [chat("a", text="say a, differently"), *[chat("r", s, temperature=1) for s in range(4)]]
+    with use_cassette(cassette, "none", metadata={}) as handle:  # a changed prompt; one sample more than recorded
+        replayed = replay_calls(changed, handle, endpoint(ModelSettings()))
+    assert [a.error_kind for a in replayed] == ["not_recorded", None, None, None, "not_recorded"]
+    assert [a.text for a in replayed[1:4]] == [a.text for a in live[3:]] and handle.n_played == 3

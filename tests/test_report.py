@@ -3,6 +3,7 @@ GitHub step summary, report.html rendered by a real headless browser, and the se
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -231,3 +232,19 @@ def test_html_plots_decode_in_a_real_browser(tmp_path: Path, sweep: list[ItemRes
     assert pixels.shape[0] >= 1000 and pixels.std() > 0.05  # not a blank page
     blue = (pixels[..., 2] > 0.6) & (pixels[..., 0] < 0.4)  # the plots' bars are the only strong blue
     assert blue.mean() > 0.001
+
+
+def test_repeats_show_per_example_agreement(tmp_path: Path) -> None:
+    item = make_item(0.7, n=6)
+    # Three samples of each example: examples 0 and 1 disagree with themselves once.
+    records = []
+    for r in item.records:
+        for sample in range(3):
+            flip = sample == 2 and r.example_id in ("ex0", "ex1")
+            records.append(dataclasses.replace(r, sample=sample, prediction="other" if flip else r.prediction))
+    item.records = records
+    item.agreement = (4 * 1.0 + 2 * (2 / 3)) / 6
+    text = render([item])
+    assert "sentiment[t0.7]: 3 samples per example, agreement 0.889; 2 of 6 examples not unanimous" in text
+    paths = write_reports(tmp_path, [item], {"record_mode": "none"})
+    assert "2 of 6 examples not unanimous" in paths["md"].read_text()

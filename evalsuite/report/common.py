@@ -43,6 +43,19 @@ def summary(items: list[ItemResult]) -> dict[str, Any]:
     }
 
 
+def repeat_text(item: ItemResult) -> str | None:
+    """Nondeterminism across repeats: how often an example's samples agree with its majority answer."""
+    samples: dict[str, list[str]] = {}
+    for record in item.records:
+        samples.setdefault(record.example_id, []).append(repr(record.prediction))
+    if not samples or max(len(preds) for preds in samples.values()) < 2:
+        return None
+    split = sum(1 for preds in samples.values() if len(set(preds)) > 1)
+    agreement = f"agreement {fmt(item.agreement)}" if item.agreement is not None else "agreement -"
+    return (f"{item.item_id}: {max(len(p) for p in samples.values())} samples per example, {agreement}; "
+            f"{split} of {len(samples)} examples not unanimous")
+
+
 def summary_line(items: list[ItemResult]) -> str:
     s = summary(items)
     parts = [f"{s['items']} items: {s['passed']} passed, {s['failed']} failed"]

@@ -21,7 +21,7 @@ from typing import Any
 
 from evalsuite.baseline import SCHEMA_VERSION, atomic_write_text, jsonable
 from evalsuite.records import ItemResult
-from evalsuite.report.common import (baseline_text, error_kinds, item_status, sort_items, summary, summary_line,
+from evalsuite.report.common import (baseline_text, error_kinds, item_status, repeat_text, sort_items, summary, summary_line,
                               threshold_text, value_text)
 
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
@@ -122,6 +122,10 @@ def render_markdown(items: list[ItemResult], run: dict[str, Any]) -> str:
             kinds = error_kinds(item)
             lines.append(f"- {_code(item.item_id)}: {item.unparsed} unparsed, {item.errors} errors"
                          + (f" ({html.escape(kinds, quote=False)})" if kinds else ""))
+    repeats = [text for text in map(repeat_text, items) if text]
+    if repeats:
+        lines += ["", "**Repeats** (per-example agreement across samples)", ""]
+        lines += [f"- {_md(text)}" for text in repeats]
     packages = ", ".join(f"{k} {v}" for k, v in run["packages"].items() if v)
     lines += ["", f"<sub>record mode {_md(run['record_mode'])} · {_md(packages)}</sub>", ""]
     return "\n".join(lines)

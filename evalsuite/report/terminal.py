@@ -5,7 +5,8 @@ from __future__ import annotations
 import textwrap
 
 from evalsuite.records import ItemResult
-from evalsuite.report.common import baseline_text, error_kinds, sort_items, summary_line, threshold_text, value_text
+from evalsuite.report.common import (baseline_text, error_kinds, repeat_text, sort_items, summary_line, threshold_text,
+                                     value_text)
 
 _COLUMNS = (("item", 28), ("n", 6), ("metric", 16), ("value [95% CI]", 24), ("threshold", 12),
             ("vs baseline", 18), ("verdict", 10))
@@ -37,6 +38,9 @@ def render(items: list[ItemResult], *, reasons: bool = True) -> str:
         for item in noisy:
             kinds = error_kinds(item)
             lines.append(f"  {item.item_id}: {item.unparsed} unparsed, {item.errors} errors" + (f" ({kinds})" if kinds else ""))
+    repeats = [text for text in map(repeat_text, items) if text]
+    if repeats:
+        lines += ["", "repeats (per-example agreement across samples):", *(f"  {t}" for t in repeats)]
     if reasons:
         why: list[str] = []
         for item in sort_items(items):
