@@ -19,7 +19,8 @@ from evalsuite.errors import EvalsuiteError
 from evalsuite.loader import CaseRun
 from evalsuite.metrics import Metric, get_metric
 from evalsuite.progress import Progress, estimate_cost, model_prices
-from evalsuite.records import Answer, ExampleRecord, ItemResult, MetricResult, Scored
+from evalsuite.case import Case
+from evalsuite.records import Answer, Example, ExampleRecord, ItemResult, MetricResult, Scored
 
 EXCERPT_CHARS = 160
 WORST_SHOWN = 3
@@ -140,7 +141,7 @@ def _shown(path: Path, settings: RunSettings) -> str:
     return str(path.relative_to(settings.rootdir)) if path.is_relative_to(settings.rootdir) else str(path)
 
 
-def _parse(example: Any, answer: Answer, prompt_hash: str, case: Any) -> Scored:
+def _parse(example: Example, answer: Answer, prompt_hash: str, case: Case) -> Scored:
     prediction, ok = parsing.parse(answer.text, case.parse) if answer.ok else (None, False)
     return Scored(example=example, answer=answer, prompt_hash=prompt_hash, prediction=prediction, parsed=ok)
 
@@ -170,9 +171,11 @@ def _excerpt(text: str) -> str:
     return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
 
 
-def _params(case: Any) -> dict[str, Any]:
+def _params(case: Case) -> dict[str, Any]:
+    """The sampling parameters sent (temperature 0 included: it is a value, not an absence)."""
     keys = ("temperature", "max_tokens", "top_p", "seed", "logprobs", "stop")
-    return {k: getattr(case.model, k) for k in keys if getattr(case.model, k) not in (None, False)}
+    values = {k: getattr(case.model, k) for k in keys}
+    return {k: v for k, v in values.items() if v is not None and v is not False}
 
 
 def _agreement(scored: Sequence[Scored]) -> float:
@@ -188,7 +191,7 @@ def _not_recorded_message(run: CaseRun, settings: RunSettings, path: Path, missi
     ids = sorted({a.example_id for a in missing})
     shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
     lines = [
-        f"{run.item_id}: {len(missing)} call(s) not recorded in {_shown(path, settings)} (record mode 'none'; no request was sent).",
+        f"{run.item_id}: {len(missing)} call(s) not recorded in {_shown(path, settings)} (record mode '{settings.record_mode}'; no request was sent).",
         f"examples: {shown}",
     ]
     lines += [f"  {line}" for line in stale[:10]]
