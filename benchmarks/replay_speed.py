@@ -5,7 +5,7 @@
    Positive/Negative, ``parse: label``, metric ``accuracy``. Records it once with
    ``runner.run_item(..., record_mode="once")`` (64 requests in flight) against the 127.0.0.1 chat
    server (``sentiment_responder``) running in a separate process, so it does not share our GIL.
-2. HEADLINE: in a fresh subprocess (so ``ru_maxrss`` is the replay's own), with no ``OPENAI_*`` set,
+2. HEADLINE: in a fresh subprocess (so its peak RSS, ``VmHWM``, is the replay's own), with no ``OPENAI_*`` set,
    times ``loader.load_suite`` + ``runner.run_item(..., record_mode="none")`` end to end: dataset load,
    prompts, direct replay from the cassette index, parsing, accuracy and its Wilson interval.
    Target: <= 5 s and <= 1 GB; the accuracy must equal the recording run's. A second fresh process
@@ -62,7 +62,16 @@ cases:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    """This process's own peak RSS. ``ru_maxrss`` is not: Linux carries the high-water mark over
+    fork + exec, so a child of the (large) recording process reported the parent's peak."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:  # no /proc (not Linux)
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def write_root(root: Path, data: Path) -> Path:
