@@ -96,7 +96,7 @@ def synthetic_calls(n: int) -> list[Call]:
     return [
         Call(f"ex{i}", 0, "chat",
              {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"Review {i}: a good film, great cast."}],
-              "temperature": 0, "max_tokens": 4}, f"h{i}")
+              "temperature": 0, "max_tokens": 4})
         for i in range(n)
     ]
 
@@ -109,7 +109,7 @@ def imdb_calls() -> list[Call]:
             calls.append(Call(row["id"], 0, "chat", {
                 "model": "gpt-4o-mini", "temperature": 0, "max_tokens": 2,
                 "messages": [{"role": "system", "content": "Answer Positive or Negative."},
-                             {"role": "user", "content": row["text"]}]}, ""))
+                             {"role": "user", "content": row["text"]}]}))
     return calls
 
 

@@ -39,8 +39,6 @@ from typing import Any
 
 import openai
 import orjson
-from openai.types import Completion
-from openai.types.chat import ChatCompletion
 from vcr.errors import CannotOverwriteExistingCassetteException
 
 from evalsuite.case import ModelSettings
@@ -291,31 +289,34 @@ def _estimate_tokens(call: Call) -> float:
     return chars / 4 + (body.get("max_tokens") or body.get("max_completion_tokens") or 0)
 
 
-def _answer(call: Call, parsed: Any, latency_s: float | None, retries: int) -> Answer:
-    usage = getattr(parsed, "usage", None)
+def _answer(call: Call, data: dict[str, Any], latency_s: float | None, retries: int) -> Answer:
+    """An Answer from a completion's JSON body: one reader for live responses and recorded ones."""
+    usage = data.get("usage") or {}
     text = finish = None
     logprobs: list[float] | None = None
-    if parsed.choices:
-        choice = parsed.choices[0]
-        finish = choice.finish_reason
+    choices = data.get("choices") or []
+    if choices:
+        choice = choices[0]
+        finish = choice.get("finish_reason")
+        recorded_logprobs = choice.get("logprobs") or {}
         if call.api == "chat":
-            text = choice.message.content
-            if choice.logprobs is not None and choice.logprobs.content is not None:
-                logprobs = [item.logprob for item in choice.logprobs.content]
+            text = (choice.get("message") or {}).get("content")
+            if recorded_logprobs.get("content") is not None:
+                logprobs = [item["logprob"] for item in recorded_logprobs["content"]]
         else:
-            text = choice.text
-            if choice.logprobs is not None and choice.logprobs.token_logprobs is not None:
-                logprobs = [lp for lp in choice.logprobs.token_logprobs if lp is not None]
+            text = choice.get("text")
+            if recorded_logprobs.get("token_logprobs") is not None:
+                logprobs = [lp for lp in recorded_logprobs["token_logprobs"] if lp is not None]
     return Answer(
         example_id=call.example_id,
         sample=call.sample,
         text=text,
         token_logprobs=logprobs,
-        prompt_tokens=usage.prompt_tokens if usage is not None else None,
-        completion_tokens=usage.completion_tokens if usage is not None else None,
+        prompt_tokens=usage.get("prompt_tokens"),
+        completion_tokens=usage.get("completion_tokens"),
         latency_s=latency_s,
         finish_reason=finish,
-        system_fingerprint=getattr(parsed, "system_fingerprint", None),
+        system_fingerprint=data.get("system_fingerprint"),
         retries=retries,
     )
 
@@ -339,7 +340,7 @@ class _Sender:
             try:
                 headers = {"x-evalsuite-example": tag, "x-evalsuite-sent-at": repr(time.time())}
                 raw = await create(**call.body, extra_headers=headers, **self.extra)
-                parsed = raw.parse()
+                data = orjson.loads(raw.content)
             except Exception as exc:  # every failure becomes a retry or an error Answer
                 failure = _classify(exc)
             else:
@@ -349,7 +350,7 @@ class _Sender:
             if failure is None:
                 recorded = raw.headers.get(LATENCY_HEADER)
                 latency = float(recorded) / 1000 if recorded is not None else time.perf_counter() - started
-                answer = _answer(call, parsed, latency, retries)
+                answer = _answer(call, data, latency, retries)
                 used = None if answer.prompt_tokens is None else answer.prompt_tokens + (answer.completion_tokens or 0)
                 self.gate.succeeded(raw.headers, used, estimate)
                 return answer
@@ -445,9 +446,9 @@ def replay_calls(calls: Sequence[Call], cassette: CassetteHandle, endpoint: str,
                  on_answer: Callable[[Answer], None] | None = None) -> list[Answer]:
     """Answer every call from the cassette's index, without the HTTP stack: replay-only runs.
 
-    The recorded response is read into the SDK's own response types and turned into an Answer by
-    the same code as a live call; an HTTP round trip through the SDK and vcrpy's transport costs
-    ~2 ms a call, which is 50 s of pure overhead for 25k examples. Missing -> "not_recorded".
+    The recorded body is turned into an Answer by the same reader as a live response; an HTTP round
+    trip through the SDK and vcrpy's transport costs ~2 ms a call, 50 s of pure overhead for 25k
+    examples. Missing -> "not_recorded".
     """
     answers = []
     for call in calls:
@@ -471,9 +472,7 @@ def _recorded_answer(call: Call, response: dict[str, Any]) -> Answer:
         message = error.get("message", error) if isinstance(error, dict) else error
         return Answer(call.example_id, call.sample, error=f"HTTP {status}: {message}", error_kind="api")
     latency = response["headers"].get(LATENCY_HEADER)
-    response_type = ChatCompletion if call.api == "chat" else Completion
-    parsed = response_type.construct(**body)
-    return _answer(call, parsed, float(latency[0]) / 1000 if latency else None, 0)
+    return _answer(call, body, float(latency[0]) / 1000 if latency else None, 0)
 
 
 def run_calls_sync(

@@ -31,7 +31,6 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
-import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -98,9 +97,7 @@ def build_calls(case: Case, examples: list[Example]) -> list[Call]:
         else:
             body["prompt"] = _completions_prompt(rendered)
         body.update(params)
-        digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-                                .encode()).hexdigest()[:16]
-        calls.extend(Call(example.id, sample, api, copy.deepcopy(body) if sample else body, digest)
+        calls.extend(Call(example.id, sample, api, copy.deepcopy(body) if sample else body)
                      for sample in range(case.repeats))
     return calls
 

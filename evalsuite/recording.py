@@ -91,7 +91,7 @@ from vcr.request import HeadersDict, Request
 
 import evalsuite
 from evalsuite.errors import EvalsuiteError
-from evalsuite.records import Call
+from evalsuite.records import Call, body_hash
 
 MODES = ("none", "once", "new_episodes", "all", "rewrite")
 _RECORD_MODE = {
@@ -102,7 +102,6 @@ _RECORD_MODE = {
     "rewrite": RecordMode.ALL,
 }
 
-IGNORED_BODY_FIELDS = ("user", "metadata", "stream_options", "store", "service_tier")  # and n == 1
 IGNORED_QUERY = frozenset({"api-version", "api-key", "api_key", "key"})
 SECRET_HEADERS = frozenset(
     {"authorization", "api-key", "x-api-key", "openai-organization", "openai-project", "cookie", "set-cookie"}
@@ -138,21 +137,6 @@ def is_not_recorded(exc: BaseException | None) -> bool:
 
 
 # -- match keys ----------------------------------------------------------------------------------
-
-
-def canonical_body(body: dict[str, Any]) -> bytes:
-    """The bytes that identify a request body: answer-irrelevant fields dropped, keys sorted."""
-    kept = {
-        k: int(v) if isinstance(v, float) and v.is_integer() else v
-        for k, v in body.items()
-        if k not in IGNORED_BODY_FIELDS and not (k == "n" and v == 1)
-    }
-    return orjson.dumps(kept, option=orjson.OPT_SORT_KEYS)
-
-
-def body_hash(body: dict[str, Any]) -> str:
-    """sha256 of :func:`canonical_body` (also usable as ``Call.prompt_hash``)."""
-    return hashlib.sha256(canonical_body(body)).hexdigest()
 
 
 def _endpoint(path: str) -> str:
@@ -675,7 +659,7 @@ class CassetteHandle:
         ``endpoint`` is what the SDK would call: ``chat/completions``, ``completions`` or
         ``deployments/<name>/chat/completions``; the key is the one the transport path computes.
         """
-        digest = body_hash(call.body)
+        digest = call.prompt_hash
         info = _Info(f"POST {endpoint} - {digest}", call.api, digest, f"{call.example_id}#{call.sample}")
         return self._cassette.play(info)
 
@@ -694,7 +678,7 @@ class CassetteHandle:
         recorded_examples = {info.tag.rpartition("#")[0] for info in self._cassette.infos if info.tag}
         reported: set[str] = set()
         for call in calls:
-            wanted = (call.api, body_hash(call.body))
+            wanted = (call.api, call.prompt_hash)
             if available[wanted] > 0:
                 available[wanted] -= 1
                 continue
@@ -738,8 +722,6 @@ __all__ = [
     "CassetteError",
     "CassetteHandle",
     "EvalCassette",
-    "body_hash",
-    "canonical_body",
     "is_not_recorded",
     "recover_journal",
     "use_cassette",

@@ -7,8 +7,30 @@ be written into ``report.json`` and be compared against a baseline.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
+
+import orjson
+
+# Body fields that do not change the answer: left out of a request's identity (and so of cassette matching).
+IGNORED_BODY_FIELDS = ("user", "metadata", "stream_options", "store", "service_tier")  # and n == 1
+
+
+def canonical_body(body: dict[str, Any]) -> bytes:
+    """The bytes that identify a request body: answer-irrelevant fields dropped, keys sorted."""
+    kept = {
+        k: int(v) if isinstance(v, float) and v.is_integer() else v
+        for k, v in body.items()
+        if k not in IGNORED_BODY_FIELDS and not (k == "n" and v == 1)
+    }
+    return orjson.dumps(kept, option=orjson.OPT_SORT_KEYS)
+
+
+def body_hash(body: dict[str, Any]) -> str:
+    """sha256 of :func:`canonical_body`: a call's ``prompt_hash`` and its cassette match key."""
+    return hashlib.sha256(canonical_body(body)).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -28,7 +50,11 @@ class Call:
     sample: int  # repeat index, 0-based; repeats of one example are sent in order
     api: Literal["chat", "completions"]
     body: dict[str, Any]  # the JSON body, e.g. {"model": ..., "messages": [...], "temperature": 0}
-    prompt_hash: str  # sha256 of the canonical body: names the exact prompt in reports
+
+    @cached_property
+    def prompt_hash(self) -> str:
+        """body_hash(body): names the exact prompt in reports and keys the cassette."""
+        return body_hash(self.body)
 
 
 ErrorKind = Literal["not_recorded", "api", "timeout", "connection", "rate_limited", "interrupted"]

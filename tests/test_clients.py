@@ -12,7 +12,7 @@ from tests.chat_server import ChatServer
 
 ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN",
        "AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION")
-CALL = Call("ex1", 0, "chat", {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}]}, "h")
+CALL = Call("ex1", 0, "chat", {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}]})
 
 
 @pytest.fixture(autouse=True)

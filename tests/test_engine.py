@@ -33,7 +33,7 @@ def _key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def chat(example_id: str, sample: int = 0, text: str | None = None, **params: object) -> Call:
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text or f"say {example_id}"}], **params}
-    return Call(example_id, sample, "chat", body, "hash")
+    return Call(example_id, sample, "chat", body)
 
 
 def tags_served(server: ChatServer) -> list[str]:
@@ -48,7 +48,7 @@ def run(server: ChatServer, calls: list[Call], settings: EngineSettings = FAST, 
 def test_answers_carry_text_logprobs_usage_and_latency_in_call_order() -> None:
     calls = [chat(f"e{i}", text=f"word{i} two", logprobs=True) for i in range(20)]
     calls.append(Call("c0", 0, "completions", {"model": "gpt-3.5-turbo-instruct", "prompt": "one two three",
-                                               "logprobs": 1}, "hash"))
+                                               "logprobs": 1}))
     with ChatServer(latency_s=0.02) as server:
         answers = run(server, calls)
     assert [(a.example_id, a.sample) for a in answers] == [(c.example_id, c.sample) for c in calls]
@@ -301,7 +301,7 @@ def test_direct_index_replay_gives_the_same_answers_as_replay_through_the_sdk(tm
     calls = [
         chat("a"),
         chat("b", logprobs=True),
-        Call("c", 0, "completions", {"model": "gpt-3.5-turbo-instruct", "prompt": "one two", "logprobs": 1}, "hash"),
+        Call("c", 0, "completions", {"model": "gpt-3.5-turbo-instruct", "prompt": "one two", "logprobs": 1}),
         *[chat("r", s, temperature=1) for s in range(3)],
     ]
     cassette = tmp_path / "c.json"

@@ -73,8 +73,9 @@ def test_repeats_give_identical_bodies_and_hashes() -> None:
     calls = build_calls(c, EXAMPLES)
     assert [(x.example_id, x.sample) for x in calls] == [("r1", 0), ("r1", 1), ("r1", 2), ("r2", 0), ("r2", 1), ("r2", 2)]
     assert calls[0].body == calls[1].body == calls[2].body and calls[0].body != calls[3].body
-    canonical = json.dumps(calls[0].body, sort_keys=True, separators=(",", ":"))
-    assert calls[0].prompt_hash == hashlib.sha256(canonical.encode()).hexdigest()[:16] == calls[2].prompt_hash
+    # The hash is the cassette's match key: sha256 of the sorted-key JSON body, temperature 1 == 1.0.
+    canonical = json.dumps({**calls[0].body, "temperature": 1}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert calls[0].prompt_hash == hashlib.sha256(canonical.encode()).hexdigest() == calls[2].prompt_hash
     assert calls[0].prompt_hash != calls[3].prompt_hash
 
 

@@ -28,7 +28,7 @@ META = {"dataset_fingerprint": "fp-1", "item_id": "sentiment"}
 
 def call(example: str, text: str, sample: int = 0, **params: Any) -> Call:
     body = {"model": "test-model", "messages": [{"role": "user", "content": text}], "temperature": 0, **params}
-    return Call(example, sample, "chat", body, recording.body_hash(body))
+    return Call(example, sample, "chat", body)
 
 
 def headers(c: Call) -> dict[str, str]:
@@ -337,7 +337,7 @@ def test_kill_during_recording_keeps_what_was_recorded(tmp_path: Path) -> None:
         client = openai_client("http://127.0.0.1:9/v1")
         for i in range(kept):  # recorded in order (concurrency 1): rows 0..kept-1 replay offline
             c = Call(f"row{i}", 0, "chat", {"model": "test-model", "temperature": 0,
-                                             "messages": [{"role": "user", "content": f"row {i}"}]}, "")
+                                             "messages": [{"role": "user", "content": f"row {i}"}]})
             assert ask(client, c) == f"row {i}"
     assert not journal.exists()
     assert len(interactions(path)) == kept
