@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from evalsuite.atomic import write_atomic
 from evalsuite.records import ItemResult
 
 SCHEMA_VERSION = 1
@@ -52,20 +51,6 @@ def jsonable(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalars
         return jsonable(value.item())
     return str(value)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same directory and rename over the target."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass
@@ -140,7 +125,7 @@ def write_baseline(path: Path | str, items: list[ItemResult], *, merge: bool = T
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "items": {item_id: asdict(entry) for item_id, entry in sorted(kept.items())},
     }
-    atomic_write_text(path, json.dumps(jsonable(doc), indent=1, ensure_ascii=False) + "\n")
+    write_atomic(path, json.dumps(jsonable(doc), indent=1, ensure_ascii=False) + "\n")
     return path
 
 

@@ -6,7 +6,7 @@ Every stage lives in its own module; this file only wires them into pytest's hoo
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="override every case's endpoint (chat models such as GPT-4 need chat)")
     group.addoption("--eval-report", default=None, metavar="DIR", help="report directory (default: reports/)")
     group.addoption("--eval-baseline", default=None, metavar="PATH", help="compare with this committed baseline JSON")
-    group.addoption("--eval-update-baseline", default=None, metavar="PATH", nargs="?", const="",
-                    help="write the baseline (to PATH, else to --eval-baseline / eval_baseline)")
+    group.addoption("--eval-update-baseline", action="store_true",
+                    help="write this run's results as the baseline (to --eval-baseline / eval_baseline)")
     group.addoption("--eval-alpha", type=float, default=None, help="significance level of the baseline gate (0.05)")
     parser.addini("eval_cases", "glob patterns (relative to rootdir) of case files", type="linelist",
                   default=["cases/*.yaml", "cases/**/*.yaml", "cases/*.yml", "cases/**/*.yml"])
@@ -63,27 +63,33 @@ def _option(config: pytest.Config, name: str, ini: str) -> Any:
     return value if value not in (None, "") else (config.getini(ini) or None)
 
 
-def _settings(config: pytest.Config) -> runner.RunSettings:
-    cached = getattr(config, "_evalsuite_settings", None)
-    if cached is not None:
-        return cached
+_settings_key = pytest.StashKey[runner.RunSettings]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Read every evalsuite option once, so a bad value stops the run before anything is collected."""
+    session.config.stash[_settings_key] = _read_settings(session.config)
+
+
+def _read_settings(config: pytest.Config) -> runner.RunSettings:
     rootdir = Path(config.rootpath)
     mode = _option(config, "record_mode", "eval_record_mode") or "none"
     if mode not in RECORD_MODES:
         raise pytest.UsageError(f"eval_record_mode = {mode!r}: choose one of {', '.join(RECORD_MODES)}")
-    concurrency = _option(config, "eval_concurrency", "eval_concurrency")
     baseline_path = _option(config, "eval_baseline", "eval_baseline")
+    if config.getoption("eval_update_baseline") and not baseline_path:
+        raise pytest.UsageError("--eval-update-baseline writes to --eval-baseline PATH (or the eval_baseline ini key)")
     baseline = None
-    if baseline_path and config.getoption("eval_update_baseline") is None:
+    if baseline_path and not config.getoption("eval_update_baseline"):
         path = rootdir / baseline_path
-        if path.exists():
-            try:
-                baseline = baseline_io.load_baseline(path)
-            except baseline_io.BaselineError as exc:
-                raise pytest.UsageError(str(exc)) from None
-        else:
+        if not path.exists():
             raise pytest.UsageError(f"--eval-baseline {baseline_path}: no such file; write one with --eval-update-baseline")
-    settings = runner.RunSettings(
+        try:
+            baseline = baseline_io.load_baseline(path)
+        except baseline_io.BaselineError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    concurrency = _option(config, "eval_concurrency", "eval_concurrency")
+    return runner.RunSettings(
         rootdir=rootdir,
         record_mode=mode,
         cassette_dir=Path(config.getini("eval_cassette_dir")),
@@ -98,8 +104,6 @@ def _settings(config: pytest.Config) -> runner.RunSettings:
         baseline=baseline,
         prices=loader.tool_settings(rootdir).get("prices", {}),
     )
-    config._evalsuite_settings = settings  # type: ignore[attr-defined]
-    return settings
 
 
 def _model_override(model: str | None, api: str | None) -> dict[str, str]:
@@ -159,8 +163,7 @@ class CaseItem(pytest.Item):
         self.result: ItemResult | None = None
 
     def runtest(self) -> None:
-        settings = _settings(self.config)
-        settings_for_item = runner.RunSettings(**{**settings.__dict__, "nodeid": self.nodeid})
+        settings_for_item = replace(self.config.stash[_settings_key], nodeid=self.nodeid)
         try:
             self.result = runner.run_item(self.run, settings_for_item)
         except runner.Unavailable as exc:
@@ -210,7 +213,7 @@ class SessionReport:
         if not self.items or hasattr(config, "workerinput"):
             return
         items = sorted(self.items, key=lambda r: r.nodeid)
-        settings = _settings(config)
+        settings = config.stash[_settings_key]
         terminalreporter.section("evalsuite score report")
         terminalreporter.write_line(report.terminal.render(items))
         out_dir = Path(config.rootpath) / (config.getoption("eval_report") or config.getini("eval_report_dir"))
@@ -218,12 +221,8 @@ class SessionReport:
                 "baseline": _option(config, "eval_baseline", "eval_baseline")}
         written = report.files.write_reports(out_dir, items, meta)
         terminalreporter.write_line("reports: " + ", ".join(str(p) for p in written.values()))
-        target = config.getoption("eval_update_baseline")
-        if target is not None:
-            path = target or _option(config, "eval_baseline", "eval_baseline")
-            if not path:
-                terminalreporter.write_line("--eval-update-baseline needs a PATH (or --eval-baseline)", red=True)
-                return
+        if config.getoption("eval_update_baseline"):
+            path = _option(config, "eval_baseline", "eval_baseline")
             baseline_io.write_baseline(Path(config.rootpath) / path, items)
             terminalreporter.write_line(f"baseline written: {path} ({len(items)} items)")
 

@@ -71,7 +71,6 @@ import gc
 import hashlib
 import os
 import re
-import secrets
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -90,6 +89,7 @@ from vcr.record_mode import RecordMode
 from vcr.request import HeadersDict, Request
 
 import evalsuite
+from evalsuite.atomic import write_atomic
 from evalsuite.errors import EvalsuiteError
 from evalsuite.records import Call, body_hash
 
@@ -324,23 +324,6 @@ class JsonSerializer:
         return [r for r, _ in pairs], [r for _, r in pairs], parsed.get("metadata") or {}
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Temp file (pid + random in its name, so xdist workers never share one) + fsync + os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies, like a plain open()
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _corrupt(path: Path, why: object) -> CassetteError:
     return CassetteError(
         f"{path}: cassette cannot be loaded ({why}). It is not re-recorded silently: restore it "
@@ -370,7 +353,7 @@ class AtomicPersister:
 
     @staticmethod
     def save_cassette(cassette_path: str | Path, cassette_dict: dict[str, Any], serializer: Any) -> None:
-        _atomic_write(Path(cassette_path), serializer.serialize(cassette_dict))
+        write_atomic(Path(cassette_path), serializer.serialize(cassette_dict))
 
 
 def journal_path(path: Path) -> Path:

@@ -166,7 +166,7 @@ def test_baseline_gate_detects_a_regression(project: pytest.Pytester) -> None:
     with ChatServer(sentiment_responder) as server:
         env_live["OPENAI_BASE_URL"] = server.base_url
         first = run(project, "cases", "-k", "plain and t0 and not t0.7", "--record-mode=once",
-                    "--eval-update-baseline", "baseline.json", env=env_live)
+                    "--eval-baseline", "baseline.json", "--eval-update-baseline", env=env_live)
     assert first.returncode == 0, first.stdout
     assert (project.path / "baseline.json").exists()
     # The model changes: it now calls everything positive. 4 of 8 examples flip to wrong.

@@ -19,7 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from evalsuite.baseline import SCHEMA_VERSION, atomic_write_text, jsonable
+from evalsuite.atomic import write_atomic
+from evalsuite.baseline import SCHEMA_VERSION, jsonable
 from evalsuite.records import ItemResult
 from evalsuite.report.common import (baseline_text, error_kinds, item_status, repeat_text, sort_items, summary, summary_line,
                               threshold_text, value_text)
@@ -147,7 +148,7 @@ def write_reports(out_dir: Path | str, items: list[ItemResult], run_meta: dict[s
     paths: dict[str, Path] = {}
     for fmt, text in texts.items():
         paths[fmt] = out_dir / f"report.{fmt}"
-        atomic_write_text(paths[fmt], text)
+        write_atomic(paths[fmt], text)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         with open(step_summary, "a", encoding="utf-8") as handle:

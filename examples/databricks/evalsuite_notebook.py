@@ -8,8 +8,8 @@
 # MAGIC   nothing is spent. To re-record against Azure OpenAI, set `RECORD_MODE` to `rewrite` below.
 # MAGIC * Credentials come from a Databricks secret scope, never from the notebook or the case files:
 # MAGIC   `databricks secrets put-secret evalsuite azure-openai-api-key` (and `azure-openai-endpoint`).
-# MAGIC * Re-recording against Azure needs the cases to name your deployment:
-# MAGIC   `model: {provider: azure_openai, name: <deployment>}` in the case file's `defaults`.
+# MAGIC * Re-recording sends every case to your Azure deployment through the chat endpoint
+# MAGIC   (`--eval-model azure_openai:<deployment> --eval-api chat`); replay of those cassettes needs the same flags.
 # MAGIC
 # MAGIC `%pip install ../..` installs the package from this Repo checkout: in a Repo, a notebook runs in its own
 # MAGIC directory (`examples/databricks/`), so `../..` is the checkout root.
@@ -28,6 +28,7 @@ import os
 
 SECRET_SCOPE = "evalsuite"
 RECORD_MODE = "none"  # "rewrite" records again (calls the model, costs money)
+AZURE_DEPLOYMENT = ""  # e.g. "gpt-4": run every case against this deployment (chat endpoint)
 REPORT_DIR = "/dbfs/tmp/evalsuite-report"
 
 # Secrets -> the environment variables the openai SDK reads (AsyncAzureOpenAI).
@@ -50,6 +51,7 @@ exit_code = pytest.main(
         "--eval-report", REPORT_DIR,
         "-p", "no:cacheprovider",  # the Workspace file system is read-only for .pytest_cache
     ]
+    + (["--eval-model", f"azure_openai:{AZURE_DEPLOYMENT}", "--eval-api", "chat"] if AZURE_DEPLOYMENT else [])
 )  # fmt: skip
 print(f"pytest exit code: {int(exit_code)} (0 = all cases passed, 1 = a threshold or regression failed)")
 
