@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from evalsuite.case import DatasetSpec
 from evalsuite.errors import EvalsuiteError
 from evalsuite.records import Example
@@ -62,10 +64,8 @@ def fingerprint(examples: Sequence[Example]) -> str:
     """sha256 (16 hex chars) of ids, fields and expected values in order: changes when any row changes."""
     digest = hashlib.sha256()
     for example in examples:
-        digest.update(
-            json.dumps([example.id, example.fields, example.expected], sort_keys=True, separators=(",", ":"),
-                       ensure_ascii=False, default=str).encode()
-        )
+        digest.update(orjson.dumps([example.id, example.fields, example.expected], default=str,
+                                   option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS))
         digest.update(b"\n")
     return digest.hexdigest()[:16]
 

@@ -85,12 +85,19 @@ def build_calls(case: Case, examples: list[Example]) -> list[Call]:
 
     api = case.model.api
     params = _params(case)
+    constant: dict[str, str] = {}  # templates without variables (a system prompt) are rendered once
     calls: list[Call] = []
     for example in examples:
         context = {**_truncated(example.fields, prompt.truncate, example.id), "expected": example.expected,
                    "example_id": example.id}
-        rendered = [(key, role, _render(case, key, template, names, context, example)) for key, role, template, names
-                    in templates]
+        rendered = []
+        for key, role, template, names in templates:
+            text = constant.get(key)
+            if text is None:
+                text = _render(case, key, template, names, context, example)
+                if not names:
+                    constant[key] = text
+            rendered.append((key, role, text))
         body: dict[str, Any] = {"model": case.model.name}
         if api == "chat":
             body["messages"] = [{"role": role, "content": text} for _, role, text in rendered]
@@ -117,20 +124,22 @@ def _params(case: Case) -> dict[str, Any]:
 
 def _render(case: Case, key: str, template: jinja2.Template, names: set[str], context: dict[str, Any],
             example: Example) -> str:
+    missing = names - context.keys()
+    if not missing:
+        try:
+            return template.render(context)
+        except jinja2.TemplateError as exc:
+            error: Exception = exc
     where = f"case {case.id!r}: {key} (example {example.id!r})"
     available = ", ".join(sorted(context))
-    missing = sorted(names - context.keys())
     if missing:
-        raise PromptError(f"{where}: undefined variable {missing[0]!r}; available fields: {available}")
-    try:
-        return template.render(context)
-    except SecurityError as exc:
-        raise PromptError(f"{where}: blocked by the template sandbox: {str(exc).rstrip('.')}; templates may only "
+        raise PromptError(f"{where}: undefined variable {sorted(missing)[0]!r}; available fields: {available}")
+    if isinstance(error, SecurityError):
+        raise PromptError(f"{where}: blocked by the template sandbox: {str(error).rstrip('.')}; templates may only "
                           f"read the example's fields; available fields: {available}") from None
-    except jinja2.UndefinedError as exc:
-        raise PromptError(f"{where}: {exc.message}; available fields: {available}") from None
-    except jinja2.TemplateError as exc:
-        raise PromptError(f"{where}: {exc}") from None
+    if isinstance(error, jinja2.UndefinedError):
+        raise PromptError(f"{where}: {error.message}; available fields: {available}") from None
+    raise PromptError(f"{where}: {error}") from None
 
 
 def _completions_prompt(rendered: list[tuple[str, str, str]]) -> str:

@@ -324,6 +324,23 @@ class JsonSerializer:
         return [r for r, _ in pairs], [r for _, r in pairs], parsed.get("metadata") or {}
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Loading creates ~10 objects per interaction and frees none: collections would only re-scan them.
+
+    ``gc.freeze()`` afterwards keeps later collections from re-scanning them too; they hold no reference
+    cycles, so reference counting still frees them with the cassette.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if collecting:
+            gc.enable()
+
+
 def _corrupt(path: Path, why: object) -> CassetteError:
     return CassetteError(
         f"{path}: cassette cannot be loaded ({why}). It is not re-recorded silently: restore it "
@@ -341,15 +358,10 @@ class AtomicPersister:
             data = path.read_bytes()
         except FileNotFoundError:
             raise CassetteNotFoundError() from None
-        collecting = gc.isenabled()
-        gc.disable()  # tens of thousands of small objects: collections would cost more than the parse
         try:
             return serializer.deserialize(data)
         except Exception as exc:  # any parse or layout problem: name the file, never treat as empty
             raise _corrupt(path, exc) from None
-        finally:
-            if collecting:
-                gc.enable()
 
     @staticmethod
     def save_cassette(cassette_path: str | Path, cassette_dict: dict[str, Any], serializer: Any) -> None:
@@ -449,6 +461,10 @@ class EvalCassette(Cassette):
     # loading ----------------------------------------------------------------------------------
 
     def _load(self) -> None:
+        with _gc_paused():
+            self._load_indexed()
+
+    def _load_indexed(self) -> None:
         self.recovered = recover_journal(Path(self._path))
         if self.evalsuite_mode == "rewrite":  # re-record from scratch; the old file is replaced on save
             return

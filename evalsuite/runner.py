@@ -15,11 +15,11 @@ from typing import Any
 
 from evalsuite import clients, engine, examples, parsing, prompts, recording, verdict
 from evalsuite.baseline import Baseline
+from evalsuite.case import Case
 from evalsuite.errors import EvalsuiteError
 from evalsuite.loader import CaseRun
 from evalsuite.metrics import Metric, get_metric
 from evalsuite.progress import Progress, estimate_cost, model_prices
-from evalsuite.case import Case
 from evalsuite.records import Answer, Example, ExampleRecord, ItemResult, MetricResult, Scored
 
 EXCERPT_CHARS = 160
@@ -36,6 +36,8 @@ class Unavailable(Exception):
 
 @dataclass
 class RunSettings:
+    """Everything about a run that is not in the case file: pytest options and ini values."""
+
     rootdir: Path
     record_mode: str = "none"
     cassette_dir: Path = Path("cassettes")
@@ -49,6 +51,7 @@ class RunSettings:
 
 
 def cassette_path(run: CaseRun, settings: RunSettings) -> Path:
+    """One cassette per item, so xdist workers never write the same file."""
     return settings.rootdir / settings.cassette_dir / run.suite / f"{run.item_id}.json"
 
 
@@ -129,7 +132,8 @@ def run_item(run: CaseRun, settings: RunSettings) -> ItemResult:
         cost_usd=estimate_cost(case.model.name, tokens["prompt"], tokens["completion"], prices),
         wall_s=time.perf_counter() - started,
         agreement=_agreement(scored) if case.repeats > 1 else None,
-        meta={"prompt_variant": run.prompt_variant, "tags": case.tags, "repeats": case.repeats, "cassette_interactions": cassette.n_interactions},
+        meta={"prompt_variant": run.prompt_variant, "tags": case.tags, "repeats": case.repeats,
+              "cassette_interactions": cassette.n_interactions},
     )
     result.passed = not any(m.failed for m in results)
     if not result.passed:
