@@ -60,7 +60,7 @@ def stored_metric(name: str, stored: BaselineMetric) -> StoredMetric | None:
         candidates.append(StoredMetric(name, registered.kind, stored.higher_is_better,
                                        stored.definition or registered.definition, registered.aggregate))
     if all(isinstance(v, (int, float)) for v in values):
-        kind = "proportion" if stored.interval == "wilson" else "mean"
+        kind = stored.kind or ("proportion" if stored.interval == "wilson" else "mean")
         candidates.append(StoredMetric(name, kind, stored.higher_is_better, stored.definition, _mean))
     for candidate in candidates:
         if stored.value is None or not values:

@@ -59,6 +59,7 @@ class BaselineMetric:
     per_example: dict[str, Any]
     higher_is_better: bool = True
     interval: str = ""
+    kind: str = ""
     min: float | None = None
     max: float | None = None
     definition: str = ""
@@ -97,7 +98,7 @@ def _item_from_result(item: ItemResult) -> BaselineItem:
         per_example = {example_key(r.example_id, r.sample): r.scores[m.name] for r in item.records if m.name in r.scores}
         metrics[m.name] = BaselineMetric(
             value=m.value, per_example=per_example, higher_is_better=m.higher_is_better,
-            interval=m.interval, min=m.min, max=m.max, definition=m.definition,
+            interval=m.interval, kind=m.kind, min=m.min, max=m.max, definition=m.definition,
         )
     return BaselineItem(
         item_id=item.item_id, metrics=metrics, model=item.model, params=item.params,
@@ -140,7 +141,7 @@ def _fail(path: Path, message: str) -> BaselineError:
 def _metric(path: Path, where: str, raw: Any) -> BaselineMetric:
     if not isinstance(raw, dict) or not isinstance(raw.get("per_example"), dict):
         raise _fail(path, f"{where}: expected an object with 'per_example' (key -> value)")
-    known = {k: raw[k] for k in ("value", "higher_is_better", "interval", "min", "max", "definition") if k in raw}
+    known = {k: raw[k] for k in ("value", "higher_is_better", "interval", "kind", "min", "max", "definition") if k in raw}
     return BaselineMetric(per_example=raw["per_example"], **{"value": None, **known})
 
 
@@ -173,7 +174,7 @@ def _from_report_doc(path: Path, doc: dict[str, Any]) -> Baseline:
                                for r in records if name in (r.get("scores") or {})}
                 metrics[name] = BaselineMetric(
                     value=m.get("value"), per_example=per_example, higher_is_better=m.get("higher_is_better", True),
-                    interval=m.get("interval", ""), min=m.get("min"), max=m.get("max"), definition=m.get("definition", ""),
+                    interval=m.get("interval", ""), kind=m.get("kind", ""), min=m.get("min"), max=m.get("max"), definition=m.get("definition", ""),
                 )
             out[raw["item_id"]] = BaselineItem(
                 item_id=raw["item_id"], metrics=metrics, model=raw.get("model") or {}, params=raw.get("params") or {},

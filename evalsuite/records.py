@@ -122,7 +122,8 @@ class MetricResult:
     n: int
     ci_low: float | None = None
     ci_high: float | None = None
-    interval: str = ""  # "wilson" | "bootstrap" | ""
+    interval: str = ""  # "wilson" | "bootstrap" | "cluster-bootstrap" (repeats) | ""
+    kind: str = ""  # the metric's kind: "proportion" | "mean" | "corpus"
     min: float | None = None
     max: float | None = None
     higher_is_better: bool = True

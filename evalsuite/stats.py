@@ -6,6 +6,10 @@ use the Wilson interval and McNemar's exact test on the discordant pairs; everyt
 percentile bootstrap for intervals, resampling example indices (jointly for old and new, so pairs
 stay paired), and a paired randomization test for p-values. Every resampling function is seeded, so
 the same inputs always give the same numbers.
+
+Repeated samples (``repeats: N`` at temperature > 0) are correlated within an example, so the example,
+not the sample, is the unit of resampling: ``groups`` (one label per value) makes the bootstrap resample
+whole examples (cluster bootstrap) and the randomization test swap whole examples between the runs.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ Batched = Callable[[Sequence[Any], np.ndarray], np.ndarray]
 
 # Elements of index matrix generated per chunk: bounds memory (~32 MB of int64) at n = 25,000.
 _CHUNK_ELEMENTS = 4_000_000
+Groups = Sequence[Any] | None
 
 
 def _z(confidence: float) -> float:
@@ -53,9 +58,13 @@ def wilson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, flo
     return max(0.0, center - half), min(1.0, center + half)
 
 
-def _index_chunks(rng: np.random.Generator, n: int, n_resamples: int) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Bootstrap index matrices, ``(start, stop, idx[stop - start, n])``, bounded in memory."""
-    rows = max(1, _CHUNK_ELEMENTS // n)
+def _index_chunks(
+    rng: np.random.Generator, n: int, n_resamples: int, width: int | None = None,
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Bootstrap index matrices, ``(start, stop, idx[stop - start, n])``, bounded in memory.
+
+    ``width``: elements per row of what is built from ``idx`` (the expanded cluster resample), if not n."""
+    rows = max(1, _CHUNK_ELEMENTS // max(1, width or n))
     for start in range(0, n_resamples, rows):
         stop = min(n_resamples, start + rows)
         yield start, stop, rng.integers(0, n, size=(stop - start, n))
@@ -88,6 +97,79 @@ def _resampled_aggregates(
     return out
 
 
+@dataclass(frozen=True)
+class _Clusters:
+    """Values grouped by cluster (example), clusters in order of first appearance."""
+
+    codes: np.ndarray  # cluster number of each value
+    members: list[np.ndarray]  # value indices of each cluster, in value order
+    counts: np.ndarray  # values per cluster
+
+    @property
+    def k(self) -> int:
+        return len(self.members)
+
+    @property
+    def matrix(self) -> np.ndarray | None:
+        """``members`` as a [k, m] matrix when every cluster has m values, else None."""
+        if self.k and np.all(self.counts == self.counts[0]):
+            return np.stack(self.members)
+        return None
+
+    def flat(self, drawn: np.ndarray) -> np.ndarray:
+        """Value indices of a resample that drew the clusters ``drawn`` (all members of each)."""
+        return np.concatenate([self.members[c] for c in drawn])
+
+    def sums(self, values: np.ndarray) -> np.ndarray:
+        return np.bincount(self.codes, weights=values, minlength=self.k)
+
+
+def _clusters(groups: Sequence[Any], n: int) -> _Clusters:
+    if len(groups) != n:
+        raise ValueError(f"groups has {len(groups)} labels for {n} values")
+    number: dict[Any, int] = {}
+    codes = np.array([number.setdefault(g, len(number)) for g in groups], dtype=np.int64)
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes, minlength=len(number))
+    members = np.split(order, np.cumsum(counts)[:-1]) if len(number) else []
+    return _Clusters(codes, members, counts)
+
+
+def _cluster_resampled_means(
+    sums: np.ndarray, counts: np.ndarray, rng: np.random.Generator, n_resamples: int,
+) -> np.ndarray:
+    """Cluster bootstrap of a pooled mean: each resample's mean = drawn sums / drawn counts (vectorised)."""
+    out = np.empty(n_resamples)
+    for start, stop, idx in _index_chunks(rng, sums.shape[0], n_resamples):
+        out[start:stop] = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
+    return out
+
+
+def _cluster_resampled_aggregates(
+    columns: Sequence[Sequence[Any]], clusters: _Clusters, aggregate: Callable[[Sequence[Any]], float],
+    rng: np.random.Generator, n_resamples: int, batched: Batched | None,
+) -> np.ndarray:
+    """Generic cluster bootstrap: the aggregate of each resample of each column (same clusters for all).
+
+    With ``batched`` and clusters of equal size m, a resample of k clusters is a rectangular index row
+    of k * m values and all rows go to ``batched`` at once; otherwise ``aggregate`` is called per resample.
+    """
+    out = np.empty((n_resamples, len(columns)))
+    matrix = clusters.matrix if batched is not None else None
+    width = matrix.size if matrix is not None else len(columns[0])
+    for start, stop, idx in _index_chunks(rng, clusters.k, n_resamples, width):
+        if matrix is not None:
+            flat = matrix[idx].reshape(stop - start, -1)
+            for j, column in enumerate(columns):
+                out[start:stop, j] = batched(column, flat)
+        else:
+            for r, drawn in enumerate(idx, start):
+                chosen = clusters.flat(drawn)
+                for j, column in enumerate(columns):
+                    out[r, j] = aggregate([column[i] for i in chosen])
+    return out
+
+
 def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
     _z(confidence)  # validates
     tail = (1.0 - confidence) / 2.0
@@ -106,17 +188,30 @@ def bootstrap_ci(
     n_resamples: int = 2000,
     confidence: float = 0.95,
     batched: Batched | None = None,
+    groups: Groups = None,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of ``aggregate(values)``.
 
     ``aggregate="mean"`` takes a vectorised numpy path (fast at n = 25,000); any callable taking a
     list of per-example values (e.g. corpus BLEU from sufficient statistics, F1 over (pred, gold)
     pairs) is called once per resample, unless ``batched`` computes many resamples at once.
+
+    ``groups`` (one cluster label per value, e.g. the example id of each repeated sample): cluster
+    bootstrap, resampling clusters with replacement and taking all values of each drawn cluster. The
+    mean is then the pooled mean of the drawn values (sum of drawn cluster sums / sum of their counts).
     """
     if len(values) == 0:
         raise ValueError("bootstrap_ci() needs at least one value")
     rng = np.random.default_rng(seed)
-    if aggregate == "mean":
+    if groups is not None:
+        clusters = _clusters(groups, len(values))
+        if aggregate == "mean":
+            arr = np.asarray(values, dtype=float)
+            samples = _cluster_resampled_means(clusters.sums(arr), clusters.counts, rng, n_resamples)
+        else:
+            samples = _cluster_resampled_aggregates([list(values)], clusters, aggregate, rng, n_resamples,
+                                                    batched)[:, 0]
+    elif aggregate == "mean":
         samples = _resampled_means(np.asarray(values, dtype=float), rng, n_resamples)
     else:
         samples = _resampled_aggregates([list(values)], aggregate, rng, n_resamples, batched)[:, 0]
@@ -173,6 +268,7 @@ def paired_bootstrap(
     n_resamples: int = 2000,
     confidence: float = 0.95,
     batched: Batched | None = None,
+    groups: Groups = None,
 ) -> PairedComparison:
     """Paired bootstrap of the change in an aggregate between two runs on the same examples.
 
@@ -180,20 +276,31 @@ def paired_bootstrap(
     (the reason a paired test detects smaller changes than comparing two intervals). The one-sided
     p-values use the bootstrap distribution shifted to the null (delta = 0), with the +1 correction
     so they are never exactly 0.
+
+    ``groups`` (one cluster label per pair): resample whole clusters (e.g. all repeated samples of an
+    example in both runs) instead of single pairs.
     """
     if len(old_values) != len(new_values):
         raise ValueError(f"paired values differ in length: {len(old_values)} vs {len(new_values)}")
     if len(old_values) == 0:
         raise ValueError("paired_bootstrap() needs at least one pair")
     rng = np.random.default_rng(seed)
+    clusters = _clusters(groups, len(old_values)) if groups is not None else None
     if aggregate == "mean":
         old = np.asarray(old_values, dtype=float)
         new = np.asarray(new_values, dtype=float)
         delta = float(new.mean() - old.mean())
-        deltas = _resampled_means(new - old, rng, n_resamples)
+        if clusters is not None:
+            deltas = _cluster_resampled_means(clusters.sums(new - old), clusters.counts, rng, n_resamples)
+        else:
+            deltas = _resampled_means(new - old, rng, n_resamples)
     else:
         delta = float(aggregate(list(new_values)) - aggregate(list(old_values)))
-        both = _resampled_aggregates([list(old_values), list(new_values)], aggregate, rng, n_resamples, batched)
+        columns = [list(old_values), list(new_values)]
+        if clusters is not None:
+            both = _cluster_resampled_aggregates(columns, clusters, aggregate, rng, n_resamples, batched)
+        else:
+            both = _resampled_aggregates(columns, aggregate, rng, n_resamples, batched)
         deltas = both[:, 1] - both[:, 0]
     deltas = deltas[np.isfinite(deltas)]
     if deltas.size == 0 or not math.isfinite(delta):
@@ -205,13 +312,19 @@ def paired_bootstrap(
     return PairedComparison(delta, min(1.0, p_lower), min(1.0, p_higher), lo, hi)
 
 
-def _swap_chunks(rng: np.random.Generator, n: int, n_rounds: int) -> Iterator[tuple[int, int, np.ndarray]]:
+def _swap_chunks(
+    rng: np.random.Generator, n: int, n_rounds: int, codes: np.ndarray | None = None,
+) -> Iterator[tuple[int, int, np.ndarray]]:
     """Randomization rounds, ``(start, stop, keep[stop - start, n])`` with ``keep`` a fair coin per example
-    (True: the pair stays as observed, False: old and new are swapped), bounded in memory."""
+    (True: the pair stays as observed, False: old and new are swapped), bounded in memory.
+
+    ``codes`` (cluster number of each of the n pairs): one coin per cluster, shared by all its pairs."""
     rows = max(1, _CHUNK_ELEMENTS // n)
+    coins = n if codes is None else int(codes.max()) + 1
     for start in range(0, n_rounds, rows):
         stop = min(n_rounds, start + rows)
-        yield start, stop, rng.integers(0, 2, size=(stop - start, n), dtype=bool)
+        keep = rng.integers(0, 2, size=(stop - start, coins), dtype=bool)
+        yield start, stop, keep if codes is None else keep[:, codes]
 
 
 def paired_permutation(
@@ -222,6 +335,7 @@ def paired_permutation(
     seed: int = 0,
     n_resamples: int = 2000,
     batched: Batched | None = None,
+    groups: Groups = None,
 ) -> tuple[float, float]:
     """Paired approximate-randomization test of ``aggregate(new) - aggregate(old)``: ``(p_lower, p_higher)``.
 
@@ -236,6 +350,9 @@ def paired_permutation(
     ``aggregate="mean"`` flips the signs of the per-example differences (vectorised, fast at n = 25,000).
     A callable is called per round on each side, unless ``batched(values, idx)`` computes many rounds at
     once: it then gets old + new concatenated (length 2n) and index matrices picking each round's sides.
+
+    ``groups`` (one cluster label per pair, e.g. the example id of repeated samples): each round swaps
+    whole clusters, so the exchangeable unit is the example, not the sample.
     """
     n = len(old_values)
     if n != len(new_values):
@@ -245,6 +362,7 @@ def paired_permutation(
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
     rng = np.random.default_rng(seed)
+    codes = _clusters(groups, n).codes if groups is not None else None
     stats = np.empty(n_resamples)
     if aggregate == "mean":
         old = np.asarray(old_values, dtype=float)
@@ -254,7 +372,7 @@ def paired_permutation(
         observed = total / n
         # Magnitude of the aggregates themselves: float round-off in d' is relative to it.
         scale = float(max(np.abs(old).max(), np.abs(new).max()))
-        for start, stop, keep in _swap_chunks(rng, n, n_resamples):
+        for start, stop, keep in _swap_chunks(rng, n, n_resamples, codes):
             # d' = sum(+diff kept, -diff swapped) / n = (2 * kept . diff - total) / n
             stats[start:stop] = (2.0 * (keep @ diff) - total) / n
     else:
@@ -265,12 +383,12 @@ def paired_permutation(
             observed_pair = batched(both, np.stack([columns + n, columns]))
             observed = float(observed_pair[0] - observed_pair[1])  # the same function as every round's d'
             scale = float(np.nanmax(np.abs(observed_pair), initial=0.0))
-            for start, stop, keep in _swap_chunks(rng, n, n_resamples):
+            for start, stop, keep in _swap_chunks(rng, n, n_resamples, codes):
                 stats[start:stop] = batched(both, columns + n * keep) - batched(both, columns + n * ~keep)
         else:
             agg_new, agg_old = float(aggregate(new_list)), float(aggregate(old_list))
             observed, scale = agg_new - agg_old, max(abs(agg_new), abs(agg_old))
-            for start, stop, keep in _swap_chunks(rng, n, n_resamples):
+            for start, stop, keep in _swap_chunks(rng, n, n_resamples, codes):
                 for r, row in enumerate(keep, start):
                     new_r = [b if k else a for a, b, k in zip(old_list, new_list, row)]
                     old_r = [a if k else b for a, b, k in zip(old_list, new_list, row)]

@@ -6,6 +6,14 @@ on the examples present in both runs (McNemar exact for 0/1 values, a paired ran
 otherwise, with a paired-bootstrap interval of the change), one-sided in the metric's worse direction, so a real drop is caught at small n while a reshuffle of
 which examples are right is not called a regression. ``max_drop`` lets a case tolerate a
 statistically real but practically irrelevant drop.
+
+Repeats (``repeats: N``, keys ``"<example_id>#<sample>"`` with several samples per example): samples of
+one example are correlated, so the example is the unit. The interval is a cluster bootstrap (resample
+examples, keep all their samples); the baseline comparison pairs examples, not samples (samples at
+temperature > 0 are exchangeable draws): each example's value is the mean of its samples in each run,
+then the paired randomization test and paired bootstrap run on those per-example means. Corpus metrics
+are compared on all samples, resampled and swapped by example, when both runs have the same number of
+samples per example, and not compared otherwise. Single-sample results are unaffected.
 """
 
 from __future__ import annotations
@@ -73,6 +81,27 @@ def _is_binary(arr: np.ndarray) -> bool:
     return bool(np.all((finite == 0.0) | (finite == 1.0)))
 
 
+def _example_id(key: str) -> str:
+    """``"<example_id>#<sample>"`` -> example id (ids may themselves contain '#')."""
+    return key.rpartition("#")[0] if "#" in key else key
+
+
+def _has_repeats(keys: Any) -> bool:
+    """True when some example id appears with more than one sample."""
+    seen: set[str] = set()
+    for key in keys:
+        eid = _example_id(key)
+        if eid in seen:
+            return True
+        seen.add(eid)
+    return False
+
+
+def _samples_text(counts: Sequence[int]) -> str:
+    lo, hi = min(counts), max(counts)
+    return f"{hi}" if lo == hi else f"{lo}-{hi}"
+
+
 def _aggregate_for(metric: MetricLike, arr: np.ndarray, value: float) -> Callable[[Sequence[Any]], float] | str:
     """Use the vectorised mean when the metric's aggregate is the mean of its values (checked)."""
     finite = arr[~np.isnan(arr)]
@@ -101,7 +130,7 @@ def judge(
         raise ValueError(f"{metric.name}: {len(values)} values but {len(keys)} keys")
     spec = spec or MetricSpec()
     result = MetricResult(
-        name=metric.name, value=None, n=0, min=spec.min, max=spec.max, max_drop=spec.max_drop,
+        name=metric.name, kind=metric.kind, value=None, n=0, min=spec.min, max=spec.max, max_drop=spec.max_drop,
         higher_is_better=metric.higher_is_better, definition=metric.definition,
     )
     numeric = metric.kind in ("proportion", "mean")
@@ -118,9 +147,29 @@ def judge(
         result.reason = f"{metric.name}: the aggregate is undefined ({value}) on {result.n} examples"
         return result
     result.value = value = float(value)
+    example_ids = [_example_id(k) for k in keys]
+    repeats = _has_repeats(keys)
 
     # Interval.
-    if numeric and metric.kind == "proportion" and _is_binary(arr):
+    if repeats:
+        binary = False
+        if numeric:
+            present_mask = ~np.isnan(arr)
+            groups = [e for e, ok in zip(example_ids, present_mask) if ok]
+            aggregate = "mean" if metric.kind == "proportion" and _is_binary(arr) else _aggregate_for(metric, arr, value)
+            data = arr[present_mask] if aggregate == "mean" else present
+            n_res = N_RESAMPLES_MEAN if aggregate == "mean" else N_RESAMPLES_CORPUS
+        else:
+            groups, aggregate, data, n_res = example_ids, metric.aggregate, list(values), N_RESAMPLES_CORPUS
+        lo, hi = bootstrap_ci(data, aggregate, seed=seed, n_resamples=n_res, confidence=confidence,
+                              batched=getattr(metric, "aggregate_resamples", None), groups=groups)
+        result.ci_low, result.ci_high = (None if math.isnan(lo) else lo), (None if math.isnan(hi) else hi)
+        result.interval = "cluster-bootstrap"
+        counts: dict[str, int] = {}
+        for e in groups:
+            counts[e] = counts.get(e, 0) + 1
+        n_text = f" on n={result.n} ({len(counts)} examples x {_samples_text(list(counts.values()))} samples)"
+    elif numeric and metric.kind == "proportion" and _is_binary(arr):
         finite = arr[~np.isnan(arr)]
         result.ci_low, result.ci_high = wilson(int(finite.sum()), finite.size, confidence)
         result.interval = "wilson"
@@ -138,8 +187,10 @@ def judge(
                               batched=getattr(metric, "aggregate_resamples", None))
         result.ci_low, result.ci_high = (None if math.isnan(lo) else lo), (None if math.isnan(hi) else hi)
         result.interval = "bootstrap"
+    if not repeats:
+        n_text = f" on n={result.n}"
 
-    parts = [f"{metric.name} = {fmt(value)}" + _ci_text(result, confidence) + f" on n={result.n}"]
+    parts = [f"{metric.name} = {fmt(value)}" + _ci_text(result, confidence) + n_text]
 
     # Thresholds.
     missed: list[str] = []
@@ -155,7 +206,11 @@ def judge(
 
     # Baseline.
     baseline_status = None
-    if baseline is not None:
+    if baseline is not None and (repeats or _has_repeats(baseline)):
+        baseline_status, text = _compare_by_example(metric, spec, values, keys, baseline, result, aggregate,
+                                                    alpha=alpha, seed=seed, confidence=confidence)
+        parts.append(text)
+    elif baseline is not None:
         baseline_status, text = _compare(metric, spec, values, keys, baseline, result, binary, aggregate,
                                          alpha=alpha, seed=seed, confidence=confidence)
         parts.append(text)
@@ -201,7 +256,6 @@ def _compare(
 
     old_v = [baseline[k] for k in paired]
     new_v = [now[k] for k in paired]
-    hib = metric.higher_is_better
     if binary and _is_binary(_numeric(old_v)):
         old_a, new_a = _numeric(old_v), _numeric(new_v)
         lost = int(np.count_nonzero((old_a == 1) & (new_a == 0)))
@@ -225,12 +279,22 @@ def _compare(
         result.test = "paired-permutation"
         detail = (f"{confidence:.0%} CI of change {fmt_delta(pc.ci_low)} to {fmt_delta(pc.ci_high)} by paired bootstrap; "
                   "paired randomization test")
+    return _decide(metric, spec, result, base, delta, p_fewer, p_more, f"{len(paired)} paired", detail, unmatched,
+                   alpha=alpha)
+
+
+def _decide(
+    metric: MetricLike, spec: MetricSpec, result: MetricResult, base: float, delta: float, p_fewer: float,
+    p_more: float, paired_text: str, detail: str, unmatched: str, *, alpha: float,
+) -> tuple[str | None, str]:
+    """One-sided p-value in the direction of the change, max_drop, verdict and reason text."""
+    hib = metric.higher_is_better
     p_worse, p_better = (p_fewer, p_more) if hib else (p_more, p_fewer)
     worsening = -delta if hib else delta  # > 0: moved in the worse direction
     result.baseline, result.delta = base, delta
     result.p_value = p_worse if worsening >= 0 else p_better
     direction = "drop" if worsening >= 0 else "improvement"
-    text = (f"vs baseline {fmt(base)} on {len(paired)} paired: change {fmt_delta(delta)} ({detail} one-sided "
+    text = (f"vs baseline {fmt(base)} on {paired_text}: change {fmt_delta(delta)} ({detail} one-sided "
             f"{fmt_p(result.p_value)} for a {direction}")
     if worsening > 0 and p_worse < alpha:
         if spec.max_drop is not None and worsening <= spec.max_drop:
@@ -240,3 +304,72 @@ def _compare(
     if worsening < 0 and p_better < alpha:
         return "improved", text + f") - improved: significant at alpha {alpha:g}; consider refreshing the baseline" + unmatched
     return "unchanged", text + f") - not significant at alpha {alpha:g}" + unmatched
+
+
+def _by_example(keys: Any, values: Any) -> dict[str, list[Any]]:
+    """Example id -> its present (not None) sample values, in key order; every example id is listed."""
+    out: dict[str, list[Any]] = {}
+    for key, value in zip(keys, values):
+        samples = out.setdefault(_example_id(key), [])
+        if value is not None:
+            samples.append(value)
+    return out
+
+
+def _compare_by_example(
+    metric: MetricLike, spec: MetricSpec, values: Sequence[Any], keys: Sequence[str], baseline: Mapping[str, Any],
+    result: MetricResult, aggregate: Callable[[Sequence[Any]], float] | str, *,
+    alpha: float, seed: int, confidence: float,
+) -> tuple[str | None, str]:
+    """Repeats: paired comparison by example id (samples are exchangeable draws, not pairs)."""
+    now = _by_example(keys, values)
+    old = _by_example(baseline.keys(), baseline.values())
+    paired = [e for e in now if e in old and now[e] and old[e]]
+    new_only = sum(1 for e in now if e not in old)
+    gone = sum(1 for e in old if e not in now)
+    result.n_paired, result.n_new, result.n_missing = len(paired), new_only, gone
+    unmatched = ""
+    if new_only or gone:
+        unmatched = (f"; not compared: {new_only} example(s) new since the baseline, {gone} baseline example(s) "
+                     f"missing now (refresh the baseline if the dataset or repeats changed on purpose)")
+    if not paired:
+        result.n_paired = 0
+        return None, "no baseline comparison: no example id matches the baseline" + unmatched
+    counts = [len(now[e]) for e in paired] + [len(old[e]) for e in paired]
+    batched = getattr(metric, "aggregate_resamples", None)
+
+    if metric.kind in ("proportion", "mean"):
+        old_m = [float(np.mean(_numeric(old[e]))) for e in paired]
+        new_m = [float(np.mean(_numeric(now[e]))) for e in paired]
+        agg = aggregate
+        base = float(np.mean(old_m)) if agg == "mean" else float(metric.aggregate(old_m))
+        n_res = N_RESAMPLES_MEAN if agg == "mean" else N_RESAMPLES_CORPUS
+        pc = paired_bootstrap(old_m, new_m, agg, seed=seed, n_resamples=n_res, confidence=confidence,
+                              batched=batched)
+        p_fewer, p_more = paired_permutation(old_m, new_m, agg, seed=seed, n_resamples=n_res, batched=batched)
+        paired_text = f"{len(paired)} paired examples, per example (mean of {_samples_text(counts)} samples)"
+        how = "paired bootstrap over examples"
+    else:
+        differ = [e for e in paired if len(now[e]) != len(old[e])]
+        if differ:
+            result.n_paired = 0
+            return None, (f"baseline not compared: {len(differ)} of {len(paired)} example(s) have a different "
+                          f"number of samples than in the baseline ({_samples_text([len(now[e]) for e in paired])} "
+                          f"now, {_samples_text([len(old[e]) for e in paired])} before), so examples cannot be "
+                          f"paired (refresh the baseline if repeats changed on purpose)" + unmatched)
+        old_v = [v for e in paired for v in old[e]]
+        new_v = [v for e in paired for v in now[e]]
+        groups = [e for e in paired for _ in now[e]]
+        base = float(metric.aggregate(old_v))
+        pc = paired_bootstrap(old_v, new_v, metric.aggregate, seed=seed, n_resamples=N_RESAMPLES_CORPUS,
+                              confidence=confidence, batched=batched, groups=groups)
+        p_fewer, p_more = paired_permutation(old_v, new_v, metric.aggregate, seed=seed,
+                                             n_resamples=N_RESAMPLES_CORPUS, batched=batched, groups=groups)
+        paired_text = (f"{len(paired)} paired examples x {_samples_text(counts)} samples, "
+                       "resampled and swapped by example")
+        how = "cluster paired bootstrap"
+    result.test = "paired-permutation"
+    detail = (f"{confidence:.0%} CI of change {fmt_delta(pc.ci_low)} to {fmt_delta(pc.ci_high)} by {how}; "
+              "paired randomization test")
+    return _decide(metric, spec, result, base, pc.delta, p_fewer, p_more, paired_text, detail, unmatched,
+                   alpha=alpha)

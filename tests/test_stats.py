@@ -204,3 +204,69 @@ def test_permutation_requires_aligned_inputs() -> None:
         paired_permutation([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="at least one pair"):
         paired_permutation([], [])
+
+
+def test_cluster_bootstrap_of_singletons_is_the_plain_bootstrap() -> None:
+    values = list(np.random.default_rng(12).random(200))
+    singletons = [f"e{i}" for i in range(200)]
+    assert bootstrap_ci(values, seed=3, groups=singletons) == pytest.approx(bootstrap_ci(values, seed=3), abs=1e-12)
+    assert bootstrap_ci(values, _median, seed=3, n_resamples=300, groups=singletons) == pytest.approx(
+        bootstrap_ci(values, _median, seed=3, n_resamples=300), abs=1e-12)
+
+
+def test_cluster_bootstrap_paths_agree_and_are_seeded() -> None:
+    rng = np.random.default_rng(13)
+    level = rng.random(40)
+    values = list(np.repeat(level, 5) + rng.normal(0, 0.05, 200))
+    groups = np.repeat(np.arange(40), 5).tolist()
+    fast = bootstrap_ci(values, "mean", seed=1, n_resamples=500, groups=groups)
+    generic = bootstrap_ci(values, lambda v: float(np.mean(v)), seed=1, n_resamples=500, groups=groups)
+    batched = bootstrap_ci(values, _median, seed=1, n_resamples=500, groups=groups, batched=_median_batched)
+    assert fast == pytest.approx(generic, abs=1e-12)  # same clusters drawn on both paths
+    assert batched == pytest.approx(bootstrap_ci(values, _median, seed=1, n_resamples=500, groups=groups), abs=1e-12)
+    assert fast == bootstrap_ci(values, "mean", seed=1, n_resamples=500, groups=groups)
+    assert fast != bootstrap_ci(values, "mean", seed=2, n_resamples=500, groups=groups)
+    # Correlated samples: the cluster interval is wider than treating the 200 values as independent.
+    plain = bootstrap_ci(values, "mean", seed=1, n_resamples=500)
+    assert fast[1] - fast[0] > 1.5 * (plain[1] - plain[0])
+
+
+def test_cluster_bootstrap_unequal_clusters_and_pooled_mean() -> None:
+    values = [1.0, 1.0, 1.0, 0.0, 0.0, 1.0]
+    groups = ["a", "a", "a", "b", "c", "c"]
+    lo, hi = bootstrap_ci(values, "mean", seed=0, n_resamples=2000, groups=groups)
+    generic = bootstrap_ci(values, lambda v: float(np.mean(v)), seed=0, n_resamples=2000, groups=groups,
+                           batched=_median_batched)  # unequal clusters: batched cannot be used, generic path
+    assert (lo, hi) == pytest.approx(generic, abs=1e-12)
+    assert 0.0 <= lo < 4 / 6 < hi <= 1.0
+
+
+def test_grouped_permutation_swaps_whole_clusters() -> None:
+    old = [1.0] * 20
+    new = [0.0] * 20  # every sample of 4 examples lower
+    groups = [i // 5 for i in range(20)]
+    lower, higher = paired_permutation(old, new, seed=0, n_resamples=20_000, groups=groups)
+    assert lower == pytest.approx(1 / 16, abs=4 * np.sqrt(1 / 16 * 15 / 16 / 20_000))  # 2^4 swaps of 4 examples
+    assert higher == 1.0
+    assert paired_permutation(old, new, seed=0, groups=groups) == paired_permutation(
+        old, new, lambda v: float(np.mean(v)), seed=0, groups=groups)
+    assert paired_permutation(old, new, _median, seed=0, n_resamples=300, groups=groups) == paired_permutation(
+        old, new, _median, seed=0, n_resamples=300, groups=groups, batched=_median_batched)
+    ungrouped, _ = paired_permutation(old, new, seed=0)
+    assert ungrouped == pytest.approx(1 / 2001)
+
+
+def test_grouped_paired_bootstrap_resamples_clusters() -> None:
+    rng = np.random.default_rng(14)
+    shift = np.repeat(rng.normal(-0.05, 0.1, 30), 4)  # the change differs by example, shared by its samples
+    old = rng.random(120)
+    new = old + shift + rng.normal(0, 0.01, 120)
+    groups = np.repeat(np.arange(30), 4).tolist()
+    clustered = paired_bootstrap(old, new, seed=0, groups=groups)
+    plain = paired_bootstrap(old, new, seed=0)
+    assert clustered.delta == plain.delta
+    assert clustered.ci_high - clustered.ci_low > 1.5 * (plain.ci_high - plain.ci_low)
+    generic = paired_bootstrap(old, new, lambda v: float(np.mean(v)), seed=0, groups=groups)
+    assert (generic.ci_low, generic.ci_high) == pytest.approx((clustered.ci_low, clustered.ci_high), abs=1e-12)
+    with pytest.raises(ValueError, match="labels"):
+        bootstrap_ci([1.0, 2.0], groups=["a"])

@@ -210,3 +210,108 @@ def test_real_f1_metric_is_compared_with_its_baseline() -> None:
     assert result.test == "paired-permutation"
     assert result.baseline == pytest.approx(1.0) and result.value == pytest.approx(1 / 3)
     assert result.verdict == "regression" and result.p_value < 0.001
+
+
+# Repeats: keys "<example_id>#<sample>" with several samples per example.
+
+def repeat_keys(n: int, samples: int) -> list[str]:
+    return [f"ex{i}#{s}" for i in range(n) for s in range(samples)]
+
+
+def per_example(right: list[int], samples: int = 5) -> list[int]:
+    """0/1 sample values: example i has right[i] of its samples right (the first ones)."""
+    return [int(s < r) for r in right for s in range(samples)]
+
+
+REPEAT_RIGHT = [5, 5, 5, 5, 5, 5, 1, 1]  # 32 / 40 = 0.8, strongly clustered by example
+
+
+def test_repeats_interval_is_a_cluster_bootstrap_wider_than_wilson_on_all_samples() -> None:
+    from evalsuite.stats import wilson
+
+    values, keys_ = per_example(REPEAT_RIGHT), repeat_keys(8, 5)
+    result = judge(Metric(), MetricSpec(min=0.7), values, keys_)
+    assert result.value == pytest.approx(0.8) and result.n == 40
+    assert result.interval == "cluster-bootstrap"
+    wilson_lo, wilson_hi = wilson(32, 40)  # [0.652, 0.895]: 40 trials treated as independent
+    assert result.ci_high - result.ci_low > wilson_hi - wilson_lo
+    assert result.ci_low < wilson_lo and result.ci_low < 0.7  # 6 of 8 examples right cannot rule out 0.7
+    assert "cluster-bootstrap) on n=40 (8 examples x 5 samples)" in result.reason
+    assert "too few examples to be sure" in result.reason
+    again = judge(Metric(), MetricSpec(min=0.7), values, keys_)
+    assert (again.ci_low, again.ci_high) == (result.ci_low, result.ci_high)
+    other = judge(Metric(), MetricSpec(min=0.7), values, keys_, seed=1)
+    assert (other.ci_low, other.ci_high) != (result.ci_low, result.ci_high)
+
+
+def test_repeats_baseline_with_shuffled_samples_is_unchanged() -> None:
+    keys_ = repeat_keys(8, 5)
+    right = [4, 3, 5, 2, 4, 1, 3, 5]
+    new = per_example(right)
+    rng = np.random.default_rng(0)
+    old = np.array(new).reshape(8, 5)
+    old = np.array([rng.permutation(row) for row in old]).ravel().tolist()  # same per-example means
+    assert sum(a != b for a, b in zip(old, new)) >= 8  # sample-by-sample pairing would see churn
+    result = judge(Metric(), MetricSpec(), new, keys_, dict(zip(keys_, old)))
+    assert result.verdict == "unchanged" and result.test == "paired-permutation"
+    assert result.n_paired == 8 and result.n_new == 0 and result.n_missing == 0
+    assert result.delta == pytest.approx(0.0) and result.p_value > 0.9
+    assert "on 8 paired examples, per example (mean of 5 samples)" in result.reason
+
+
+def test_repeats_real_drop_on_most_examples_is_a_regression() -> None:
+    keys_ = repeat_keys(8, 5)
+    old = per_example([4] * 8)
+    new = per_example([1] * 7 + [4])  # 7 of 8 examples drop from 4/5 to 1/5
+    result = judge(Metric(), MetricSpec(), new, keys_, dict(zip(keys_, old)))
+    assert result.verdict == "regression" and result.test == "paired-permutation"
+    assert result.n_paired == 8 and result.baseline == pytest.approx(0.8)
+    assert result.delta == pytest.approx(-0.525)
+    # 8 paired examples: the randomization test cannot go below ~1/128 (7 moved, one tie), not the 1e-9 of 40 "pairs".
+    assert 1 / 256 < result.p_value < 0.05
+    assert "per example (mean of 5 samples)" in result.reason and "REGRESSION" in result.reason
+
+
+def test_repeats_mean_metric_and_missing_samples() -> None:
+    rng = np.random.default_rng(3)
+    keys_ = repeat_keys(30, 3)
+    old = rng.random(90)
+    new = (old - 0.2).tolist()
+    new[4] = None  # one failed sample: the example is still paired on its other samples
+    metric = Metric(name="rougeL", kind="mean")
+    result = judge(metric, MetricSpec(), new, keys_, dict(zip(keys_, old.tolist())))
+    assert result.interval == "cluster-bootstrap" and result.n == 89
+    assert result.n_paired == 30 and result.verdict == "regression"
+    assert "per example (mean of 2-3 samples)" in result.reason
+
+
+def test_repeats_corpus_metric_pairs_by_example_or_is_not_compared() -> None:
+    rng = np.random.default_rng(4)
+    gold = ["pos", "neg"] * 15
+    keys_ = repeat_keys(30, 3)
+    old = [(g, g) for g in gold for _ in range(3)]
+    new = [(g, g) if i >= 20 or rng.random() < 0.3 else ("neg" if g == "pos" else "pos", g)
+           for i, g in enumerate(gold) for _ in range(3)]
+    result = judge(MacroF1(), MetricSpec(), new, keys_, dict(zip(keys_, old)))
+    assert result.interval == "cluster-bootstrap" and result.test == "paired-permutation"
+    assert result.n_paired == 30 and result.verdict == "regression"
+    assert "30 paired examples x 3 samples, resampled and swapped by example" in result.reason
+
+    fewer = {k: v for k, v in zip(keys_, old) if not k.endswith("#2")}  # baseline had repeats: 2
+    result = judge(MacroF1(), MetricSpec(), new, keys_, fewer)
+    assert result.verdict == "pass" and result.delta is None and result.test == ""
+    assert "baseline not compared" in result.reason and "3 now, 2 before" in result.reason
+
+
+def test_repeats_real_f1_metric_uses_the_batched_cluster_path() -> None:
+    from evalsuite.metrics import get_metric
+
+    f1 = get_metric("f1", MetricSpec(params={"average": "macro"}))
+    expected = ["positive", "negative"] * 10
+    keys_ = repeat_keys(20, 4)
+    old = [[label, label] for label in expected for _ in range(4)]
+    new = [["positive", label] for label in expected for _ in range(4)]
+    result = judge(f1, MetricSpec(), new, keys_, dict(zip(keys_, old)))
+    assert result.interval == "cluster-bootstrap" and result.ci_low is not None
+    assert result.value == pytest.approx(1 / 3) and result.baseline == pytest.approx(1.0)
+    assert result.verdict == "regression" and result.n_paired == 20

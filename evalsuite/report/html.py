@@ -217,7 +217,7 @@ def _clip(value: Any, limit: int = 160) -> str:
 
 def _examples_table(item: ItemResult) -> str:
     """A few examples that went wrong (error, unparsed, or a 0 on a proportion metric)."""
-    proportion = [m.name for m in item.metrics if m.interval == "wilson"]
+    proportion = [m.name for m in item.metrics if m.kind == "proportion"]
     wrong = [r for r in item.records
              if r.error or not r.parsed or any(r.scores.get(name) == 0 for name in proportion)]
     if not wrong:
