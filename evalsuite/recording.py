@@ -457,6 +457,8 @@ class EvalCassette(Cassette):
         self._by_tag: dict[str, list[int]] = {}
         self._lock = threading.Lock()
         self._journal: IO[bytes] | None = None
+        self._previous: list[tuple[tuple[Request, dict[str, Any]], _Info]] = []  # rewrite: the file being replaced
+        self.keep_examples: set[str] = set()  # rewrite: examples whose previous recordings survive the save
 
     # loading ----------------------------------------------------------------------------------
 
@@ -466,11 +468,16 @@ class EvalCassette(Cassette):
 
     def _load_indexed(self) -> None:
         self.recovered = recover_journal(Path(self._path))
-        if self.evalsuite_mode == "rewrite":  # re-record from scratch; the old file is replaced on save
-            return
         try:
             requests, responses, metadata = self._persister.load_cassette(self._path, serializer=self._serializer)
         except CassetteNotFoundError:
+            return
+        except CassetteError:
+            if self.evalsuite_mode == "rewrite":  # re-recording is the fix for a corrupt file
+                return
+            raise
+        if self.evalsuite_mode == "rewrite":  # re-record from scratch; kept aside, never played back
+            self._previous = [((q, r), _request_info(q)) for q, r in zip(requests, responses, strict=True)]
             return
         for request, response in zip(requests, responses, strict=True):
             index = len(self.data)
@@ -593,7 +600,10 @@ class EvalCassette(Cassette):
         recorded = list(zip(self.data[self._loaded_count :], self.infos[self._loaded_count :]))
         if self.record_mode == RecordMode.ALL:  # recordings replace old ones with the same key
             rerecorded = {info.key for _, info in recorded}
-            kept = [] if self.evalsuite_mode == "rewrite" else [p for p in loaded if p[1].key not in rerecorded]
+            if self.evalsuite_mode == "rewrite":
+                kept = [p for p in self._previous if p[1].tag.rpartition("#")[0] in self.keep_examples]
+            else:
+                kept = [p for p in loaded if p[1].key not in rerecorded]
             interactions = [pair for pair, _ in kept + recorded]
         else:
             interactions = self.data
@@ -661,6 +671,10 @@ class CassetteHandle:
         digest = call.prompt_hash
         info = _Info(f"POST {endpoint} - {digest}", call.api, digest, f"{call.example_id}#{call.sample}")
         return self._cassette.play(info)
+
+    def keep_previous(self, example_ids: set[str]) -> None:
+        """rewrite: keep these examples' earlier recordings (their calls failed transiently this time)."""
+        self._cassette.keep_examples |= example_ids
 
     def stale(self, calls: Sequence[Call]) -> list[str]:
         """One line per example whose call has no recording, plus a line if the dataset changed.

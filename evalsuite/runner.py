@@ -23,6 +23,7 @@ from evalsuite.progress import Progress, estimate_cost, model_prices
 from evalsuite.records import Answer, Example, ExampleRecord, ItemResult, MetricResult, Scored
 
 EXCERPT_CHARS = 160
+TRANSIENT_ERRORS = ("rate_limited", "timeout", "connection", "interrupted")  # not recorded, worth keeping the old
 WORST_SHOWN = 3
 
 
@@ -85,6 +86,8 @@ def run_item(run: CaseRun, settings: RunSettings) -> ItemResult:
             engine_settings = replace(settings.engine, timeout=case.model.timeout)
             with Progress(run.item_id, len(calls), model=case.model.name, prices=prices) as progress:
                 answers = engine.run_calls_sync(calls, case.model, settings=engine_settings, progress=progress)
+            # A re-recording must not lose what an outage or a quota wall kept it from recording again.
+            cassette.keep_previous({a.example_id for a in answers if a.error_kind in TRANSIENT_ERRORS})
         missing = [a for a in answers if a.error_kind == "not_recorded"]
         stale = cassette.stale(calls) if missing else []
     if missing:

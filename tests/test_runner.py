@@ -1,0 +1,58 @@
+"""One item end to end without pytest: the runner's own promises."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from evalsuite import engine, loader, runner
+from tests.chat_server import ChatServer, echo_responder
+
+CASE = """
+cases:
+  - id: echo
+    model: {name: test-model, temperature: 0}
+    dataset:
+      id: id
+      examples: [%s]
+    prompt: {user: "{{ text }}"}
+    metrics: {exact_match: {min: 0}}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    rows = ", ".join(f"{{id: e{i}, text: 'row {i}', expected: 'row {i}'}}" for i in range(12))
+    (tmp_path / "cases").mkdir()
+    (tmp_path / "cases" / "echo.yaml").write_text(CASE % rows)
+    return tmp_path
+
+
+def run(project: Path, mode: str, **engine_settings: object) -> runner.ItemResult:
+    [case_run] = loader.load_suite(project / "cases" / "echo.yaml", project)
+    settings = runner.RunSettings(rootdir=project, record_mode=mode, engine=engine.EngineSettings(**engine_settings))
+    return runner.run_item(case_run, settings)
+
+
+def answers(result: runner.ItemResult) -> dict[str, str | None]:
+    return {r.example_id: r.answer for r in result.records}
+
+
+def test_rewrite_keeps_old_recordings_of_examples_that_failed_transiently(project: Path, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key-0000")
+    with ChatServer(echo_responder) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        first = run(project, "once")
+    assert answers(first) == {f"e{i}": f"row {i}" for i in range(12)}
+
+    # Re-record against a changed model behind a quota wall: about half the calls get 429 and are not retried.
+    with ChatServer(lambda body: echo_responder(body).upper(), rate_limit_fraction=0.5, seed=3) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        second = run(project, "rewrite", max_retries=0, adaptive=False)
+    failed = {r.example_id for r in second.records if r.error_kind == "rate_limited"}
+    assert 0 < len(failed) < 12
+
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    replayed = run(project, "none")  # nothing lost: every example still replays
+    assert answers(replayed) == {f"e{i}": (f"row {i}" if f"e{i}" in failed else f"ROW {i}") for i in range(12)}
