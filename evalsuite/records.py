@@ -111,6 +111,8 @@ class ExampleRecord:
     latency_s: float | None = None
     error: str | None = None
     error_kind: str | None = None
+    finish_reason: str | None = None
+    system_fingerprint: str | None = None  # which backend build answered: explains drift under a fixed seed
 
 
 @dataclass

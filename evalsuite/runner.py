@@ -170,6 +170,8 @@ def _record(s: Scored, scores: dict[str, Any]) -> ExampleRecord:
         latency_s=s.answer.latency_s,
         error=s.answer.error,
         error_kind=s.answer.error_kind,
+        finish_reason=s.answer.finish_reason,
+        system_fingerprint=s.answer.system_fingerprint,
     )
 
 
