@@ -56,3 +56,23 @@ def test_rewrite_keeps_old_recordings_of_examples_that_failed_transiently(projec
     monkeypatch.delenv("OPENAI_BASE_URL")
     replayed = run(project, "none")  # nothing lost: every example still replays
     assert answers(replayed) == {f"e{i}": (f"row {i}" if f"e{i}" in failed else f"ROW {i}") for i in range(12)}
+
+
+def test_new_episodes_resumes_with_only_the_missing_examples(project: Path, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key-0000")
+    # First recording hits a quota wall: about half the calls fail and are not recorded.
+    with ChatServer(echo_responder, rate_limit_fraction=0.5, seed=5) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        first = run(project, "once", max_retries=0, adaptive=False)
+    failed = {r.example_id for r in first.records if r.error}
+    assert 0 < len(failed) < 12 and first.errors == len(failed)
+
+    with ChatServer(echo_responder) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        resumed = run(project, "new_episodes")
+        sent = {body["messages"][-1]["content"] for body in server.requests}
+    assert sent == {f"row {i[1:]}" for i in failed}  # only what was missing went out
+    assert resumed.errors == 0
+
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    assert answers(run(project, "none")) == {f"e{i}": f"row {i}" for i in range(12)}
