@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 import openai  # noqa: E402
 
 from evalsuite.case import ModelSettings  # noqa: E402
-from evalsuite.engine import EngineSettings, run_calls, run_calls_sync  # noqa: E402
+from evalsuite.engine import EngineSettings, run_calls_sync  # noqa: E402
 from evalsuite.records import Call  # noqa: E402
 
 IMDB = Path("/work/shared/data/imdb-test.jsonl")
@@ -230,7 +230,7 @@ def synthetic(args: argparse.Namespace) -> None:
         server.set(rate_limit_fraction=0.3, server_error_fraction=0.05, retry_after_s=1.0)
         faults_s, answers = timed(lambda: run_calls_sync(calls, model_for(server.base_url), settings=engine_settings))
         stats = server.stats()
-        print(f"\n(b) same with 30% 429 (Retry-After: 1) + 5% 500")
+        print("\n(b) same with 30% 429 (Retry-After: 1) + 5% 500")
         print(f"    wall {faults_s:.2f} s; server statuses {stats['statuses']}; "
               f"retries {sum(a.retries for a in answers)}")
         print(f"    {exactly_once(calls, answers, stats['served'])}")

@@ -236,6 +236,17 @@ def _straddle_note(result: MetricResult, spec: MetricSpec, confidence: float) ->
     return ""
 
 
+def _count_matches(result: MetricResult, now: Mapping[str, Any], old: Mapping[str, Any], paired: list[str]) -> str:
+    """Fill the result's pairing counts; the reason-text clause for examples present in only one run."""
+    new_only = sum(1 for k in now if k not in old)
+    gone = sum(1 for k in old if k not in now)
+    result.n_paired, result.n_new, result.n_missing = len(paired), new_only, gone
+    if not (new_only or gone):
+        return ""
+    return (f"; not compared: {new_only} example(s) new since the baseline, {gone} baseline example(s) "
+            f"missing now (refresh the baseline if the dataset or repeats changed on purpose)")
+
+
 def _compare(
     metric: MetricLike, spec: MetricSpec, values: Sequence[Any], keys: Sequence[str], baseline: Mapping[str, Any],
     result: MetricResult, binary: bool, aggregate: Callable[[Sequence[Any]], float] | str, *,
@@ -244,13 +255,7 @@ def _compare(
     """Paired comparison on the keys present (with a value) in both runs; fills the result's baseline fields."""
     now = dict(zip(keys, values))
     paired = [k for k in keys if k in baseline and now[k] is not None and baseline[k] is not None]
-    new_only = sum(1 for k in keys if k not in baseline)
-    gone = sum(1 for k in baseline if k not in now)
-    result.n_paired, result.n_new, result.n_missing = len(paired), new_only, gone
-    unmatched = ""
-    if new_only or gone:
-        unmatched = (f"; not compared: {new_only} example(s) new since the baseline, {gone} baseline example(s) "
-                     f"missing now (refresh the baseline if the dataset or repeats changed on purpose)")
+    unmatched = _count_matches(result, now, baseline, paired)
     if not paired:
         return None, "no baseline comparison: no example key matches the baseline" + unmatched
 
@@ -325,15 +330,8 @@ def _compare_by_example(
     now = _by_example(keys, values)
     old = _by_example(baseline.keys(), baseline.values())
     paired = [e for e in now if e in old and now[e] and old[e]]
-    new_only = sum(1 for e in now if e not in old)
-    gone = sum(1 for e in old if e not in now)
-    result.n_paired, result.n_new, result.n_missing = len(paired), new_only, gone
-    unmatched = ""
-    if new_only or gone:
-        unmatched = (f"; not compared: {new_only} example(s) new since the baseline, {gone} baseline example(s) "
-                     f"missing now (refresh the baseline if the dataset or repeats changed on purpose)")
+    unmatched = _count_matches(result, now, old, paired)
     if not paired:
-        result.n_paired = 0
         return None, "no baseline comparison: no example id matches the baseline" + unmatched
     counts = [len(now[e]) for e in paired] + [len(old[e]) for e in paired]
     batched = getattr(metric, "aggregate_resamples", None)

@@ -14,7 +14,7 @@ import datasets
 import pytest
 
 from evalsuite.case import DatasetSpec
-from evalsuite.examples import DatasetError, DatasetUnavailable, fingerprint, load_examples
+from evalsuite.examples import DatasetError, fingerprint, load_examples
 from evalsuite.records import Example
 
 IMDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "imdb-test.jsonl"
