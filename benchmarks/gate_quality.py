@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from evalsuite.case import MetricSpec
-from evalsuite.verdict import judge
+from evalsuite.cases.schema import MetricSpec
+from evalsuite.verdict._judge import judge
 
 DATA = Path(os.environ.get("EVALSUITE_IMDB", "/work/shared/data/imdb-test.jsonl"))
 ACCURACY, CHURN, DROP, ALPHA = 0.85, 0.10, 0.03, 0.05

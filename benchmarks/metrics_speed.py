@@ -56,7 +56,7 @@ def baseline(pairs: list[tuple[str, str]]) -> dict[str, float]:
 
 
 def evalsuite_values(pairs: list[tuple[str, str]]) -> dict[str, float]:
-    from evalsuite.case import MetricSpec
+    from evalsuite.cases.schema import MetricSpec
     from evalsuite.metrics import get_metric
     from evalsuite.records import Answer, Example, Scored
 

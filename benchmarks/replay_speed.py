@@ -91,7 +91,7 @@ def summary(result: Any) -> dict[str, Any]:
 
 
 def serve(port_queue: Any, stop: Any) -> None:
-    from tests.chat_server import ChatServer, sentiment_responder
+    from tests._support.chat_server import ChatServer, sentiment_responder
 
     with ChatServer(sentiment_responder) as server:
         port_queue.put(server.port)
@@ -104,7 +104,9 @@ def serve(port_queue: Any, stop: Any) -> None:
 def child_pipeline(root: Path, limit: int | None, mode: str) -> None:
     """``load_suite`` + ``run_item``: mode none = direct index replay, new_episodes = SDK + vcrpy transport."""
     started = time.perf_counter()
-    from evalsuite import engine, loader, runner
+    from evalsuite import runner
+    from evalsuite.model import _engine as engine
+    from evalsuite.cases import _load as loader
 
     [run] = loader.load_suite(root / "cases" / "imdb.yaml", root)
     settings = runner.RunSettings(rootdir=root, record_mode=mode, limit=limit,
@@ -118,7 +120,12 @@ def child_breakdown(root: Path, limit: int | None) -> None:
     """The stages of a mode-none run, timed one by one (same calls as ``run_item``)."""
     marks: dict[str, float] = {}
     t = time.perf_counter()
-    from evalsuite import clients, engine, examples, loader, prompts, recording, runner
+    from evalsuite import prompts, runner
+    from evalsuite.model import providers as clients
+    from evalsuite.model import _engine as engine
+    from evalsuite import dataset as examples
+    from evalsuite.cases import _load as loader
+    from evalsuite.cassettes import _cassette as recording
 
     marks["imports"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -197,7 +204,9 @@ def offline_env(**extra: str) -> dict[str, str]:
 
 
 def record(root: Path, limit: int | None) -> tuple[dict[str, Any], float]:
-    from evalsuite import engine, loader, runner
+    from evalsuite import runner
+    from evalsuite.model import _engine as engine
+    from evalsuite.cases import _load as loader
 
     context = multiprocessing.get_context("spawn")
     ports, stop = context.Queue(), context.Event()
@@ -224,7 +233,7 @@ def write_subsets(cassette: Path, order: list[str], ours: Path, stock: Path) -> 
     from vcr.persisters.filesystem import FilesystemPersister
     from vcr.serializers import jsonserializer
 
-    from evalsuite import recording
+    from evalsuite.cassettes import _cassette as recording
 
     requests, responses, metadata = recording.AtomicPersister.load_cassette(cassette, recording.JsonSerializer)
     by_tag = {r.headers["x-evalsuite-example"]: (r, resp) for r, resp in zip(requests, responses)}

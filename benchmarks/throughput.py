@@ -10,7 +10,7 @@ the way a real client and a remote endpoint would not compete for one interprete
 (b) the same with 30% 429 (Retry-After: 1) + 5% 500: each example answered and served exactly once.
 (c) every review of /work/shared/data/imdb-test.jsonl (read at run time, never copied) at 20 ms
     latency: wall time and the engine process's peak RSS; recorded to a cassette when
-    evalsuite.recording exists.
+    evalsuite.cassettes._cassette exists.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 import openai  # noqa: E402
 
-from evalsuite.case import ModelSettings  # noqa: E402
-from evalsuite.engine import EngineSettings, run_calls_sync  # noqa: E402
+from evalsuite.cases.schema import ModelSettings  # noqa: E402
+from evalsuite.model._engine import EngineSettings, run_calls_sync  # noqa: E402
 from evalsuite.records import Call  # noqa: E402
 
 IMDB = Path("/work/shared/data/imdb-test.jsonl")
@@ -45,7 +45,7 @@ IMDB = Path("/work/shared/data/imdb-test.jsonl")
 
 
 def _serve(conn: Connection, options: dict[str, Any]) -> None:
-    from tests.chat_server import ChatServer, sentiment_responder
+    from tests._support.chat_server import ChatServer, sentiment_responder
 
     with ChatServer(sentiment_responder, **options) as server:
         conn.send(server.port)
@@ -163,15 +163,15 @@ def _imdb_child(base_url: str, concurrency: int, record: bool, conn: Connection)
     recording = None
     if record:
         try:
-            from evalsuite import recording
+            from evalsuite.cassettes import _cassette as recording
         except ImportError:
-            note = "not recorded: evalsuite.recording not available"
+            note = "not recorded: evalsuite.cassettes._cassette not available"
     with tempfile.TemporaryDirectory() as tmp:
         if recording is not None:
             cassette = Path(tmp) / "imdb.yaml"
             with recording.use_cassette(cassette, "all", metadata={"benchmark": "throughput"}):
                 wall, answers = timed(lambda: run_calls_sync(calls, model_for(base_url), settings=settings))
-            note = f"recorded with evalsuite.recording (mode all): cassette {cassette.stat().st_size / 1e6:.1f} MB"
+            note = f"recorded with evalsuite.cassettes._cassette (mode all): cassette {cassette.stat().st_size / 1e6:.1f} MB"
         else:
             wall, answers = timed(lambda: run_calls_sync(calls, model_for(base_url), settings=settings))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -17,7 +17,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from evalsuite.case import ParseSpec
+from evalsuite.cases.schema import ParseSpec
 
 # A negator right before a label mention: "not", "no", "never", "nor", "neither", or a word ending in n't.
 _NEGATED = re.compile(r"(?:\b(?:not|no|never|nor|neither)|n[’']t)\s*$", re.IGNORECASE)

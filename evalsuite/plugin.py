@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
-from evalsuite import baseline as baseline_io
-from evalsuite import engine, loader, report, runner
+from evalsuite.verdict import baseline as baseline_io
+from evalsuite import report, runner
+from evalsuite.model import _engine as engine
+from evalsuite.cases import _load as loader
 from evalsuite.errors import EvalsuiteError
 from evalsuite.records import ExampleRecord, ItemResult, MetricResult
 
@@ -175,7 +177,7 @@ class CaseItem(pytest.Item):
                 self.user_properties.append((f"evalsuite.{metric.name}", round(metric.value, 6)))
                 if metric.delta is not None:
                     self.user_properties.append((f"evalsuite.{metric.name}.delta", round(metric.delta, 6)))
-        self.user_properties.append(("evalsuite.verdict", "pass" if self.result.passed else "fail"))
+        self.user_properties.append(("evalsuite.verdict._judge", "pass" if self.result.passed else "fail"))
         if not self.result.passed:
             raise EvalFailure(self.result.message)
 

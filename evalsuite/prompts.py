@@ -39,7 +39,7 @@ import jinja2
 from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
-from evalsuite.case import Case, Truncate
+from evalsuite.cases.schema import Case, Truncate
 from evalsuite.errors import EvalsuiteError
 from evalsuite.records import Call, Example
 

@@ -13,13 +13,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from evalsuite import clients, engine, examples, parsing, prompts, recording, verdict
-from evalsuite.baseline import Baseline
-from evalsuite.case import Case
+from evalsuite import parsing, prompts
+from evalsuite.model import providers as clients
+from evalsuite.model import _engine as engine
+from evalsuite import dataset as examples
+from evalsuite.cassettes import _cassette as recording
+from evalsuite.verdict import _judge as verdict
+from evalsuite.verdict.baseline import Baseline
+from evalsuite.cases.schema import Case
 from evalsuite.errors import EvalsuiteError
-from evalsuite.loader import CaseRun
+from evalsuite.cases._load import CaseRun
 from evalsuite.metrics import Metric, get_metric
-from evalsuite.progress import Progress, estimate_cost, model_prices
+from evalsuite.model.progress import Progress, estimate_cost, model_prices
 from evalsuite.records import Answer, Example, ExampleRecord, ItemResult, MetricResult, Scored
 
 EXCERPT_CHARS = 160

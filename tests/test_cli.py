@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite.baseline import BaselineError, load_baseline, write_baseline
+from evalsuite.verdict.baseline import BaselineError, load_baseline, write_baseline
 from evalsuite.records import ItemResult
 from evalsuite.report.files import write_reports
-from tests.test_report import make_item, rejudge
+from tests.report.test_report import make_item, rejudge
 
 ROOT = Path(__file__).resolve().parents[1]
 

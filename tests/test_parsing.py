@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evalsuite.case import ParseSpec
+from evalsuite.cases.schema import ParseSpec
 from evalsuite.parsing import check, parse
 
 SENTIMENT = ParseSpec(

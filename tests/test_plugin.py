@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.chat_server import ChatServer, sentiment_responder
+from tests._support.chat_server import ChatServer, sentiment_responder
 
 CANARY = "sk-canary-0123456789abcdef"
 

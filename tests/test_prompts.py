@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite.case import Case
+from evalsuite.cases.schema import Case
 from evalsuite.prompts import PromptError, build_calls, get_encoding, truncate_text
 from evalsuite.records import Example
 

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite import engine, loader, runner
-from tests.chat_server import ChatServer, echo_responder
+from evalsuite import runner
+from evalsuite.model import _engine as engine
+from evalsuite.cases import _load as loader
+from tests._support.chat_server import ChatServer, echo_responder
 
 CASE = """
 cases:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from evalsuite.case import MetricSpec
+from evalsuite.cases.schema import MetricSpec
 from evalsuite.records import Scored
 
 Kind = Literal["proportion", "mean", "corpus"]

@@ -6,7 +6,7 @@ from collections import Counter
 from typing import Any
 
 from evalsuite.records import ItemResult, MetricResult
-from evalsuite.verdict import fmt, fmt_delta, fmt_p
+from evalsuite.verdict._judge import fmt, fmt_delta, fmt_p
 
 _RANK = {"regression": 0, "fail": 1, "error": 2, "improved": 3, "pass": 4}
 

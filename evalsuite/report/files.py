@@ -19,8 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from evalsuite.atomic import write_atomic
-from evalsuite.baseline import SCHEMA_VERSION, jsonable
+from evalsuite._util.atomic import write_atomic
+from evalsuite.verdict.baseline import SCHEMA_VERSION, jsonable
 from evalsuite.records import ItemResult
 from evalsuite.report.common import (baseline_text, error_kinds, item_status, repeat_text, sort_items, summary, summary_line,
                               threshold_text, value_text)

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from evalsuite.records import ItemResult, MetricResult
 from evalsuite.report.common import baseline_text, error_kinds, item_status, sort_items, summary_line, threshold_text, value_text
-from evalsuite.verdict import fmt
+from evalsuite.verdict._judge import fmt
 
 SWEEP_PARAMS = ("temperature", "max_tokens", "top_p")
 MAX_METRIC_PANELS = 6

@@ -28,7 +28,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from evalsuite import parsing
-from evalsuite.case import Case, ModelSettings, SuiteFile
+from evalsuite.cases.schema import Case, ModelSettings, SuiteFile
 from evalsuite.errors import EvalsuiteError
 from evalsuite.metrics import MetricParamError, UnknownMetric, get_metric
 

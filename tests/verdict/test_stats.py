@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from evalsuite.stats import bootstrap_ci, mcnemar_exact, paired_bootstrap, paired_permutation, wilson
+from evalsuite.verdict.stats import bootstrap_ci, mcnemar_exact, paired_bootstrap, paired_permutation, wilson
 
 
 @pytest.mark.parametrize("k,n", [(0, 10), (10, 10), (45, 100), (850, 1000), (1, 3), (21000, 25000)])

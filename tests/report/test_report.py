@@ -17,11 +17,11 @@ import jsonschema
 import numpy as np
 import pytest
 
-from evalsuite.case import MetricSpec
+from evalsuite.cases.schema import MetricSpec
 from evalsuite.records import ExampleRecord, ItemResult
 from evalsuite.report.files import SCHEMA_PATH, scrub, write_reports
 from evalsuite.report.terminal import render
-from evalsuite.verdict import judge
+from evalsuite.verdict._judge import judge
 
 
 @dataclass

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from evalsuite.atomic import write_atomic
+from evalsuite._util.atomic import write_atomic
 from evalsuite.records import ItemResult
 
 SCHEMA_VERSION = 1

@@ -13,8 +13,8 @@ from pathlib import Path
 import datasets
 import pytest
 
-from evalsuite.case import DatasetSpec
-from evalsuite.examples import DatasetError, fingerprint, load_examples
+from evalsuite.cases.schema import DatasetSpec
+from evalsuite.dataset import DatasetError, fingerprint, load_examples
 from evalsuite.records import Example
 
 IMDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "imdb-test.jsonl"
@@ -100,8 +100,8 @@ def test_unavailable_hub_dataset_raises_dataset_unavailable_quickly(tmp_path: Pa
     make_hub_repo(tmp_path)
     script = (
         "from pathlib import Path\n"
-        "from evalsuite.case import DatasetSpec\n"
-        "from evalsuite.examples import load_examples, DatasetUnavailable\n"
+        "from evalsuite.cases.schema import DatasetSpec\n"
+        "from evalsuite.dataset import load_examples, DatasetUnavailable\n"
         "for hf, split in (('evalsuite-tests/no-such-dataset', 'test'), ('hub/reviews', 'validation')):\n"
         "    try:\n"
         "        load_examples(DatasetSpec(hf=hf, split=split, expected=None), Path('.'))\n"

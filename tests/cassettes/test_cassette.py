@@ -18,9 +18,9 @@ from typing import Any
 import openai
 import pytest
 
-from evalsuite import recording
+from evalsuite.cassettes import _cassette as recording
 from evalsuite.records import Call
-from tests.chat_server import ChatServer
+from tests._support.chat_server import ChatServer
 
 REPO = Path(__file__).resolve().parents[1]
 META = {"dataset_fingerprint": "fp-1", "item_id": "sentiment"}
@@ -292,7 +292,7 @@ RECORDER = textwrap.dedent(
     import asyncio, sys, time
     from pathlib import Path
     import openai
-    from evalsuite import recording
+    from evalsuite.cassettes import _cassette as recording
     base_url, path, n, prefix = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 
     async def main():

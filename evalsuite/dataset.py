@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from evalsuite.case import DatasetSpec
+from evalsuite.cases.schema import DatasetSpec
 from evalsuite.errors import EvalsuiteError
 from evalsuite.records import Example
 

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from evalsuite.case import MetricSpec
-from evalsuite.verdict import judge
+from evalsuite.cases.schema import MetricSpec
+from evalsuite.verdict._judge import judge
 
 
 @dataclass
@@ -227,7 +227,7 @@ REPEAT_RIGHT = [5, 5, 5, 5, 5, 5, 1, 1]  # 32 / 40 = 0.8, strongly clustered by 
 
 
 def test_repeats_interval_is_a_cluster_bootstrap_wider_than_wilson_on_all_samples() -> None:
-    from evalsuite.stats import wilson
+    from evalsuite.verdict.stats import wilson
 
     values, keys_ = per_example(REPEAT_RIGHT), repeat_keys(8, 5)
     result = judge(Metric(), MetricSpec(min=0.7), values, keys_)

@@ -89,7 +89,7 @@ from vcr.record_mode import RecordMode
 from vcr.request import HeadersDict, Request
 
 import evalsuite
-from evalsuite.atomic import write_atomic
+from evalsuite._util.atomic import write_atomic
 from evalsuite.errors import EvalsuiteError
 from evalsuite.records import Call, body_hash
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from evalsuite.case import ModelSettings
-from evalsuite.clients import REPLAY_API_KEY, MissingCredentials, make_client
-from evalsuite.engine import EngineSettings, run_calls_sync
+from evalsuite.cases.schema import ModelSettings
+from evalsuite.model.providers import REPLAY_API_KEY, MissingCredentials, make_client
+from evalsuite.model._engine import EngineSettings, run_calls_sync
 from evalsuite.records import Call
-from tests.chat_server import ChatServer
+from tests._support.chat_server import ChatServer
 
 ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN",
        "AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION")

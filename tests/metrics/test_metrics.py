@@ -12,10 +12,10 @@ import sacrebleu
 from rouge_score.rouge_scorer import RougeScorer
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-from evalsuite.case import MetricSpec
+from evalsuite.cases.schema import MetricSpec
 from evalsuite.metrics import MetricError, MetricParamError, UnknownMetric, _parallel, classification, get_metric, names
 from evalsuite.records import Answer, Example, Scored
-from evalsuite.stats import bootstrap_ci
+from evalsuite.verdict.stats import bootstrap_ci
 
 HYPS = [
     "The cat sat on the mat.",

@@ -14,13 +14,13 @@ import orjson
 import pytest
 import vcr
 
-from evalsuite.case import ModelSettings
-from evalsuite.clients import endpoint, make_client
-from evalsuite.engine import EngineSettings, replay_calls, run_calls, run_calls_sync
-from evalsuite.progress import Progress, estimate_cost, model_prices
-from evalsuite.recording import LATENCY_HEADER, use_cassette
+from evalsuite.cases.schema import ModelSettings
+from evalsuite.model.providers import endpoint, make_client
+from evalsuite.model._engine import EngineSettings, replay_calls, run_calls, run_calls_sync
+from evalsuite.model.progress import Progress, estimate_cost, model_prices
+from evalsuite.cassettes._cassette import LATENCY_HEADER, use_cassette
 from evalsuite.records import Answer, Call
-from tests.chat_server import ChatServer, echo_responder
+from tests._support.chat_server import ChatServer, echo_responder
 
 FAST = EngineSettings(concurrency=8, backoff_base=0.01, backoff_cap=0.05)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite import loader
+from evalsuite.cases import _load as loader
 from evalsuite.errors import EvalsuiteError
 
 CASE = """\

@@ -24,9 +24,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from evalsuite.case import MetricSpec
+from evalsuite.cases.schema import MetricSpec
 from evalsuite.records import MetricResult
-from evalsuite.stats import bootstrap_ci, mcnemar_exact, paired_bootstrap, paired_permutation, wilson
+from evalsuite.verdict.stats import bootstrap_ci, mcnemar_exact, paired_bootstrap, paired_permutation, wilson
 
 # The generic (per-resample Python call) bootstrap is slower; corpus metrics get fewer resamples.
 N_RESAMPLES_MEAN = 2000

@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 from typing import TextIO
 
-from evalsuite.case import ModelSettings
+from evalsuite.cases.schema import ModelSettings
 from evalsuite.records import Answer
 
 # USD per 1k tokens (input, output); OpenAI list prices at the time of writing: may be outdated.

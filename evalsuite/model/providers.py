@@ -20,7 +20,7 @@ import os
 
 import openai
 
-from evalsuite.case import ModelSettings
+from evalsuite.cases.schema import ModelSettings
 from evalsuite.errors import EvalsuiteError
 
 # The GA Azure OpenAI data-plane version used when neither the case nor OPENAI_API_VERSION names one.

@@ -41,10 +41,10 @@ import openai
 import orjson
 from vcr.errors import CannotOverwriteExistingCassetteException
 
-from evalsuite.case import ModelSettings
-from evalsuite.clients import make_client
-from evalsuite.recording import LATENCY_HEADER, CassetteHandle, is_not_recorded
-from evalsuite.progress import Progress
+from evalsuite.cases.schema import ModelSettings
+from evalsuite.model.providers import make_client
+from evalsuite.cassettes._cassette import LATENCY_HEADER, CassetteHandle, is_not_recorded
+from evalsuite.model.progress import Progress
 from evalsuite.records import Answer, Call, ErrorKind
 
 log = logging.getLogger(__name__)
