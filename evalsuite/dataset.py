@@ -20,18 +20,10 @@ from typing import Any
 import orjson
 
 from evalsuite.cases.schema import DatasetSpec
-from evalsuite.errors import EvalsuiteError
+from evalsuite.errors import DatasetError, DatasetUnavailable, EvalsuiteError
 from evalsuite.records import Example
 
 BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
-
-
-class DatasetError(EvalsuiteError):
-    """The dataset is readable but does not match the case (missing file or column, unknown label)."""
-
-
-class DatasetUnavailable(EvalsuiteError):
-    """A Hub dataset cannot be loaded here (offline, not cached, no access): the runner skips the case."""
 
 
 def load_examples(spec: DatasetSpec, base_dir: Path, limit: int | None = None) -> list[Example]:

@@ -1,5 +1,100 @@
-"""The one base class for bad input: its message is complete (file, line, fix), so no traceback is shown."""
+"""Every user-facing error: one hierarchy under ``EvalsuiteError``.
+
+The message of each is complete (what is wrong, where, the fix), so the plugin and the CLI print it
+without a traceback by matching the one base class.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 
 class EvalsuiteError(Exception):
     """A user-facing error: the message names what is wrong, where, and how to fix it."""
+
+
+def display_path(path: Path | str, rootdir: Path | None) -> str:
+    """``path`` relative to ``rootdir`` when it lies inside it (what a user sees in messages)."""
+    if rootdir is not None:
+        try:
+            return Path(path).resolve().relative_to(Path(rootdir).resolve()).as_posix()
+        except ValueError:
+            pass
+    return str(path)
+
+
+class CaseFileError(EvalsuiteError):
+    """Bad input in a case file (or a defaults layer): ``<file>:<line>: <key>: <problem>; <fix>``."""
+
+    def __init__(self, path: Path | str, line: int, message: str, *, rootdir: Path | None = None) -> None:
+        self.path = Path(path)
+        self.line = line
+        self.message = message
+        self.rootdir = rootdir
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{display_path(self.path, self.rootdir)}:{self.line}: {self.message}"
+
+
+class UnknownName(EvalsuiteError, ValueError):
+    """A case names a metric, parser or provider that is not registered."""
+
+    def __init__(self, kind: str, name: str, valid: list[str]) -> None:
+        import difflib
+
+        self.kind = kind
+        self.name = name
+        self.valid = valid
+        close = difflib.get_close_matches(name, valid, n=1)
+        self.suggestion = close[0] if close else None
+        hint = f"; did you mean {self.suggestion!r}?" if self.suggestion else ""
+        super().__init__(f"unknown {kind} {name!r}; valid: {', '.join(valid)}{hint}")
+
+
+class DatasetError(EvalsuiteError):
+    """The dataset cannot be read or lacks what the case needs."""
+
+
+class DatasetUnavailable(EvalsuiteError):
+    """The dataset cannot be had here (a Hub id offline): the item is skipped, not failed."""
+
+
+class PromptError(EvalsuiteError):
+    """A template cannot be rendered for an example."""
+
+
+class MissingCredentials(EvalsuiteError):
+    """A live run has no key; the message names the environment variable to set."""
+
+
+class CassetteError(EvalsuiteError):
+    """A cassette file exists but cannot be used; the message names the file and the fix."""
+
+
+class NotRecorded(EvalsuiteError):
+    """Replay found no recording for some calls; the message says which and how to record them."""
+
+
+class Unavailable(EvalsuiteError):
+    """The case cannot run here (e.g. a Hub dataset offline and nothing recorded): a skip, not a failure."""
+
+
+class MetricParamError(EvalsuiteError, ValueError):
+    """A metric parameter is unknown, missing or has a value the metric does not accept."""
+
+
+class MetricError(EvalsuiteError, ValueError):
+    """Scoring cannot proceed with the answers given (e.g. perplexity without logprobs)."""
+
+
+class BaselineError(EvalsuiteError):
+    """A baseline (or report) file that cannot be used; the message names the file and the fix."""
+
+    def __init__(self, path: Path | str, message: str, fix: str) -> None:
+        self.path, self.message, self.fix = Path(path), message, fix
+        super().__init__(f"{path}: {message}. Fix: {fix}")
+
+
+class ServeLocalError(EvalsuiteError):
+    """The local llama.cpp server cannot be started; the message says what to install."""

@@ -6,7 +6,7 @@ Every stage lives in its own module; this file only wires them into pytest's hoo
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from evalsuite import report, runner
 from evalsuite.model import _engine as engine
 from evalsuite.cases import _load as loader
 from evalsuite.errors import EvalsuiteError
-from evalsuite.records import ExampleRecord, ItemResult, MetricResult
+from evalsuite.records import ItemResult
 
 RECORD_MODES = ("none", "once", "new_episodes", "all", "rewrite")
 REPORT_ATTR = "evalsuite_result"
@@ -195,7 +195,7 @@ class CaseItem(pytest.Item):
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     outcome = yield
     if call.when == "call" and isinstance(item, CaseItem) and item.result is not None:
-        setattr(outcome.get_result(), REPORT_ATTR, asdict(item.result))
+        setattr(outcome.get_result(), REPORT_ATTR, item.result.to_dict())
 
 
 class SessionReport:
@@ -208,7 +208,7 @@ class SessionReport:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, REPORT_ATTR, None)
         if data is not None and report.when == "call":
-            self.items.append(_item_from_dict(data))
+            self.items.append(ItemResult.from_dict(data))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         config = self.config
@@ -228,9 +228,3 @@ class SessionReport:
             baseline_io.write_baseline(Path(config.rootpath) / path, items)
             terminalreporter.write_line(f"baseline written: {path} ({len(items)} items)")
 
-
-def _item_from_dict(data: dict[str, Any]) -> ItemResult:
-    fields = dict(data)
-    fields["records"] = [ExampleRecord(**r) for r in data["records"]]
-    fields["metrics"] = [MetricResult(**m) for m in data["metrics"]]
-    return ItemResult(**fields)

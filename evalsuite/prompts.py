@@ -40,7 +40,7 @@ from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from evalsuite.cases.schema import Case, Truncate
-from evalsuite.errors import EvalsuiteError
+from evalsuite.errors import PromptError
 from evalsuite.records import Call, Example
 
 TOKENIZER_DIR = Path(__file__).parent / "tokenizers"
@@ -59,10 +59,6 @@ COMPLETIONS_MAX_LOGPROBS = 5
 
 _encodings: dict[str, Any] = {}
 _encodings_lock = threading.Lock()
-
-
-class PromptError(EvalsuiteError):
-    """A template cannot be rendered for an example (undefined field, sandbox violation, syntax)."""
 
 
 def build_calls(case: Case, examples: list[Example]) -> list[Call]:

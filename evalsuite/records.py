@@ -8,9 +8,9 @@ be written into ``report.json`` and be compared against a baseline.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
@@ -33,6 +33,22 @@ def body_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_body(body)).hexdigest()
 
 
+class SampleKey(NamedTuple):
+    """One sample of one example: ``"<example_id>#<sample>"`` in baselines, cassette tags and reports."""
+
+    example_id: str
+    sample: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.example_id}#{self.sample}"
+
+    @classmethod
+    def parse(cls, text: str) -> SampleKey:
+        """The inverse of ``str()``; example ids may themselves contain '#'. A bare id is sample 0."""
+        example_id, sep, sample = text.rpartition("#")
+        return cls(example_id, int(sample)) if sep and sample.isdigit() else cls(text, 0)
+
+
 @dataclass(frozen=True)
 class Example:
     """One dataset row after column mapping (stage: examples)."""
@@ -50,6 +66,10 @@ class Call:
     sample: int  # repeat index, 0-based; repeats of one example are sent in order
     api: Literal["chat", "completions"]
     body: dict[str, Any]  # the JSON body, e.g. {"model": ..., "messages": [...], "temperature": 0}
+
+    @property
+    def key(self) -> SampleKey:
+        return SampleKey(self.example_id, self.sample)
 
     @cached_property
     def prompt_hash(self) -> str:
@@ -80,6 +100,10 @@ class Answer:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def key(self) -> SampleKey:
+        return SampleKey(self.example_id, self.sample)
 
 
 @dataclass
@@ -113,6 +137,10 @@ class ExampleRecord:
     error_kind: str | None = None
     finish_reason: str | None = None
     system_fingerprint: str | None = None  # which backend build answered: explains drift under a fixed seed
+
+    @property
+    def key(self) -> SampleKey:
+        return SampleKey(self.example_id, self.sample)
 
 
 @dataclass
@@ -173,3 +201,20 @@ class ItemResult:
     message: str = ""  # the failure message shown by pytest
     agreement: float | None = None  # mean per-example agreement across repeats (repeats > 1)
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (what crosses an xdist worker boundary and what report.json's items hold)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ItemResult:
+        """The inverse of :meth:`to_dict`; keys this version does not know (a newer report) are ignored."""
+        known = cls.__dataclass_fields__
+        fields = {k: v for k, v in data.items() if k in known}
+        record_fields = ExampleRecord.__dataclass_fields__
+        metric_fields = MetricResult.__dataclass_fields__
+        fields["records"] = [ExampleRecord(**{k: v for k, v in r.items() if k in record_fields})
+                             for r in data.get("records", [])]
+        fields["metrics"] = [MetricResult(**{k: v for k, v in m.items() if k in metric_fields})
+                             for m in data.get("metrics", [])]
+        return cls(**fields)

@@ -21,7 +21,7 @@ from evalsuite.cassettes import _cassette as recording
 from evalsuite.verdict import _judge as verdict
 from evalsuite.verdict.baseline import Baseline
 from evalsuite.cases.schema import Case
-from evalsuite.errors import EvalsuiteError
+from evalsuite.errors import EvalsuiteError, NotRecorded, Unavailable
 from evalsuite.cases._load import CaseRun
 from evalsuite.metrics import Metric, get_metric
 from evalsuite.model.progress import Progress, estimate_cost, model_prices
@@ -30,14 +30,6 @@ from evalsuite.records import Answer, Example, ExampleRecord, ItemResult, Metric
 EXCERPT_CHARS = 160
 TRANSIENT_ERRORS = ("rate_limited", "timeout", "connection", "interrupted")  # not recorded, worth keeping the old
 WORST_SHOWN = 3
-
-
-class NotRecorded(Exception):
-    """Replay found no recording for some calls; the message says which and how to record them."""
-
-
-class Unavailable(Exception):
-    """The case cannot run here (e.g. a Hub dataset offline and nothing recorded): a skip, not a failure."""
 
 
 @dataclass
@@ -101,7 +93,7 @@ def run_item(run: CaseRun, settings: RunSettings) -> ItemResult:
     by_example = {row.id: row for row in rows}
     scored = [_parse(by_example[a.example_id], a, call.prompt_hash, case) for a, call in zip(answers, calls)]
     values = {name: metric.score(scored) for name, metric in metrics.items()}
-    keys = [f"{s.example.id}#{s.answer.sample}" for s in scored]
+    keys = [str(s.answer.key) for s in scored]
     baseline_item = settings.baseline.item(run.item_id) if settings.baseline else None
     results = [
         verdict.judge(

@@ -15,11 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from evalsuite.errors import ServeLocalError
+
 MODEL_ALIAS = "gemma-3-270m"
 
 
-class ServeLocalError(Exception):
-    """A missing dependency or model file; the message says what to install or pass."""
 
 
 def find_model() -> Path:

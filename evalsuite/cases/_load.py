@@ -29,8 +29,8 @@ from pydantic import BaseModel, ValidationError
 
 from evalsuite import parsing
 from evalsuite.cases.schema import Case, ModelSettings, SuiteFile
-from evalsuite.errors import EvalsuiteError
-from evalsuite.metrics import MetricParamError, UnknownMetric, get_metric
+from evalsuite.errors import CaseFileError, display_path
+from evalsuite.errors import MetricParamError, UnknownName
 
 DEFAULTS_FILE = "defaults.yaml"
 TOOL_KEYS = frozenset({"prices"})  # [tool.evalsuite] keys that configure the tool, not cases
@@ -41,20 +41,6 @@ PARAM_ABBREVIATIONS = {"temperature": "t", "max_tokens": "mt", "top_p": "p", "se
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 KeyPath = tuple[Any, ...]
-
-
-class CaseFileError(EvalsuiteError):
-    """Bad input in a case file (or a defaults layer): ``<file>:<line>: <key>: <problem>; <fix>``."""
-
-    def __init__(self, path: Path, line: int, message: str, *, rootdir: Path | None = None) -> None:
-        self.path = Path(path)
-        self.line = line
-        self.message = message
-        self.rootdir = rootdir
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        return f"{_display(self.path, self.rootdir)}:{self.line}: {self.message}"
 
 
 @dataclass
@@ -78,15 +64,6 @@ class _Layer:
     data: dict[str, Any]
     lines: dict[KeyPath, int]
     prefix: KeyPath = ()  # where the case's keys live inside ``lines`` (e.g. ("cases", 3))
-
-
-def _display(path: Path, rootdir: Path | None) -> str:
-    if rootdir is not None:
-        try:
-            return Path(path).resolve().relative_to(Path(rootdir).resolve()).as_posix()
-        except ValueError:
-            pass
-    return str(path)
 
 
 def tool_settings(rootdir: Path) -> dict[str, Any]:
@@ -148,7 +125,7 @@ def load_suite(path: Path, rootdir: Path) -> list[CaseRun]:
         seen[case.id] = case_line
         _check_parse(case, all_layers, rootdir)
         _check_metrics(case, all_layers, rootdir)
-        source = f"{_display(path, rootdir)}:{case_line}"
+        source = f"{display_path(path, rootdir)}:{case_line}"
         for variant, prompt_name, variant_case in _expand(case, all_layers, rootdir):
             if variant_case.prompt.user is None:
                 where = ("variants", "prompts", prompt_name) if prompt_name else ("prompt",)
@@ -453,10 +430,12 @@ def _check_parse(case: Case, layers: list[_Layer], rootdir: Path) -> None:
 def _check_metrics(case: Case, layers: list[_Layer], rootdir: Path) -> None:
     """Every metric is built at collection: unknown names, bad parameters and a missing logprobs setting fail
     here, with the metric's line, not after the model calls were paid for."""
+    from evalsuite.metrics import get_metric  # metrics build on the schema: imported once a case is checked
+
     for name, spec in case.metrics.items():
         try:
-            metric = get_metric(name, spec)
-        except UnknownMetric as exc:
+            metric = get_metric(name, spec, base_dir=layers[-1].path.parent)
+        except UnknownName as exc:
             problem = f"unknown metric {name!r}; {_suggest(name, exc.valid, 'valid')}"
         except MetricParamError as exc:
             problem = str(exc).removeprefix(f"{name}: ")

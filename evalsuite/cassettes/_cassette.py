@@ -90,7 +90,7 @@ from vcr.request import HeadersDict, Request
 
 import evalsuite
 from evalsuite._util.atomic import write_atomic
-from evalsuite.errors import EvalsuiteError
+from evalsuite.errors import CassetteError
 from evalsuite.records import Call, body_hash
 
 MODES = ("none", "once", "new_episodes", "all", "rewrite")
@@ -119,10 +119,6 @@ LATENCY_HEADER = "x-evalsuite-latency-ms"
 JOURNAL_SUFFIX = ".journal.jsonl"
 _SECRET_NAME = re.compile("KEY|TOKEN|SECRET|PASSWORD")
 _DEPLOYMENT = re.compile(r"/deployments/([^/]+)/(.+)$")
-
-
-class CassetteError(EvalsuiteError):
-    """A cassette file exists but cannot be used; the message names the file and the fix."""
 
 
 def is_not_recorded(exc: BaseException | None) -> bool:

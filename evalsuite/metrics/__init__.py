@@ -7,12 +7,13 @@ with ``@metric("name")`` in the modules imported below.
 from evalsuite.metrics import classification, logprobs, text, usage  # noqa: F401  (registers the metrics)
 from evalsuite.metrics.registry import (
     Metric,
+    MetricInfo,
     MetricError,
     MetricParamError,
-    UnknownMetric,
+    UnknownName,
     get_metric,
     metric,
     names,
 )
 
-__all__ = ["Metric", "MetricError", "MetricParamError", "UnknownMetric", "get_metric", "metric", "names"]
+__all__ = ["Metric", "MetricInfo", "MetricError", "MetricParamError", "UnknownName", "get_metric", "metric", "names"]

@@ -331,7 +331,7 @@ class _Sender:
 
     async def send(self, call: Call) -> Answer:
         create = self.chat if call.api == "chat" else self.completions
-        tag = f"{call.example_id}#{call.sample}"
+        tag = str(call.key)
         estimate = _estimate_tokens(call) if self.gate.tokens is not None else 0.0
         retries = 0
         while True:

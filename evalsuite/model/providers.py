@@ -21,7 +21,7 @@ import os
 import openai
 
 from evalsuite.cases.schema import ModelSettings
-from evalsuite.errors import EvalsuiteError
+from evalsuite.errors import MissingCredentials
 
 # The GA Azure OpenAI data-plane version used when neither the case nor OPENAI_API_VERSION names one.
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
@@ -34,10 +34,6 @@ def endpoint(model: ModelSettings) -> str:
     """The path tail the SDK calls for ``model`` (what cassettes match on, with the body)."""
     tail = "chat/completions" if model.api == "chat" else "completions"
     return f"deployments/{model.name}/{tail}" if model.provider == "azure_openai" else tail
-
-
-class MissingCredentials(EvalsuiteError):
-    """A live run has no key; the message names the environment variable to set."""
 
 
 def make_client(model: ModelSettings, *, replay: bool) -> openai.AsyncOpenAI:

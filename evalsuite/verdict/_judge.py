@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from evalsuite.cases.schema import MetricSpec
-from evalsuite.records import MetricResult
+from evalsuite.records import MetricResult, SampleKey
 from evalsuite.verdict.stats import bootstrap_ci, mcnemar_exact, paired_bootstrap, paired_permutation, wilson
 
 # The generic (per-resample Python call) bootstrap is slower; corpus metrics get fewer resamples.
@@ -83,7 +83,7 @@ def _is_binary(arr: np.ndarray) -> bool:
 
 def _example_id(key: str) -> str:
     """``"<example_id>#<sample>"`` -> example id (ids may themselves contain '#')."""
-    return key.rpartition("#")[0] if "#" in key else key
+    return SampleKey.parse(key).example_id
 
 
 def _has_repeats(keys: Any) -> bool:

@@ -18,22 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite._util.atomic import write_atomic
-from evalsuite.records import ItemResult
+from evalsuite.errors import BaselineError
+from evalsuite.records import ItemResult, SampleKey
 
 SCHEMA_VERSION = 1
 KIND = "evalsuite-baseline"
-
-
-class BaselineError(Exception):
-    """A baseline (or report) file that cannot be used; the message names the file and the fix."""
-
-    def __init__(self, path: Path | str, message: str, fix: str) -> None:
-        self.path, self.message, self.fix = Path(path), message, fix
-        super().__init__(f"{path}: {message}. Fix: {fix}")
-
-
-def example_key(example_id: str, sample: int) -> str:
-    return f"{example_id}#{sample}"
 
 
 def jsonable(value: Any) -> Any:
@@ -95,7 +84,7 @@ class Baseline:
 def _item_from_result(item: ItemResult) -> BaselineItem:
     metrics: dict[str, BaselineMetric] = {}
     for m in item.metrics:
-        per_example = {example_key(r.example_id, r.sample): r.scores[m.name] for r in item.records if m.name in r.scores}
+        per_example = {str(r.key): r.scores[m.name] for r in item.records if m.name in r.scores}
         metrics[m.name] = BaselineMetric(
             value=m.value, per_example=per_example, higher_is_better=m.higher_is_better,
             interval=m.interval, kind=m.kind, min=m.min, max=m.max, definition=m.definition,
@@ -170,7 +159,7 @@ def _from_report_doc(path: Path, doc: dict[str, Any]) -> Baseline:
             metrics: dict[str, BaselineMetric] = {}
             for m in raw["metrics"]:
                 name = m["name"]
-                per_example = {example_key(r["example_id"], r["sample"]): r["scores"][name]
+                per_example = {str(SampleKey(r["example_id"], r["sample"])): r["scores"][name]
                                for r in records if name in (r.get("scores") or {})}
                 metrics[name] = BaselineMetric(
                     value=m.get("value"), per_example=per_example, higher_is_better=m.get("higher_is_better", True),

@@ -13,7 +13,7 @@ from rouge_score.rouge_scorer import RougeScorer
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
 from evalsuite.cases.schema import MetricSpec
-from evalsuite.metrics import MetricError, MetricParamError, UnknownMetric, _parallel, classification, get_metric, names
+from evalsuite.metrics import MetricError, MetricParamError, UnknownName, _parallel, classification, get_metric, names
 from evalsuite.records import Answer, Example, Scored
 from evalsuite.verdict.stats import bootstrap_ci
 
@@ -280,12 +280,12 @@ def test_names_and_metric_attributes():
 
 
 def test_unknown_metric_lists_valid_names_and_suggests_one():
-    with pytest.raises(UnknownMetric) as info:
+    with pytest.raises(UnknownName) as info:
         get_metric("acuracy", MetricSpec())
     message = str(info.value)
     assert message.startswith("unknown metric 'acuracy'; valid: accuracy, bleu, chrf,")
     assert message.endswith("did you mean 'accuracy'?")
-    assert "did you mean" not in str(UnknownMetric("zzzzzz", names()))
+    assert "did you mean" not in str(UnknownName("metric", "zzzzzz", names()))
 
 
 def test_parameter_errors_name_the_fix():
