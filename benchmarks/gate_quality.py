@@ -26,7 +26,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any
@@ -34,21 +34,18 @@ from typing import Any
 import numpy as np
 
 from evalsuite.cases.schema import MetricSpec
-from evalsuite.verdict._judge import judge
+from evalsuite.metrics import MetricInfo
+from evalsuite.verdict import judge
 
 DATA = Path(os.environ.get("EVALSUITE_IMDB", "/work/shared/data/imdb-test.jsonl"))
 ACCURACY, CHURN, DROP, ALPHA = 0.85, 0.10, 0.03, 0.05
 
 
-@dataclass
-class Accuracy:
-    name: str = "accuracy"
-    kind: str = "proportion"
-    higher_is_better: bool = True
-    definition: str = "share correct"
+def _mean(values: Sequence[Any]) -> float:
+    return float(np.mean(values))
 
-    def aggregate(self, values: Sequence[Any]) -> float:
-        return float(np.mean(values))
+
+ACCURACY_METRIC = MetricInfo("accuracy", "proportion", True, "share correct", _mean)
 
 
 def read_ids(path: Path) -> list[str]:
@@ -71,12 +68,12 @@ def changed(old: np.ndarray, rng: np.random.Generator, drop: float) -> np.ndarra
 
 
 def gate_mcnemar(old: np.ndarray, new: np.ndarray, keys: list[str]) -> bool:
-    return judge(Accuracy(), MetricSpec(), new.tolist(), keys, dict(zip(keys, old.tolist())), alpha=ALPHA).verdict == "regression"
+    return judge(ACCURACY_METRIC, MetricSpec(), new.tolist(), keys, dict(zip(keys, old.tolist())), alpha=ALPHA).verdict == "regression"
 
 
 def gate_permutation(old: np.ndarray, new: np.ndarray, keys: list[str]) -> bool:
-    metric = Accuracy(kind="mean")
-    return judge(metric, MetricSpec(), new.astype(float).tolist(), keys, dict(zip(keys, old.astype(float).tolist())),
+    return judge(replace(ACCURACY_METRIC, kind="mean"), MetricSpec(), new.astype(float).tolist(), keys,
+                 dict(zip(keys, old.astype(float).tolist())),
                  alpha=ALPHA).verdict == "regression"
 
 

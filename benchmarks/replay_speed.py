@@ -6,7 +6,7 @@
    ``runner.run_item(..., record_mode="once")`` (64 requests in flight) against the 127.0.0.1 chat
    server (``sentiment_responder``) running in a separate process, so it does not share our GIL.
 2. HEADLINE: in a fresh subprocess (so its peak RSS, ``VmHWM``, is the replay's own), with no ``OPENAI_*`` set,
-   times ``loader.load_suite`` + ``runner.run_item(..., record_mode="none")`` end to end: dataset load,
+   times ``cases.load_suite`` + ``runner.run_item(..., record_mode="none")`` end to end: dataset load,
    prompts, direct replay from the cassette index, parsing, accuracy and its Wilson interval.
    Target: <= 5 s and <= 1 GB; the accuracy must equal the recording run's. A second fresh process
    times the stages separately (cassette load = ``use_cassette`` entry).
@@ -105,12 +105,12 @@ def child_pipeline(root: Path, limit: int | None, mode: str) -> None:
     """``load_suite`` + ``run_item``: mode none = direct index replay, new_episodes = SDK + vcrpy transport."""
     started = time.perf_counter()
     from evalsuite import runner
-    from evalsuite.model import _engine as engine
-    from evalsuite.cases import _load as loader
+    from evalsuite.cases import load_suite
+    from evalsuite.model import EngineSettings
 
-    [run] = loader.load_suite(root / "cases" / "imdb.yaml", root)
+    [run] = load_suite(root / "cases" / "imdb.yaml", root)
     settings = runner.RunSettings(rootdir=root, record_mode=mode, limit=limit,
-                                  engine=engine.EngineSettings(concurrency=CONCURRENCY, max_retries=0))
+                                  engine=EngineSettings(concurrency=CONCURRENCY, max_retries=0))
     result = runner.run_item(run, settings)
     wall = time.perf_counter() - started
     print(json.dumps({"wall_s": wall, "run_item_s": result.wall_s, "peak_rss_mb": peak_rss_mb(), **summary(result)}))
@@ -120,16 +120,15 @@ def child_breakdown(root: Path, limit: int | None) -> None:
     """The stages of a mode-none run, timed one by one (same calls as ``run_item``)."""
     marks: dict[str, float] = {}
     t = time.perf_counter()
-    from evalsuite import prompts, runner
-    from evalsuite.model import providers as clients
-    from evalsuite.model import _engine as engine
     from evalsuite import dataset as examples
-    from evalsuite.cases import _load as loader
-    from evalsuite.cassettes import _cassette as recording
+    from evalsuite import prompts, runner
+    from evalsuite.cases import load_suite
+    from evalsuite.model import answer_calls
+    from evalsuite.cassettes import use_cassette
 
     marks["imports"] = time.perf_counter() - t
     t = time.perf_counter()
-    [run] = loader.load_suite(root / "cases" / "imdb.yaml", root)
+    [run] = load_suite(root / "cases" / "imdb.yaml", root)
     marks["load_suite"] = time.perf_counter() - t
     t = time.perf_counter()
     rows = examples.load_examples(run.case.dataset, run.base_dir, limit=limit)
@@ -140,11 +139,11 @@ def child_breakdown(root: Path, limit: int | None) -> None:
     marks["prompts"] = time.perf_counter() - t
     path = runner.cassette_path(run, runner.RunSettings(rootdir=root))
     t = time.perf_counter()
-    with recording.use_cassette(path, "none", metadata={}) as handle:
+    with use_cassette(path, "none", metadata={}) as handle:
         marks["cassette_load"] = time.perf_counter() - t
         marks["rss_after_cassette_mb"] = peak_rss_mb()
         t = time.perf_counter()
-        answers = engine.replay_calls(calls, handle, clients.endpoint(run.case.model))
+        answers = answer_calls(calls, run.case.model, handle, record_mode="none")
         marks["replay"] = time.perf_counter() - t
     marks["peak_rss_mb"] = peak_rss_mb()
     assert all(a.ok for a in answers), "replay missed calls"
@@ -205,8 +204,8 @@ def offline_env(**extra: str) -> dict[str, str]:
 
 def record(root: Path, limit: int | None) -> tuple[dict[str, Any], float]:
     from evalsuite import runner
-    from evalsuite.model import _engine as engine
-    from evalsuite.cases import _load as loader
+    from evalsuite.cases import load_suite
+    from evalsuite.model import EngineSettings
 
     context = multiprocessing.get_context("spawn")
     ports, stop = context.Queue(), context.Event()
@@ -216,10 +215,10 @@ def record(root: Path, limit: int | None) -> tuple[dict[str, Any], float]:
         port = ports.get(timeout=30)
         os.environ["OPENAI_BASE_URL"] = f"http://127.0.0.1:{port}/v1"
         os.environ["OPENAI_API_KEY"] = "sk-bench-recording"
-        [run] = loader.load_suite(root / "cases" / "imdb.yaml", root)
+        [run] = load_suite(root / "cases" / "imdb.yaml", root)
         started = time.perf_counter()
         result = runner.run_item(run, runner.RunSettings(rootdir=root, record_mode="once", limit=limit,
-                                                         engine=engine.EngineSettings(concurrency=CONCURRENCY)))
+                                                         engine=EngineSettings(concurrency=CONCURRENCY)))
         return summary(result), time.perf_counter() - started
     finally:
         for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY"):
@@ -233,7 +232,7 @@ def write_subsets(cassette: Path, order: list[str], ours: Path, stock: Path) -> 
     from vcr.persisters.filesystem import FilesystemPersister
     from vcr.serializers import jsonserializer
 
-    from evalsuite.cassettes import _cassette as recording
+    from evalsuite.cassettes import _format as recording
 
     requests, responses, metadata = recording.AtomicPersister.load_cassette(cassette, recording.JsonSerializer)
     by_tag = {r.headers["x-evalsuite-example"]: (r, resp) for r, resp in zip(requests, responses)}

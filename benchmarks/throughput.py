@@ -1,6 +1,6 @@
 """Engine throughput, fault tolerance and memory against tests/chat_server.py (prints figures).
 
-    python benchmarks/throughput.py [--n 2000] [--latency 0.05] [--concurrency 32] [--skip-imdb]
+    python benchmarks/throughput.py [--n 2000] [--latency 0.05] [--concurrency 32] [--skip-imdb] [--skip-waits]
 
 The chat server runs in a separate process so the engine and the server share the machine's cores
 the way a real client and a remote endpoint would not compete for one interpreter. Figures:
@@ -9,8 +9,10 @@ the way a real client and a remote endpoint would not compete for one interprete
     semaphore loop on the same requests, and vs the latency-only ideal (n / concurrency * latency).
 (b) the same with 30% 429 (Retry-After: 1) + 5% 500: each example answered and served exactly once.
 (c) every review of /work/shared/data/imdb-test.jsonl (read at run time, never copied) at 20 ms
-    latency: wall time and the engine process's peak RSS; recorded to a cassette when
-    evalsuite.cassettes._cassette exists.
+    latency: wall time and the engine process's peak RSS; recorded to a cassette.
+(d) the timing side of the engine's waits, which the unit tests check by counts and order only:
+    Retry-After honoured, a too-long Retry-After not waited for, a requests-per-minute budget,
+    a 404 not retried (in-process server).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 import openai  # noqa: E402
 
 from evalsuite.cases.schema import ModelSettings  # noqa: E402
-from evalsuite.model._engine import EngineSettings, run_calls_sync  # noqa: E402
+from evalsuite.model import EngineSettings, run_calls_sync  # noqa: E402
 from evalsuite.records import Call  # noqa: E402
 
 IMDB = Path("/work/shared/data/imdb-test.jsonl")
@@ -160,18 +162,14 @@ def _imdb_child(base_url: str, concurrency: int, record: bool, conn: Connection)
     rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     settings = EngineSettings(concurrency=concurrency)
     note = "not recorded (--no-record)"
-    recording = None
-    if record:
-        try:
-            from evalsuite.cassettes import _cassette as recording
-        except ImportError:
-            note = "not recorded: evalsuite.cassettes._cassette not available"
     with tempfile.TemporaryDirectory() as tmp:
-        if recording is not None:
-            cassette = Path(tmp) / "imdb.yaml"
-            with recording.use_cassette(cassette, "all", metadata={"benchmark": "throughput"}):
+        if record:
+            from evalsuite.cassettes import use_cassette
+
+            cassette = Path(tmp) / "imdb.json"
+            with use_cassette(cassette, "all", metadata={"benchmark": "throughput"}):
                 wall, answers = timed(lambda: run_calls_sync(calls, model_for(base_url), settings=settings))
-            note = f"recorded with evalsuite.cassettes._cassette (mode all): cassette {cassette.stat().st_size / 1e6:.1f} MB"
+            note = f"recorded with evalsuite.cassettes (mode all): cassette {cassette.stat().st_size / 1e6:.1f} MB"
         else:
             wall, answers = timed(lambda: run_calls_sync(calls, model_for(base_url), settings=settings))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -189,6 +187,7 @@ def main() -> None:
     parser.add_argument("--skip-synthetic", action="store_true", help="run only (c)")
     parser.add_argument("--skip-imdb", action="store_true", help="skip (c)")
     parser.add_argument("--no-record", action="store_true", help="(c) without a cassette")
+    parser.add_argument("--skip-waits", action="store_true", help="skip (d)")
     args = parser.parse_args()
     os.environ.setdefault("OPENAI_API_KEY", "sk-bench")
     print(f"python {sys.version.split()[0]}, openai {openai.__version__}, {os.cpu_count()} cores; "
@@ -198,6 +197,8 @@ def main() -> None:
         synthetic(args)
     if not args.skip_imdb:
         imdb(args)
+    if not args.skip_waits:
+        waits()
 
 
 def synthetic(args: argparse.Namespace) -> None:
@@ -259,6 +260,29 @@ def imdb(args: argparse.Namespace) -> None:
     print(f"    wall {result['wall']:.1f} s; answered ok {result['ok']}; served {sum(served.values())}")
     print(f"    engine process peak RSS {result['peak']:.0f} MB (after loading the calls: "
           f"{result['rss_loaded']:.0f} MB; target <= 1024 MB)")
+
+
+def waits() -> None:
+    from tests._support.chat_server import ChatServer
+
+    calls = synthetic_calls(30)
+    print("\n(d) waits (in-process server)")
+    with ChatServer(rate_limit_first=1, retry_after_s=0.3) as server:
+        wall, [answer] = timed(lambda: run_calls_sync(calls[:1], model_for(server.base_url)))
+    print(f"    Retry-After 0.3 s: ok={answer.ok} after {answer.retries} retry in {wall:.2f} s (expected >= 0.30)")
+    with ChatServer(rate_limit_fraction=1.0, retry_after_s=30) as server:
+        wall, [answer] = timed(lambda: run_calls_sync(calls[:1], model_for(server.base_url),
+                                                      settings=EngineSettings(max_retry_after=0.1)))
+    print(f"    Retry-After 30 s beyond max_retry_after 0.1 s: {answer.error_kind} in {wall:.2f} s (expected < 1)")
+    with ChatServer() as server:
+        wall, answers = timed(lambda: run_calls_sync(calls, model_for(server.base_url),
+                                                     settings=EngineSettings(requests_per_minute=1200)))
+        nope = server.base_url.replace("/v1", "/nope")
+        wall_404, [missing] = timed(lambda: run_calls_sync(calls[:1], model_for(nope),
+                                                           settings=EngineSettings(backoff_base=1.0)))
+    print(f"    30 calls at 1200 requests/minute: {sum(a.ok for a in answers)} ok in {wall:.2f} s "
+          "(expected >= 0.45: 20/s after a one-second burst)")
+    print(f"    HTTP 404 with backoff_base 1 s: {missing.retries} retries in {wall_404:.2f} s (expected < 1)")
 
 
 if __name__ == "__main__":

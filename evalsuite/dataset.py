@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from evalsuite.cases.schema import DatasetSpec
-from evalsuite.errors import DatasetError, DatasetUnavailable, EvalsuiteError
+from evalsuite.errors import DatasetError, DatasetUnavailable
 from evalsuite.records import Example
 
 BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}

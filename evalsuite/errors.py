@@ -84,6 +84,14 @@ class MetricParamError(EvalsuiteError, ValueError):
     """A metric parameter is unknown, missing or has a value the metric does not accept."""
 
 
+class ParseSpecError(EvalsuiteError, ValueError):
+    """A ``parse:`` spec that cannot work; ``key`` is the ``parse.*`` key the loader points at."""
+
+    def __init__(self, key: tuple[str, ...], message: str) -> None:
+        self.key = key
+        super().__init__(message)
+
+
 class MetricError(EvalsuiteError, ValueError):
     """Scoring cannot proceed with the answers given (e.g. perplexity without logprobs)."""
 
@@ -94,6 +102,10 @@ class BaselineError(EvalsuiteError):
     def __init__(self, path: Path | str, message: str, fix: str) -> None:
         self.path, self.message, self.fix = Path(path), message, fix
         super().__init__(f"{path}: {message}. Fix: {fix}")
+
+
+class SettingsError(EvalsuiteError):
+    """A run option (command line, ini key, or ``RunSettings.from_options`` key) is invalid; the message names it and the fix."""
 
 
 class ServeLocalError(EvalsuiteError):

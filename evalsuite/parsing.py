@@ -1,4 +1,4 @@
-"""Stage 5: answer text -> prediction.
+"""Stage 5: answer text -> prediction, by a named parser.
 
 Why a parser at all: the exercise scored sentiment with ``"positive" in pred``, which calls
 "Negative. It is not positive" positive. Here a label answer is the label whose synonym appears FIRST as a
@@ -6,49 +6,198 @@ whole word, and a mention directly negated ("not positive", "isn't negative") is
 We never infer the complement from a negation: "not positive" alone is ambiguous in a multi-label task
 (neutral? negative?), so it is unparsed, counted wrong and listed in the report rather than guessed.
 
+Parsers are a registry (``label``, ``regex``, ``json``, ``raw`` built in), so a case file names one by
+``parse.kind``: a user adds one with ``@evalsuite.parser("name")`` in a ``conftest.py``, from a package
+through the ``evalsuite.parsers`` entry-point group, or for one case with ``parse: {python: "file.py:fn"}``.
+A parser is a function of the answer text returning the prediction, or ``None`` when the text cannot be
+parsed; it receives the ``ParseSpec`` if it has a parameter named ``spec``, and its other parameters are
+set by ``parse.params`` (checked at load time, with a did-you-mean, and converted to their annotations).
+
 ``parse`` returns ``(prediction, parsed_ok)``; an errored call (``text is None``) or an unparseable answer
 is ``(None, False)``.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
 import json
 import re
+import typing
+from collections.abc import Callable
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
+from evalsuite._registry import Registry
+from evalsuite._util.python_ref import load_function, resolve_ref
 from evalsuite.cases.schema import ParseSpec
+from evalsuite.errors import EvalsuiteError, ParseSpecError
+
+__all__ = ["ParseSpec", "check", "names", "parse", "parser"]
+
+Check = Callable[[ParseSpec], None]  # raises ValueError("<what to fix>") when a spec cannot work
 
 # A negator right before a label mention: "not", "no", "never", "nor", "neither", or a word ending in n't.
 _NEGATED = re.compile(r"(?:\b(?:not|no|never|nor|neither)|n[’']t)\s*$", re.IGNORECASE)
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n(.*?)```", re.DOTALL)
+_NOT_PARAMS = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
+
+class Parser:
+    """A registered parser: the user's function, its optional check, and the parameters a case may set."""
+
+    def __init__(self, fn: Callable[..., Any], check: Check | None = None) -> None:
+        self.__module__, self.__qualname__ = fn.__module__, fn.__qualname__  # tell two registrations apart
+        self.fn = fn
+        self.check = check
+        signature = inspect.signature(fn)
+        first = next(iter(signature.parameters.values()), None)
+        if first is None or first.kind not in (first.POSITIONAL_ONLY, first.POSITIONAL_OR_KEYWORD):
+            raise EvalsuiteError(f"parser {fn.__module__}.{fn.__qualname__} must take the answer text as its first "
+                                 "parameter, e.g. def yes_no(text: str) -> bool | None")
+        rest = list(signature.parameters.values())[1:]
+        self.params = [p for p in rest if p.name != "spec" and p.kind not in _NOT_PARAMS]
+        self._any_params = any(p.kind is p.VAR_KEYWORD for p in rest)
+        self.run = self._runner(fn, "spec" in signature.parameters, positional_spec=bool(rest) and rest[0].name == "spec"
+                                and rest[0].kind is rest[0].POSITIONAL_OR_KEYWORD)
+
+    def _runner(self, fn: Callable[..., Any], takes_spec: bool, *, positional_spec: bool) -> Callable[[str, ParseSpec], Any]:
+        """``run(text, spec)``: the cheapest call of ``fn`` that passes what it declares (parsing is on the hot path)."""
+        if self.params or self._any_params:
+            if takes_spec:
+                return lambda text, spec: fn(text, spec=spec, **spec.params)
+            return lambda text, spec: fn(text, **spec.params)
+        if positional_spec:
+            return fn  # the built-ins: (text, spec), no parameters
+        if takes_spec:
+            return lambda text, spec: fn(text, spec=spec)
+        return lambda text, spec: fn(text)
+
+    def bind(self, given: dict[str, Any]) -> dict[str, Any]:
+        """``parse.params`` checked against the function's parameters and converted to their annotations."""
+        declared = {p.name: p for p in self.params}
+        for key in given:
+            if key not in declared and not self._any_params:
+                close = difflib.get_close_matches(key, list(declared), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                listed = ", ".join(declared) or "none (this parser takes no parameters)"
+                raise ParseSpecError(("parse", "params", key),
+                                     f"parse.params.{key}: unknown parameter {key!r}; valid: {listed}{hint}")
+        hints = _type_hints(self.fn)
+        bound = dict(given)
+        for name, param in declared.items():
+            if name not in given:
+                if param.default is param.empty:
+                    raise ParseSpecError(("parse", "params"), f"parse.params: parameter {name!r} is required, "
+                                         f"e.g. `params: {{{name}: ...}}`")
+                continue
+            try:
+                bound[name] = TypeAdapter(hints.get(name, Any)).validate_python(given[name])
+            except ValidationError as exc:
+                msg = exc.errors(include_url=False)[0]["msg"]
+                raise ParseSpecError(("parse", "params", name),
+                                     f"parse.params.{name}: {msg[:1].lower()}{msg[1:]} (got {given[name]!r})") from None
+        return bound
+
+
+def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:  # an annotation that does not resolve (a name imported only for type checking): no conversion
+        return {}
+
+
+parsers: Registry[Parser] = Registry("parser")
+_runs: dict[str, Callable[[str, ParseSpec], Any]] = {}  # kind -> Parser.run, looked up once per kind
+
+
+def parser(name: str, *, check: Check | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn(text[, spec][, **params]) -> prediction | None`` as the parser ``parse.kind: <name>``.
+
+    ``check(spec)`` runs at load time and raises ``ValueError("<what to fix>")`` for a spec the parser
+    cannot work with. The function is returned unchanged, so it stays callable in the user's own tests."""
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        parsers.add(name, Parser(fn, check))
+        _runs.pop(name, None)
+        return fn
+
+    return register
+
+
+def names() -> list[str]:
+    return parsers.names()
 
 
 def parse(text: str | None, spec: ParseSpec) -> tuple[Any, bool]:
     if text is None:
         return None, False
-    if spec.kind == "label":
-        return _label(text, spec)
-    if spec.kind == "regex":
-        return _regex(text, spec)
-    if spec.kind == "json":
-        return _json(text, spec)
-    return (text.strip() if spec.strip else text), True
+    run = _runs.get(spec.kind) if spec.python is None else None
+    if run is None:
+        run = _parser_for(spec).run
+        if spec.python is None:
+            _runs[spec.kind] = run
+    prediction = run(text, spec)
+    return prediction, prediction is not None
 
 
-def check(spec: ParseSpec) -> None:
-    """Raise ``ValueError`` with a fix if ``spec`` cannot work (for the loader, before any model call)."""
-    if spec.kind == "label":
-        if not spec.labels:
-            raise ValueError("parse.kind label needs parse.labels, e.g. {positive: [positive, good], negative: [negative, bad]}")
-        _label_pattern(_label_key(spec))
-    if spec.kind == "regex":
-        if not spec.pattern:
-            raise ValueError(r"parse.kind regex needs parse.pattern, e.g. 'answer: (\w+)'")
+def check(spec: ParseSpec, *, base_dir: Path | None = None, rootdir: Path | None = None) -> ParseSpec:
+    """Raise ``ParseSpecError`` (a ``ValueError`` naming its ``parse.*`` key) with a fix if ``spec`` cannot
+    work, before any model call; return the spec ready to run anywhere: a ``python:`` file made absolute
+    (relative to ``base_dir``, the case file's folder) and ``params`` converted to their declared types."""
+    if spec.python is not None:
+        base = Path.cwd() if base_dir is None else base_dir
         try:
-            _compile(spec.pattern, spec.case_sensitive)
-        except re.error as error:
-            raise ValueError(f"parse.pattern {spec.pattern!r} is not a valid regular expression: {error}") from None
+            found = _as_parser(load_function(spec.python, base, rootdir=rootdir))
+        except (ValueError, EvalsuiteError) as exc:
+            raise ParseSpecError(("parse", "python"), f"parse.python: {exc}") from None
+        spec = spec.model_copy(update={"python": resolve_ref(spec.python, base)})
+    else:
+        found = _registered(spec.kind)
+    if spec.params or found.params:
+        spec = spec.model_copy(update={"params": found.bind(spec.params)})
+    if found.check is not None:
+        try:
+            found.check(spec)
+        except ParseSpecError:
+            raise
+        except ValueError as exc:  # the message names its parse.* key; the loader adds the line of parse:
+            raise ParseSpecError(("parse",), str(exc)) from None
+    return spec
+
+
+def _parser_for(spec: ParseSpec) -> Parser:
+    return _python_parser(spec.python) if spec.python is not None else _registered(spec.kind)
+
+
+def _registered(kind: str) -> Parser:
+    found = parsers.get(kind)
+    if not isinstance(found, Parser):  # an entry point naming a plain function: wrapped once, then kept
+        found = Parser(found)
+        parsers.add(kind, found)
+    return found
+
+
+@functools.cache
+def _python_parser(ref: str) -> Parser:
+    return _as_parser(load_function(ref, Path.cwd()))  # ``check`` made the path absolute
+
+
+def _as_parser(fn: Callable[..., Any]) -> Parser:
+    return fn if isinstance(fn, Parser) else Parser(fn)
+
+
+# ----------------------------------------------------------------------------------------------- label
+
+
+def _check_label(spec: ParseSpec) -> None:
+    if not spec.labels:
+        raise ValueError("parse.kind label needs parse.labels, e.g. {positive: [positive, good], negative: [negative, bad]}")
+    _label_pattern(_label_key(spec))
 
 
 def _label_key(spec: ParseSpec) -> tuple[tuple[tuple[str, tuple[str, ...]], ...], bool]:
@@ -73,14 +222,27 @@ def _label_pattern(key: tuple[tuple[tuple[str, tuple[str, ...]], ...], bool]) ->
     return pattern, owner
 
 
-def _label(text: str, spec: ParseSpec) -> tuple[Any, bool]:
+@parser("label", check=_check_label)
+def _label(text: str, spec: ParseSpec) -> str | None:
     pattern, owner = _label_pattern(_label_key(spec))
     for match in pattern.finditer(text):
         if _NEGATED.search(text, 0, match.start()):
             continue  # "not positive" says nothing about which label the answer is
         found = " ".join(match.group().split())
-        return owner[found if spec.case_sensitive else found.casefold()], True
-    return None, False
+        return owner[found if spec.case_sensitive else found.casefold()]
+    return None
+
+
+# ----------------------------------------------------------------------------------------------- regex
+
+
+def _check_regex(spec: ParseSpec) -> None:
+    if not spec.pattern:
+        raise ValueError(r"parse.kind regex needs parse.pattern, e.g. 'answer: (\w+)'")
+    try:
+        _compile(spec.pattern, spec.case_sensitive)
+    except re.error as error:
+        raise ValueError(f"parse.pattern {spec.pattern!r} is not a valid regular expression: {error}") from None
 
 
 @lru_cache(maxsize=64)
@@ -88,33 +250,39 @@ def _compile(pattern: str, case_sensitive: bool) -> re.Pattern[str]:
     return re.compile(pattern, 0 if case_sensitive else re.IGNORECASE)
 
 
-def _regex(text: str, spec: ParseSpec) -> tuple[Any, bool]:
+@parser("regex", check=_check_regex)
+def _regex(text: str, spec: ParseSpec) -> str | None:
     """Group "answer" if the pattern names it, else group 1, else the whole match; the first match wins."""
     match = _compile(spec.pattern or "", spec.case_sensitive).search(text)
     if match is None:
-        return None, False
+        return None
     if "answer" in match.re.groupindex:
         value = match.group("answer")
     else:
         value = match.group(1) if match.re.groups else match.group(0)
     if value is None:  # the group sits in a branch that did not match
-        return None, False
-    return (value.strip() if spec.strip else value), True
+        return None
+    return value.strip() if spec.strip else value
 
 
-def _json(text: str, spec: ParseSpec) -> tuple[Any, bool]:
-    """The first JSON object: a ```json fenced block first, else the first ``{`` that starts valid JSON."""
-    value = _first_object(text)
+# ------------------------------------------------------------------------------------------- json, raw
+
+
+@parser("json")
+def _json(text: str, spec: ParseSpec) -> Any:
+    """The first JSON object: a ```json fenced block first, else the first ``{`` that starts valid JSON.
+    A field holding ``null`` is no prediction (unparsed), like a missing field."""
+    value: Any = _first_object(text)
     if value is None:
-        return None, False
+        return None
     for part in spec.field.split(".") if spec.field else []:
         if isinstance(value, dict) and part in value:
             value = value[part]
         elif isinstance(value, list) and part.lstrip("-").isdigit() and -len(value) <= int(part) < len(value):
             value = value[int(part)]
         else:
-            return None, False
-    return value, True
+            return None
+    return value
 
 
 def _first_object(text: str) -> dict[str, Any] | None:
@@ -131,3 +299,8 @@ def _first_object(text: str) -> dict[str, Any] | None:
                 return value
             start = block.find("{", start + 1)
     return None
+
+
+@parser("raw")
+def _raw(text: str, spec: ParseSpec) -> str:
+    return text.strip() if spec.strip else text

@@ -1,33 +1,44 @@
-"""pytest glue: options, collection of case files, one item per case x variant, and the session report.
+"""pytest glue: options, collection of case files, one item per case x variant, the hooks, and the session report.
 
-Every stage lives in its own module; this file only wires them into pytest's hooks.
+Every stage runs without pytest (``evalsuite.runner``); this file only translates options and ini keys
+into ``RunSettings.from_options``, turns case files into items, calls the ``hookspecs``, and ships each
+item's ``ItemResult`` to the controller inside its test report (so xdist runs give one report).
+Fixtures for hand-written tests live in ``evalsuite.fixtures``.
 """
 
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from evalsuite.verdict import baseline as baseline_io
-from evalsuite import report, runner
-from evalsuite.model import _engine as engine
-from evalsuite.cases import _load as loader
-from evalsuite.errors import EvalsuiteError
+from evalsuite import hookspecs, report, runner
+from evalsuite.cases import CaseRun, load_suite
+from evalsuite.cassettes import MODES, CassetteOptions
+from evalsuite.errors import EvalsuiteError, NotRecorded, Unavailable
 from evalsuite.records import ItemResult
+from evalsuite.verdict import baseline as baseline_io
 
-RECORD_MODES = ("none", "once", "new_episodes", "all", "rewrite")
-REPORT_ATTR = "evalsuite_result"
+pytest_plugins = ["evalsuite.fixtures"]
+
+RESULTS_ATTR = "evalsuite_results"  # on a TestReport: the item's results as plain data (what crosses xdist)
+settings_key = pytest.StashKey[runner.RunSettings]()
+results_key = pytest.StashKey[list[ItemResult]]()  # on an item: every result it produced (a test may score twice)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("evalsuite", "LLM regression suites from YAML case files")
     try:  # pytest-recording defines the same option with the same modes; share it when both are installed
-        group.addoption("--record-mode", action="store", default=None, choices=RECORD_MODES,
-                        help="cassette mode: none (replay only, default), once, new_episodes, all, rewrite")
+        group.addoption("--record-mode", action="store", default=None, choices=MODES,
+                        help=f"cassette mode: {', '.join(MODES)} (default none: replay only)")
     except ValueError:
         pass
     group.addoption("--eval-concurrency", type=int, default=None, help="max concurrent model calls per case")
@@ -65,61 +76,29 @@ def _option(config: pytest.Config, name: str, ini: str) -> Any:
     return value if value not in (None, "") else (config.getini(ini) or None)
 
 
-_settings_key = pytest.StashKey[runner.RunSettings]()
-
-
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Read every evalsuite option once, so a bad value stops the run before anything is collected."""
-    session.config.stash[_settings_key] = _read_settings(session.config)
-
-
-def _read_settings(config: pytest.Config) -> runner.RunSettings:
-    rootdir = Path(config.rootpath)
-    mode = _option(config, "record_mode", "eval_record_mode") or "none"
-    if mode not in RECORD_MODES:
-        raise pytest.UsageError(f"eval_record_mode = {mode!r}: choose one of {', '.join(RECORD_MODES)}")
-    baseline_path = _option(config, "eval_baseline", "eval_baseline")
-    if config.getoption("eval_update_baseline") and not baseline_path:
-        raise pytest.UsageError("--eval-update-baseline writes to --eval-baseline PATH (or the eval_baseline ini key)")
-    baseline = None
-    if baseline_path and not config.getoption("eval_update_baseline"):
-        path = rootdir / baseline_path
-        if not path.exists():
-            raise pytest.UsageError(f"--eval-baseline {baseline_path}: no such file; write one with --eval-update-baseline")
-        try:
-            baseline = baseline_io.load_baseline(path)
-        except baseline_io.BaselineError as exc:
-            raise pytest.UsageError(str(exc)) from None
-    concurrency = _option(config, "eval_concurrency", "eval_concurrency")
-    return runner.RunSettings(
-        rootdir=rootdir,
-        record_mode=mode,
-        cassette_dir=Path(config.getini("eval_cassette_dir")),
-        engine=engine.EngineSettings(
-            **({"concurrency": int(concurrency)} if concurrency else {}),
-            requests_per_minute=_number(_option(config, "eval_rpm", "eval_rpm")),
-            tokens_per_minute=_number(_option(config, "eval_tpm", "eval_tpm")),
-        ),
-        limit=config.getoption("eval_limit"),
-        model_override=_model_override(config.getoption("eval_model"), config.getoption("eval_api")),
-        alpha=float(_option(config, "eval_alpha", "eval_alpha")),
-        baseline=baseline,
-        prices=loader.tool_settings(rootdir).get("prices", {}),
-    )
-
-
-def _model_override(model: str | None, api: str | None) -> dict[str, str]:
-    override = {"api": api} if api else {}
-    if model:
-        provider, _, name = model.rpartition(":")
-        if provider and provider not in ("openai", "azure_openai"):
-            raise pytest.UsageError(f"--eval-model {model}: provider must be openai or azure_openai")
-        override.update({"name": name, **({"provider": provider} if provider else {})})
-    return override
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if value not in (None, "") else None
+    config = session.config
+    options = {
+        "rootdir": config.rootpath,
+        "record_mode": _option(config, "record_mode", "eval_record_mode"),
+        "cassette_dir": config.getini("eval_cassette_dir"),
+        "concurrency": _option(config, "eval_concurrency", "eval_concurrency"),
+        "rpm": _option(config, "eval_rpm", "eval_rpm"),
+        "tpm": _option(config, "eval_tpm", "eval_tpm"),
+        "limit": config.getoption("eval_limit"),
+        "model": config.getoption("eval_model"),
+        "api": config.getoption("eval_api"),
+        "alpha": _option(config, "eval_alpha", "eval_alpha"),
+        "baseline": _option(config, "eval_baseline", "eval_baseline"),
+        "update_baseline": config.getoption("eval_update_baseline"),
+    }
+    try:
+        settings = runner.RunSettings.from_options(options)
+    except EvalsuiteError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.hook.pytest_evalsuite_configure(config=config, settings=settings)
+    config.stash[settings_key] = settings
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -138,8 +117,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 class CaseFile(pytest.File):
     """A YAML case file: one suite, one item per case x variant."""
 
-    def collect(self):  # type: ignore[override]
-        runs = loader.load_suite(self.path, Path(self.config.rootpath))
+    def collect(self) -> Iterator[CaseItem]:
+        runs = load_suite(self.path, Path(self.config.rootpath))
         for run in runs:
             item = CaseItem.from_parent(self, name=run.item_id, run=run)
             item.add_marker(pytest.mark.evalsuite)
@@ -148,10 +127,10 @@ class CaseFile(pytest.File):
                 item.add_marker(getattr(pytest.mark, tag))
             yield item
 
-    def repr_failure(self, excinfo, style=None):  # type: ignore[override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str | Any:  # type: ignore[override]  # pytest's Collector takes no style
         if isinstance(excinfo.value, EvalsuiteError):
             return str(excinfo.value)
-        return super().repr_failure(excinfo, style)
+        return super().repr_failure(excinfo)
 
 
 class EvalFailure(Exception):
@@ -159,43 +138,52 @@ class EvalFailure(Exception):
 
 
 class CaseItem(pytest.Item):
-    def __init__(self, *, run: loader.CaseRun, **kwargs: Any) -> None:
+    def __init__(self, *, run: CaseRun, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.run = run
-        self.result: ItemResult | None = None
 
     def runtest(self) -> None:
-        settings_for_item = replace(self.config.stash[_settings_key], nodeid=self.nodeid)
+        settings = replace(self.config.stash[settings_key], nodeid=self.nodeid)
+        options = CassetteOptions()
+        self.config.hook.pytest_evalsuite_cassette(config=self.config, item=self, cassette=options)
         try:
-            self.result = runner.run_item(self.run, settings_for_item)
-        except runner.Unavailable as exc:
+            result = runner.run_item(self.run, settings, cassette_options=options)
+        except Unavailable as exc:
             pytest.skip(str(exc))
-        except runner.NotRecorded as exc:
+        except NotRecorded as exc:
             raise EvalFailure(str(exc)) from None
-        for metric in self.result.metrics:
-            if metric.value is not None:
-                self.user_properties.append((f"evalsuite.{metric.name}", round(metric.value, 6)))
-                if metric.delta is not None:
-                    self.user_properties.append((f"evalsuite.{metric.name}.delta", round(metric.delta, 6)))
-        self.user_properties.append(("evalsuite.verdict._judge", "pass" if self.result.passed else "fail"))
-        if not self.result.passed:
-            raise EvalFailure(self.result.message)
+        add_result(self, result)
+        if not result.passed:
+            raise EvalFailure(result.message)
 
-    def repr_failure(self, excinfo, style=None):  # type: ignore[override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
         if isinstance(excinfo.value, (EvalFailure, EvalsuiteError)) and self.config.getoption("verbose") < 2:
             return str(excinfo.value)
         return super().repr_failure(excinfo, style)
 
-    def reportinfo(self):  # type: ignore[override]
+    def reportinfo(self) -> tuple[Path, int, str]:
         line = int(self.run.source.rsplit(":", 1)[1]) - 1 if ":" in self.run.source else 0
         return self.path, line, f"evalsuite: {self.run.item_id}"
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
-    outcome = yield
-    if call.when == "call" and isinstance(item, CaseItem) and item.result is not None:
-        setattr(outcome.get_result(), REPORT_ATTR, item.result.to_dict())
+def add_result(item: pytest.Item, result: ItemResult) -> None:
+    """Record one result of ``item``: junit properties, the item-result hook, and the report shipped to the controller."""
+    for metric in result.metrics:
+        if metric.value is not None:
+            item.user_properties.append((f"evalsuite.{metric.name}", round(metric.value, 6)))
+            if metric.delta is not None:
+                item.user_properties.append((f"evalsuite.{metric.name}.delta", round(metric.delta, 6)))
+    item.user_properties.append(("evalsuite.verdict", "pass" if result.passed else "fail"))
+    item.config.hook.pytest_evalsuite_item_result(config=item.config, item=item, result=result)
+    item.stash.setdefault(results_key, []).append(result)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    test_report = yield
+    if call.when == "call" and item.stash.get(results_key, None):
+        setattr(test_report, RESULTS_ATTR, [r.to_dict() for r in item.stash[results_key]])
+    return test_report
 
 
 class SessionReport:
@@ -206,25 +194,28 @@ class SessionReport:
         self.items: list[ItemResult] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        data = getattr(report, REPORT_ATTR, None)
-        if data is not None and report.when == "call":
-            self.items.append(ItemResult.from_dict(data))
+        if report.when == "call":
+            self.items.extend(ItemResult.from_dict(data) for data in getattr(report, RESULTS_ATTR, ()))
+
+    def pytest_sessionfinish(self) -> None:
+        if self.items and not hasattr(self.config, "workerinput"):
+            self.items.sort(key=lambda r: r.nodeid)
+            self.config.hook.pytest_evalsuite_session_result(config=self.config, items=self.items)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         config = self.config
         if not self.items or hasattr(config, "workerinput"):
             return
-        items = sorted(self.items, key=lambda r: r.nodeid)
-        settings = config.stash[_settings_key]
+        items = self.items
+        settings = config.stash[settings_key]
         terminalreporter.section("evalsuite score report")
-        terminalreporter.write_line(report.terminal.render(items))
+        terminalreporter.write_line(report.render(items))
         out_dir = Path(config.rootpath) / (config.getoption("eval_report") or config.getini("eval_report_dir"))
         meta = {"record_mode": settings.record_mode, "alpha": settings.alpha,
                 "baseline": _option(config, "eval_baseline", "eval_baseline")}
-        written = report.files.write_reports(out_dir, items, meta)
+        written = report.write_reports(out_dir, items, meta)
         terminalreporter.write_line("reports: " + ", ".join(str(p) for p in written.values()))
         if config.getoption("eval_update_baseline"):
             path = _option(config, "eval_baseline", "eval_baseline")
             baseline_io.write_baseline(Path(config.rootpath) / path, items)
             terminalreporter.write_line(f"baseline written: {path} ({len(items)} items)")
-

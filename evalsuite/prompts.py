@@ -88,11 +88,10 @@ def build_calls(case: Case, examples: list[Example]) -> list[Call]:
                    "example_id": example.id}
         rendered = []
         for key, role, template, names in templates:
-            text = constant.get(key)
-            if text is None:
-                text = _render(case, key, template, names, context, example)
-                if not names:
-                    constant[key] = text
+            cached = constant.get(key)
+            text = cached if cached is not None else _render(case, key, template, names, context, example)
+            if cached is None and not names:
+                constant[key] = text
             rendered.append((key, role, text))
         body: dict[str, Any] = {"model": case.model.name}
         if api == "chat":

@@ -49,6 +49,17 @@ class SampleKey(NamedTuple):
         return cls(example_id, int(sample)) if sep and sample.isdigit() else cls(text, 0)
 
 
+class _OneSample:
+    """Records of one sample of one example: their ``key``."""
+
+    example_id: str
+    sample: int
+
+    @property
+    def key(self) -> SampleKey:
+        return SampleKey(self.example_id, self.sample)
+
+
 @dataclass(frozen=True)
 class Example:
     """One dataset row after column mapping (stage: examples)."""
@@ -59,17 +70,13 @@ class Example:
 
 
 @dataclass(frozen=True)
-class Call:
+class Call(_OneSample):
     """One request the engine sends (stage: prompts -> model calls)."""
 
     example_id: str
     sample: int  # repeat index, 0-based; repeats of one example are sent in order
     api: Literal["chat", "completions"]
     body: dict[str, Any]  # the JSON body, e.g. {"model": ..., "messages": [...], "temperature": 0}
-
-    @property
-    def key(self) -> SampleKey:
-        return SampleKey(self.example_id, self.sample)
 
     @cached_property
     def prompt_hash(self) -> str:
@@ -81,7 +88,7 @@ ErrorKind = Literal["not_recorded", "api", "timeout", "connection", "rate_limite
 
 
 @dataclass
-class Answer:
+class Answer(_OneSample):
     """What came back for one call (stage: model calls)."""
 
     example_id: str
@@ -101,10 +108,6 @@ class Answer:
     def ok(self) -> bool:
         return self.error is None
 
-    @property
-    def key(self) -> SampleKey:
-        return SampleKey(self.example_id, self.sample)
-
 
 @dataclass
 class Scored:
@@ -118,7 +121,7 @@ class Scored:
 
 
 @dataclass
-class ExampleRecord:
+class ExampleRecord(_OneSample):
     """Per-example row of the report and the baseline (stage: per-example scores)."""
 
     example_id: str
@@ -137,10 +140,6 @@ class ExampleRecord:
     error_kind: str | None = None
     finish_reason: str | None = None
     system_fingerprint: str | None = None  # which backend build answered: explains drift under a fixed seed
-
-    @property
-    def key(self) -> SampleKey:
-        return SampleKey(self.example_id, self.sample)
 
 
 @dataclass

@@ -8,27 +8,22 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from evalsuite import parsing, prompts
-from evalsuite.model import providers as clients
-from evalsuite.model import _engine as engine
-from evalsuite import dataset as examples
-from evalsuite.cassettes import _cassette as recording
-from evalsuite.verdict import _judge as verdict
-from evalsuite.verdict.baseline import Baseline
+from evalsuite import dataset, parsing, prompts, verdict
+from evalsuite.cases import CaseRun, tool_settings
 from evalsuite.cases.schema import Case
-from evalsuite.errors import EvalsuiteError, NotRecorded, Unavailable
-from evalsuite.cases._load import CaseRun
+from evalsuite.cassettes import MODES, CassetteOptions, use_cassette
+from evalsuite.errors import DatasetUnavailable, EvalsuiteError, NotRecorded, SettingsError, Unavailable
 from evalsuite.metrics import Metric, get_metric
-from evalsuite.model.progress import Progress, estimate_cost, model_prices
+from evalsuite.model import EngineSettings, answer_calls, estimate_cost, get_provider, model_prices
 from evalsuite.records import Answer, Example, ExampleRecord, ItemResult, MetricResult, Scored
+from evalsuite.verdict.baseline import Baseline, load_baseline
 
 EXCERPT_CHARS = 160
-TRANSIENT_ERRORS = ("rate_limited", "timeout", "connection", "interrupted")  # not recorded, worth keeping the old
 WORST_SHOWN = 3
 
 
@@ -39,7 +34,7 @@ class RunSettings:
     rootdir: Path
     record_mode: str = "none"
     cassette_dir: Path = Path("cassettes")
-    engine: engine.EngineSettings = field(default_factory=engine.EngineSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
     limit: int | None = None
     model_override: dict[str, str] = field(default_factory=dict)  # provider / name / api for every case
     alpha: float = 0.05
@@ -47,18 +42,94 @@ class RunSettings:
     prices: dict[str, Any] = field(default_factory=dict)
     nodeid: str = ""
 
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> RunSettings:
+        """Settings from the plain option values every front door has (pytest options and ini, a notebook's dict).
+
+        Keys: ``rootdir`` (required), ``record_mode``, ``cassette_dir``, ``concurrency``, ``rpm``, ``tpm``,
+        ``limit``, ``model`` (``[provider:]name`` for every case), ``api``, ``alpha``, ``baseline`` (a path
+        relative to ``rootdir``) and ``update_baseline``; a missing or empty value takes the default, and
+        numbers may be strings (ini files). Loads the baseline and the ``[tool.evalsuite]`` prices; raises
+        ``SettingsError`` naming the option and the fix.
+        """
+        unknown = set(options) - _OPTION_KEYS
+        if unknown:
+            raise SettingsError(f"unknown run option(s) {', '.join(sorted(unknown))}; "
+                                f"valid: {', '.join(sorted(_OPTION_KEYS))}")
+        given = {k: v for k, v in options.items() if v not in (None, "")}
+        rootdir = Path(given["rootdir"])
+        mode = given.get("record_mode", "none")
+        if mode not in MODES:
+            raise SettingsError(f"record mode {mode!r} (--record-mode, eval_record_mode) is not valid: "
+                                f"choose one of {', '.join(MODES)}")
+        baseline_path, update = given.get("baseline"), bool(given.get("update_baseline"))
+        if update and not baseline_path:
+            raise SettingsError("--eval-update-baseline writes to --eval-baseline PATH (or the eval_baseline ini key)")
+        baseline = None
+        if baseline_path and not update:
+            path = rootdir / baseline_path
+            if not path.exists():
+                raise SettingsError(f"--eval-baseline {baseline_path}: no such file; write one with --eval-update-baseline")
+            baseline = load_baseline(path)
+        return cls(
+            rootdir=rootdir,
+            record_mode=mode,
+            cassette_dir=Path(given.get("cassette_dir", "cassettes")),
+            engine=EngineSettings(
+                concurrency=_number(given, "concurrency", int, EngineSettings.concurrency),
+                requests_per_minute=_number(given, "rpm", float),
+                tokens_per_minute=_number(given, "tpm", float),
+            ),
+            limit=_number(given, "limit", int),
+            model_override=_model_override(given.get("model"), given.get("api")),
+            alpha=_number(given, "alpha", float, 0.05),
+            baseline=baseline,
+            prices=tool_settings(rootdir).get("prices", {}),
+        )
+
+
+_OPTION_KEYS = {"rootdir", "record_mode", "cassette_dir", "concurrency", "rpm", "tpm", "limit", "model", "api",
+                "alpha", "baseline", "update_baseline"}
+
+
+def _model_override(model: str | None, api: str | None) -> dict[str, str]:
+    override = {"api": api} if api else {}
+    if model:
+        provider, _, name = model.rpartition(":")
+        if provider:
+            try:
+                get_provider(provider)  # the registry a case file's model.provider is checked against
+            except EvalsuiteError as exc:
+                raise SettingsError(f"--eval-model {model}: {exc}") from None
+        override.update({"name": name, **({"provider": provider} if provider else {})})
+    return override
+
+
+def _number(given: Mapping[str, Any], key: str, kind: type[int] | type[float], default: Any = None) -> Any:
+    if key not in given:
+        return default
+    try:
+        return kind(given[key])
+    except (TypeError, ValueError):
+        raise SettingsError(f"{key} = {given[key]!r}: expected a number ({kind.__name__}), e.g. {kind(4)}") from None
+
 
 def cassette_path(run: CaseRun, settings: RunSettings) -> Path:
     """One cassette per item, so xdist workers never write the same file."""
     return settings.rootdir / settings.cassette_dir / run.suite / f"{run.item_id}.json"
 
 
-def run_item(run: CaseRun, settings: RunSettings) -> ItemResult:
+def run_item(run: CaseRun, settings: RunSettings, *, cassette_options: CassetteOptions | None = None) -> ItemResult:
+    """One item through every stage: dataset, prompts, recorded model calls, then :func:`score`.
+
+    ``cassette_options`` (custom matching and redaction, from the ``pytest_evalsuite_cassette`` hook)
+    apply to this item's cassette.
+    """
     started = time.perf_counter()
     case = run.case
     if settings.model_override:
         case = case.model_copy(update={"model": case.model.model_copy(update=settings.model_override)})
-    metrics = {name: get_metric(name, spec) for name, spec in case.metrics.items()}
+    metrics = {name: get_metric(name, spec, base_dir=run.base_dir) for name, spec in case.metrics.items()}
     path = cassette_path(run, settings)
     replay_only = settings.record_mode == "none"
     if case.dataset.hf and replay_only and not path.exists():
@@ -67,37 +138,58 @@ def run_item(run: CaseRun, settings: RunSettings) -> ItemResult:
             " record it with Hub access and an API key: --record-mode=once"
         )
     try:
-        rows = examples.load_examples(case.dataset, run.base_dir, limit=settings.limit)
+        rows = dataset.load_examples(case.dataset, run.base_dir, limit=settings.limit)
         calls = prompts.build_calls(case, rows)
-    except examples.DatasetUnavailable as exc:
+    except DatasetUnavailable as exc:
         raise Unavailable(f"{run.source}: {exc}") from None
     except EvalsuiteError as exc:
         raise EvalsuiteError(f"{run.source}: {exc}") from None
-    fingerprint = examples.fingerprint(rows)
+    fingerprint = dataset.fingerprint(rows)
     prices = model_prices(case.model, settings.prices)
     metadata = {"dataset_fingerprint": fingerprint, "item_id": run.item_id}
-    with recording.use_cassette(path, settings.record_mode, metadata=metadata) as cassette:
-        if replay_only:
-            answers = engine.replay_calls(calls, cassette, clients.endpoint(case.model))
-        else:
-            engine_settings = replace(settings.engine, timeout=case.model.timeout)
-            with Progress(run.item_id, len(calls), model=case.model.name, prices=prices) as progress:
-                answers = engine.run_calls_sync(calls, case.model, settings=engine_settings, progress=progress)
-            # A re-recording must not lose what an outage or a quota wall kept it from recording again.
-            cassette.keep_previous({a.example_id for a in answers if a.error_kind in TRANSIENT_ERRORS})
+    with use_cassette(path, settings.record_mode, metadata=metadata, options=cassette_options) as cassette:
+        answers = answer_calls(calls, case.model, cassette, record_mode=settings.record_mode,
+                               settings=settings.engine, label=run.item_id, prices=prices)
         missing = [a for a in answers if a.error_kind == "not_recorded"]
         stale = cassette.stale(calls) if missing else []
     if missing:
         raise NotRecorded(_not_recorded_message(run, settings, path, missing, stale))
 
+    return score(replace(run, case=case), rows, answers, metrics, settings, prompt_hashes=[c.prompt_hash for c in calls],
+                 fingerprint=fingerprint, cassette_file=path, cassette_interactions=cassette.n_interactions, started=started)
+
+
+def score(
+    run: CaseRun,
+    rows: Sequence[Example],
+    answers: Sequence[Answer],
+    metrics: dict[str, Metric],
+    settings: RunSettings,
+    *,
+    prompt_hashes: Sequence[str] | None = None,
+    fingerprint: str | None = None,
+    cassette_file: Path | None = None,
+    cassette_interactions: int = 0,
+    started: float | None = None,
+) -> ItemResult:
+    """Parse, score and judge answers already had (one per example and sample): the rest of :func:`run_item`.
+
+    Also what a hand-written test's ``evalsuite_score`` uses, so its answers meet the same parsers,
+    metrics, thresholds and baseline gate as a case file's.
+    """
+    started = time.perf_counter() if started is None else started
+    case = run.case
+    fingerprint = fingerprint or dataset.fingerprint(rows)
+    prices = model_prices(case.model, settings.prices)
     by_example = {row.id: row for row in rows}
-    scored = [_parse(by_example[a.example_id], a, call.prompt_hash, case) for a, call in zip(answers, calls)]
+    hashes = prompt_hashes if prompt_hashes is not None else [""] * len(answers)
+    scored = [_parse(by_example[a.example_id], a, prompt_hash, case) for a, prompt_hash in zip(answers, hashes)]
     values = {name: metric.score(scored) for name, metric in metrics.items()}
     keys = [str(s.answer.key) for s in scored]
     baseline_item = settings.baseline.item(run.item_id) if settings.baseline else None
     results = [
         verdict.judge(
-            metric,
+            metric.info(),  # after scoring: a function metric knows its kind once it has scored
             case.metrics[name],
             values[name],
             keys,
@@ -121,7 +213,7 @@ def run_item(run: CaseRun, settings: RunSettings) -> ItemResult:
         model={"provider": case.model.provider, "name": case.model.name, "api": case.model.api},
         params=_params(case),
         record_mode=settings.record_mode,
-        cassette=_shown(path, settings),
+        cassette=_shown(cassette_file, settings) if cassette_file else None,
         dataset_fingerprint=fingerprint,
         n_examples=len(rows),
         records=records,
@@ -131,13 +223,13 @@ def run_item(run: CaseRun, settings: RunSettings) -> ItemResult:
         tokens=dict(tokens),
         cost_usd=estimate_cost(case.model.name, tokens["prompt"], tokens["completion"], prices),
         wall_s=time.perf_counter() - started,
-        agreement=_agreement(scored) if case.repeats > 1 else None,
+        agreement=verdict.agreement((s.example.id, s.prediction) for s in scored).mean if case.repeats > 1 else None,
         meta={"prompt_variant": run.prompt_variant, "tags": case.tags, "repeats": case.repeats,
-              "cassette_interactions": cassette.n_interactions},
+              "cassette_interactions": cassette_interactions},
     )
     result.passed = not any(m.failed for m in results)
     if not result.passed:
-        result.message = failure_message(result, metrics)
+        result.message = failure_message(result)
     return result
 
 
@@ -184,15 +276,6 @@ def _params(case: Case) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None and v is not False}
 
 
-def _agreement(scored: Sequence[Scored]) -> float:
-    """Mean over examples of the share of samples that agree with the example's most common prediction."""
-    groups: dict[str, list[str]] = {}
-    for s in scored:
-        groups.setdefault(s.example.id, []).append(repr(s.prediction))
-    shares = [Counter(preds).most_common(1)[0][1] / len(preds) for preds in groups.values()]
-    return sum(shares) / len(shares) if shares else 1.0
-
-
 def _not_recorded_message(run: CaseRun, settings: RunSettings, path: Path, missing: list[Answer], stale: list[str]) -> str:
     ids = sorted({a.example_id for a in missing})
     shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
@@ -208,7 +291,7 @@ def _not_recorded_message(run: CaseRun, settings: RunSettings, path: Path, missi
     return "\n".join(lines)
 
 
-def failure_message(result: ItemResult, metrics: dict[str, Metric]) -> str:
+def failure_message(result: ItemResult) -> str:
     """What a reviewer needs: which metric, by how much, on how many examples, and the worst examples."""
     lines = [f"{result.item_id} ({result.source}) failed:"]
     for m in result.metrics:
@@ -221,7 +304,7 @@ def failure_message(result: ItemResult, metrics: dict[str, Metric]) -> str:
         lines.append(f"  {result.unparsed} answer(s) could not be parsed; counted as wrong")
     failed = next((m for m in result.metrics if m.failed), None)
     if failed is not None:
-        worst = _worst(result.records, failed, metrics[failed.name])
+        worst = _worst(result.records, failed)
         if worst:
             lines.append(f"  worst examples for {failed.name}:")
             for r in worst:
@@ -230,10 +313,10 @@ def failure_message(result: ItemResult, metrics: dict[str, Metric]) -> str:
     return "\n".join(lines)
 
 
-def _worst(records: Sequence[ExampleRecord], result: MetricResult, metric: Metric) -> list[ExampleRecord]:
-    if metric.kind == "corpus":
+def _worst(records: Sequence[ExampleRecord], result: MetricResult) -> list[ExampleRecord]:
+    if result.kind == "corpus":
         wrong = [r for r in records if r.error or not r.parsed or r.prediction != r.expected]
         return wrong[:WORST_SHOWN]
     numeric = [r for r in records if isinstance(r.scores.get(result.name), (int, float))]
-    numeric.sort(key=lambda r: r.scores[result.name], reverse=not metric.higher_is_better)
+    numeric.sort(key=lambda r: r.scores[result.name], reverse=not result.higher_is_better)
     return numeric[:WORST_SHOWN]

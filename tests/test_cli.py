@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from evalsuite.verdict.baseline import BaselineError, load_baseline, write_baseline
+from evalsuite.metrics import MetricInfo
 from evalsuite.records import ItemResult
-from evalsuite.report.files import write_reports
-from tests.report.test_report import make_item, rejudge
+from evalsuite.report import write_reports
+from evalsuite.verdict import write_baseline
+from tests._support.builders import make_item, rejudge
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def run_cli(*args: str, path: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in (ROOT, path) if p)}
     return subprocess.run([sys.executable, "-m", "evalsuite", *args], capture_output=True, text=True, cwd=ROOT,
                           env=env, timeout=120)
 
@@ -96,43 +97,54 @@ def test_compare_bad_input_exits_2_with_the_file_and_fix(tmp_path: Path, reports
     assert run_cli().returncode == 2  # no subcommand: usage
 
 
-def test_baseline_round_trip_and_merge(tmp_path: Path) -> None:
-    path = tmp_path / "evals" / "baseline.json"
-    a, b = make_item(0.0, seed=1), make_item(0.5, seed=2)
-    write_baseline(path, [a, b])
-    doc = json.loads(path.read_text())
-    assert doc["schema_version"] == 1 and set(doc["items"]) == {"sentiment[t0.0]", "sentiment[t0.5]"}
-    entry = doc["items"]["sentiment[t0.0]"]
-    assert entry["model"]["name"] == "gpt-4o-mini" and entry["params"] == {"temperature": 0.0}
-    assert entry["dataset_fingerprint"] == "0123456789abcdef"
-    assert entry["metrics"]["accuracy"]["value"] == a.metrics[0].value
+EXTENSION = """
+import statistics
 
-    refreshed = make_item(0.0, accuracy=0.5, seed=9)
-    write_baseline(path, [refreshed])  # merge: t0.5 is kept, t0.0 replaced
-    baseline = load_baseline(path)
-    assert set(baseline.items) == {"sentiment[t0.0]", "sentiment[t0.5]"}
-    values = baseline.item("sentiment[t0.0]")
-    assert values["accuracy"] == {f"{r.example_id}#0": r.scores["accuracy"] for r in refreshed.records}
-    assert baseline.item("unknown") is None
-    assert [p.name for p in path.parent.iterdir()] == ["baseline.json"]  # no temp files left behind
+from evalsuite.metrics import Metric
 
 
-def test_report_json_serves_as_a_baseline(tmp_path: Path) -> None:
-    item = make_item(0.0, seed=1)
-    baseline = load_baseline(write_reports(tmp_path, [item], {})["json"])
-    assert baseline.source == "report"
-    assert baseline.item(item.item_id)["similarity"]["ex5#0"] == item.records[5].scores["similarity"]
+class MedianScore(Metric):
+    \"\"\"A corpus metric: the median of the per-example scores (compare never scores, it re-aggregates).\"\"\"
+
+    kind = "corpus"
+
+    def aggregate(self, values):
+        return float(statistics.median(v for v in values if v is not None))
+
+    def describe(self):
+        return "median of the per-example scores"
+"""
 
 
-@pytest.mark.parametrize("content,message", [
-    ("[]", "expected a JSON object"),
-    ('{"schema_version": 7, "items": {}}', "schema_version is 7"),
-    ('{"schema_version": 1, "items": {"a": {"metrics": {"acc": {"value": 1}}}}}', "items.a.metrics.acc"),
-    ('{"schema_version": 1, "items": [{"item_id": "a"}]}', "items[0]"),
-])
-def test_malformed_baseline_names_file_and_fix(tmp_path: Path, content: str, message: str) -> None:
-    path = tmp_path / "baseline.json"
-    path.write_text(content)
-    with pytest.raises(BaselineError) as info:
-        load_baseline(path)
-    assert str(path) in str(info.value) and message in str(info.value) and "Fix:" in str(info.value)
+def _with_median(item: ItemResult, shift: float) -> ItemResult:
+    """The item with a corpus metric "median_score" (the median of its similarity values, shifted)."""
+    from evalsuite.cases.schema import MetricSpec
+    from evalsuite.verdict import judge
+
+    median = MetricInfo("median_score", "corpus", True, "median of the per-example scores",
+                        lambda values: float(np.median(values)))
+    for r in item.records:
+        r.scores["median_score"] = r.scores["similarity"] + shift
+    keys = [str(r.key) for r in item.records]
+    item.metrics.append(judge(median, MetricSpec(), [r.scores["median_score"] for r in item.records], keys))
+    return item
+
+
+def test_compare_finds_an_entry_point_metric(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "evalsuite_median-0.1.dist-info").mkdir(parents=True)
+    (site / "evalsuite_median-0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: evalsuite-median\nVersion: 0.1\n")
+    (site / "evalsuite_median-0.1.dist-info" / "entry_points.txt").write_text(
+        "[evalsuite.metrics]\nmedian_score = median_metric:MedianScore\n")
+    (site / "median_metric.py").write_text(EXTENSION)
+    old = write_reports(tmp_path / "old", [_with_median(make_item(0.0, seed=1), 0.0)], {})["json"]
+    new = write_reports(tmp_path / "new", [_with_median(make_item(0.0, seed=1), -0.2)], {})["json"]
+
+    found = run_cli("compare", str(old), str(new), path=site)
+    assert found.returncode == 1, found.stdout + found.stderr
+    row = next(line for line in found.stdout.splitlines() if "median_score" in line)
+    assert row.endswith("REGRESSION") and "-0.200 p<0.001" in row
+    # Without the installed package the median cannot be recomputed from the stored values: skipped, not guessed.
+    unknown = run_cli("compare", str(old), str(new))
+    assert "median_score skipped: cannot recompute this corpus metric" in unknown.stdout

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import pytest
 
 from evalsuite.cases.schema import ParseSpec
-from evalsuite.parsing import check, parse
+from evalsuite.parsing import check, names, parse
+from tests._support.chat_server import ChatServer, sentiment_responder
+from tests._support.project import CANARY, REVIEWS, make_project, report_json, run
 
 SENTIMENT = ParseSpec(
     kind="label",
@@ -104,3 +109,107 @@ def test_raw_parsing():
     assert parse("  The answer.\n", ParseSpec()) == ("The answer.", True)
     assert parse("  The answer.\n", ParseSpec(strip=False)) == ("  The answer.\n", True)
     assert parse(None, ParseSpec()) == (None, False)
+
+
+def test_a_json_field_holding_null_is_no_prediction():
+    assert parse('{"answer": null}', ParseSpec(kind="json", field="answer")) == (None, False)
+
+
+def test_parsers_are_named_by_a_registry_checked_when_the_spec_is_built():
+    assert {"label", "regex", "json", "raw"} <= set(names())
+    with pytest.raises(ValueError, match=r"unknown parser 'rgex'; valid: .*regex.*; did you mean 'regex'\?"):
+        ParseSpec(kind="rgex")
+
+
+def test_a_python_parser_gets_the_spec_and_its_params(tmp_path):
+    (tmp_path / "mine.py").write_text(
+        "def pick(text, spec, *, index: int = 0):\n"
+        "    words = text.split()\n"
+        "    return spec.labels.get(words[index]) if len(words) > index else None\n"
+    )
+    spec = check(ParseSpec(python="mine.py:pick", labels={"yes": ["y"]}, params={"index": "1"}), base_dir=tmp_path)
+    assert spec.params == {"index": 1}
+    assert parse("so yes", spec) == (["y"], True)
+    assert parse("yes", spec) == (None, False)  # None: unparsed, counted wrong, listed in the report
+
+
+# ------------------------------------------------------------------ custom parsers end to end (pytester)
+
+WORDS_CASE = """\
+suite: words
+cases:
+  - id: abbreviated
+    model: {name: test-model, temperature: 0, max_tokens: 3}
+    dataset: {path: data/reviews.jsonl, label_names: [neg, pos], expected: label}
+    prompt: {user: "Review: {{ text }}"}
+    parse: PARSE
+    metrics: {accuracy: {min: 0.75}}
+"""
+# The server answers "Positive"/"Negative": only a parser that abbreviates to 3 letters matches the labels.
+ABBREVIATION = """\
+def abbreviation(text: str, *, length: int = 1) -> str | None:
+    return text.strip()[:length].lower() or None
+"""
+
+
+def words_project(pytester: pytest.Pytester, parse: str) -> pytest.Pytester:
+    make_project(pytester)
+    (pytester.path / "cases" / "reviews.yaml").unlink()
+    (pytester.path / "cases" / "words.yaml").write_text(WORDS_CASE.replace("PARSE", parse))
+    return pytester
+
+
+def record_then_replay(pytester: pytest.Pytester, *replay_args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Record against the local server, replay offline; the replayed report's one item."""
+    with ChatServer(sentiment_responder) as server:
+        live = run(pytester, "cases", "--record-mode=once",
+                   env={"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": CANARY, **(env or {})})
+        assert live.returncode == 0, live.stdout + live.stderr
+        assert len(server.requests) == len(REVIEWS)
+    replay = run(pytester, "cases", "--record-mode=none", *replay_args, env=env)
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    [item] = report_json(pytester)["items"]
+    assert {m["name"]: m["value"] for m in item["metrics"]} == {"accuracy": 1.0}
+    assert {r["prediction"] for r in item["records"]} == {"neg", "pos"}
+    return item
+
+
+def test_a_parser_registered_in_conftest_parses_recorded_and_replayed_answers(pytester: pytest.Pytester) -> None:
+    project = words_project(pytester, "{kind: abbreviation, params: {length: 3}}")
+    project.makeconftest("import evalsuite\n\n\n@evalsuite.parser('abbreviation')\n" + ABBREVIATION)
+    record_then_replay(project)
+
+
+def test_a_parser_from_an_installed_package_entry_point(pytester: pytest.Pytester) -> None:
+    project = words_project(pytester, "{kind: abbreviation, params: {length: 3}}")
+    site = project.path / "site"
+    dist = site / "evalsuite_abbreviation-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: evalsuite-abbreviation\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[evalsuite.parsers]\nabbreviation = abbreviation_parser:abbreviation\n")
+    (site / "abbreviation_parser.py").write_text(ABBREVIATION)  # a plain function: the package need not import evalsuite
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    record_then_replay(project, env={"PYTHONPATH": path})
+
+
+def test_a_python_parser_beside_the_case_file_runs_in_every_worker(pytester: pytest.Pytester) -> None:
+    project = words_project(pytester, "{python: parsers/local.py:abbreviation, params: {length: 3}}")
+    (project.path / "cases" / "parsers").mkdir()
+    (project.path / "cases" / "parsers" / "local.py").write_text(ABBREVIATION)
+    record_then_replay(project, "-n", "2")
+
+
+def test_a_misspelt_custom_parser_or_a_bad_python_path_fails_collection_with_one_line(pytester: pytest.Pytester) -> None:
+    project = words_project(pytester, "{kind: abreviation}")
+    project.makeconftest("import evalsuite\n\n\n@evalsuite.parser('abbreviation')\n" + ABBREVIATION)
+    result = run(project, "cases", "--collect-only")
+    assert result.returncode != 0
+    assert ("cases/words.yaml:7: parse.kind: unknown parser 'abreviation'; valid: abbreviation, json, label, raw, "
+            "regex; did you mean 'abbreviation'?") in result.stdout, result.stdout
+    assert "Traceback" not in result.stdout
+
+    (project.path / "cases" / "words.yaml").write_text(WORDS_CASE.replace("PARSE", "{python: parsers.py:abbreviation}"))
+    result = run(project, "cases", "--collect-only")
+    assert ("cases/words.yaml:7: parse.python: cases/parsers.py does not exist (the path is relative to the case "
+            "file's folder); create it or fix the path") in result.stdout, result.stdout
+    assert "Traceback" not in result.stdout

@@ -3,7 +3,6 @@ record cassettes, replay them offline, report, and gate on thresholds and on a b
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -11,81 +10,12 @@ import sys
 import pytest
 
 from tests._support.chat_server import ChatServer, sentiment_responder
-
-CANARY = "sk-canary-0123456789abcdef"
-
-REVIEWS = [
-    ("r1", "A great film, I love it", 1),
-    ("r2", "Awful and boring, the worst", 0),
-    ("r3", "Excellent acting and a wonderful score", 1),
-    ("r4", "Terrible plot, bad jokes", 0),
-    ("r5", "The best movie this year, great fun", 1),
-    ("r6", "I hate how boring it was", 0),
-    ("r7", "Good but a bit long", 1),
-    ("r8", "Bad sound and awful pacing", 0),
-]
-
-SENTIMENT_CASE = """
-suite: reviews
-cases:
-  - id: sentiment
-    tags: [sentiment, smoke]
-    model: {{name: test-model, temperature: 0, max_tokens: 3{provider}}}
-    dataset: {{path: data/reviews.jsonl, label_names: [negative, positive], expected: label}}
-    prompt:
-      system: Classify the sentiment of the review as positive or negative.
-      user: "Review: {{{{ text }}}}"
-    variants:
-      prompts:
-        plain: {{}}
-        terse: {{system: "Sentiment? positive/negative."}}
-      matrix: {{temperature: [0, 0.7]}}
-    parse:
-      kind: label
-      labels: {{positive: [positive, pos], negative: [negative, neg]}}
-    metrics:
-      accuracy: {{min: {min_accuracy}}}
-      f1: {{average: macro, min: {min_f1}}}
-"""
+from tests._support.project import CANARY, REVIEWS, SENTIMENT_ITEMS, make_project, report_json, run, scores, write_case
 
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    """A user project: pytest.ini, a case file and its dataset."""
-    pytester.makeini("[pytest]\n")
-    data = pytester.path / "cases" / "data"
-    data.mkdir(parents=True)
-    (data / "reviews.jsonl").write_text(
-        "\n".join(json.dumps({"id": i, "text": t, "label": y}) for i, t, y in REVIEWS) + "\n"
-    )
-    write_case(pytester)
-    return pytester
-
-
-def write_case(pytester: pytest.Pytester, *, min_accuracy: float = 0.75, min_f1: float = 0.5, provider: str = "") -> None:
-    (pytester.path / "cases" / "reviews.yaml").write_text(
-        SENTIMENT_CASE.format(min_accuracy=min_accuracy, min_f1=min_f1, provider=provider)
-    )
-
-
-def run(pytester: pytest.Pytester, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run pytest in a fresh process, as a user would, with only the given credentials in the environment."""
-    import os
-
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_OPENAI_"))}
-    base.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-        cwd=pytester.path, env=base, capture_output=True, text=True, timeout=300,
-    )
-
-
-def report_json(pytester: pytest.Pytester) -> dict:
-    return json.loads((pytester.path / "reports" / "report.json").read_text())
-
-
-def scores(report: dict) -> dict[str, dict[str, float]]:
-    return {item["item_id"]: {m["name"]: m["value"] for m in item["metrics"]} for item in report["items"]}
+    return make_project(pytester)
 
 
 def test_record_then_replay_offline_gives_the_same_scores(project: pytest.Pytester) -> None:
@@ -95,7 +25,7 @@ def test_record_then_replay_offline_gives_the_same_scores(project: pytest.Pytest
         sent = len(server.requests)
     assert sent == 4 * len(REVIEWS)  # 2 prompt variants x 2 temperatures
     live_scores = scores(report_json(project))
-    assert set(live_scores) == {"sentiment[plain-t0]", "sentiment[plain-t0.7]", "sentiment[terse-t0]", "sentiment[terse-t0.7]"}
+    assert set(live_scores) == SENTIMENT_ITEMS
     assert live_scores["sentiment[plain-t0]"]["accuracy"] == 1.0
     assert "evalsuite score report" in live.stdout
 
@@ -149,6 +79,31 @@ def test_malformed_case_file_gives_one_clear_error(project: pytest.Pytester) -> 
     assert "cases/broken.yaml:5" in result.stdout
     assert "acuracy" in result.stdout and "accuracy" in result.stdout
     assert "Traceback" not in result.stdout
+
+
+def test_a_bug_in_user_code_at_collection_shows_its_traceback_not_an_internal_error(project: pytest.Pytester) -> None:
+    (project.path / "conftest.py").write_text(
+        "import evalsuite\n"
+        "def broken_check(spec):\n    raise RuntimeError('bug in my check')\n"
+        "@evalsuite.parser('mine', check=broken_check)\n"
+        "def mine(text):\n    return text\n"
+    )
+    (project.path / "cases" / "mine.yaml").write_text(
+        "cases:\n  - id: mine\n    dataset: {examples: [{text: a, expected: a}]}\n"
+        "    prompt: {user: '{{ text }}'}\n    parse: {kind: mine}\n    metrics: {exact_match: {}}\n"
+    )
+    result = run(project, "cases/mine.yaml", "--collect-only")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "RuntimeError: bug in my check" in result.stdout
+    assert "INTERNALERROR" not in result.stdout + result.stderr
+
+
+def test_a_bad_option_value_is_a_usage_error_naming_the_fix(project: pytest.Pytester) -> None:
+    project.makeini("[pytest]\neval_record_mode = replay\n")
+    result = run(project, "cases")
+    assert result.returncode == 4
+    assert "eval_record_mode) is not valid: choose one of none, once, new_episodes, all, rewrite" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_threshold_failure_names_metric_value_threshold_and_worst_examples(project: pytest.Pytester) -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from evalsuite import runner
-from evalsuite.model import _engine as engine
-from evalsuite.cases import _load as loader
+from evalsuite.errors import SettingsError
+from evalsuite.cases import load_suite
+from evalsuite.model import EngineSettings
 from tests._support.chat_server import ChatServer, echo_responder
 
 CASE = """
@@ -32,8 +33,8 @@ def project(tmp_path: Path) -> Path:
 
 
 def run(project: Path, mode: str, **engine_settings: object) -> runner.ItemResult:
-    [case_run] = loader.load_suite(project / "cases" / "echo.yaml", project)
-    settings = runner.RunSettings(rootdir=project, record_mode=mode, engine=engine.EngineSettings(**engine_settings))
+    [case_run] = load_suite(project / "cases" / "echo.yaml", project)
+    settings = runner.RunSettings(rootdir=project, record_mode=mode, engine=EngineSettings(**engine_settings))
     return runner.run_item(case_run, settings)
 
 
@@ -78,3 +79,31 @@ def test_new_episodes_resumes_with_only_the_missing_examples(project: Path, monk
 
     monkeypatch.delenv("OPENAI_BASE_URL")
     assert answers(run(project, "none")) == {f"e{i}": f"row {i}" for i in range(12)}
+
+
+def test_settings_from_option_values_as_an_ini_file_gives_them(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.evalsuite.prices.my-model]\ninput = 0.5\noutput = 1.5\n')
+    settings = runner.RunSettings.from_options({
+        "rootdir": tmp_path, "record_mode": "new_episodes", "cassette_dir": "tapes", "concurrency": "4", "rpm": "60",
+        "tpm": None, "limit": "", "model": "azure_openai:gpt-4o", "api": "chat", "alpha": "0.01", "baseline": None,
+    })
+    assert (settings.record_mode, settings.cassette_dir, settings.alpha) == ("new_episodes", Path("tapes"), 0.01)
+    assert (settings.engine.concurrency, settings.engine.requests_per_minute, settings.engine.tokens_per_minute) == (4, 60.0, None)
+    assert settings.limit is None and settings.model_override == {"provider": "azure_openai", "name": "gpt-4o", "api": "chat"}
+    assert settings.prices == {"my-model": {"input": 0.5, "output": 1.5}}
+    defaults = runner.RunSettings.from_options({"rootdir": tmp_path})
+    assert defaults == runner.RunSettings(rootdir=tmp_path, prices=defaults.prices)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"record_mode": "replay"}, "record mode 'replay' (--record-mode, eval_record_mode) is not valid: choose one of none, once, new_episodes, all, rewrite"),
+    ({"update_baseline": True}, "--eval-update-baseline writes to --eval-baseline PATH"),
+    ({"baseline": "missing.json"}, "--eval-baseline missing.json: no such file; write one with --eval-update-baseline"),
+    ({"model": "opnai:gpt-4o"}, "--eval-model opnai:gpt-4o: unknown provider 'opnai'; valid: azure_openai, openai; did you mean 'openai'?"),
+    ({"concurrency": "four"}, "concurrency = 'four': expected a number (int), e.g. 4"),
+    ({"record_mod": "once"}, "unknown run option(s) record_mod; valid: alpha, api, baseline,"),
+])
+def test_a_bad_option_names_itself_and_the_fix(tmp_path: Path, options: dict, message: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        runner.RunSettings.from_options({"rootdir": tmp_path, **options})
+    assert message in str(raised.value)

@@ -19,7 +19,7 @@ class Strict(BaseModel):
 class ModelSettings(Strict):
     """Which endpoint to call and with which sampling parameters."""
 
-    provider: Literal["openai", "azure_openai"] = "openai"
+    provider: str = "openai"  # a registered provider: openai, azure_openai, or one added with @evalsuite.provider
     name: str = "gpt-4"  # model, or the Azure deployment name
     base_url: str | None = None  # any OpenAI-compatible endpoint (vLLM, llama.cpp, Databricks serving)
     api: Literal["chat", "completions"] = "chat"
@@ -39,6 +39,18 @@ class ModelSettings(Strict):
     @classmethod
     def _stop_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("provider")
+    @classmethod
+    def _registered_provider(cls, value: str) -> str:
+        from evalsuite.errors import EvalsuiteError
+        from evalsuite.model import get_provider  # providers build on this schema: looked up lazily
+
+        try:
+            get_provider(value)
+        except EvalsuiteError as exc:  # as a ValueError the loader reports it at the key's file:line
+            raise ValueError(str(exc)) from None
+        return value
 
 
 class DatasetSpec(Strict):
@@ -106,23 +118,43 @@ class Variants(Strict):
 
 
 class ParseSpec(Strict):
-    """How an answer becomes a prediction."""
+    """How an answer becomes a prediction: a registered parser (``kind``) or a one-off function (``python``)."""
 
-    kind: Literal["label", "regex", "json", "raw"] = "raw"
+    kind: str = "raw"  # a registered parser: label, regex, json, raw, or one added with @evalsuite.parser
+    python: str | None = None  # "local_parsers.py:yes_no": a parser function, relative to the case file
     labels: dict[str, list[str]] = Field(default_factory=dict)  # label -> synonyms (label itself included)
     pattern: str | None = None  # regex; group 1 (or the named group "answer") is the prediction
     field: str | None = None  # JSON field path, e.g. "sentiment" or "result.label"
     case_sensitive: bool = False
     strip: bool = True
+    params: dict[str, Any] = Field(default_factory=dict)  # keyword parameters of a custom parser
+
+    @field_validator("kind")
+    @classmethod
+    def _registered_parser(cls, value: str) -> str:
+        from evalsuite.parsing import parsers  # parsing builds on this schema: looked up lazily
+
+        parsers.get(value)  # UnknownName is a ValueError: the loader reports it at the key's file:line
+        return value
+
+    @model_validator(mode="after")
+    def _one_parser(self) -> ParseSpec:
+        if self.python is not None and "kind" in self.model_fields_set:
+            raise ValueError("give either 'kind' (a registered parser) or 'python' ('<file>.py:<function>'), not both")
+        return self
 
 
 class MetricSpec(Strict):
-    """A metric, its parameters and its thresholds."""
+    """A metric, its parameters and its thresholds.
+
+    The metric is the registered one of its name, unless ``python`` or ``evaluate`` says where it is."""
 
     min: float | None = None
     max: float | None = None
     max_drop: float | None = Field(default=None, ge=0)  # tolerated drop vs baseline, in metric units
     params: dict[str, Any] = Field(default_factory=dict)  # e.g. {"average": "macro"}, {"use_stemmer": true}
+    python: str | None = None  # "local_metrics.py:score": a function or Metric class, relative to the case file
+    evaluate: dict[str, Any] | None = None  # a Hugging Face evaluate module: {path: ./metrics/x} or {name: x}, key, args
     model_config = ConfigDict(extra="allow")  # short form: {average: macro, min: 0.8}
 
 

@@ -1,5 +1,28 @@
-"""Stage 4b: record and replay model calls with vcrpy cassettes, one JSON file per pytest item."""
+"""Stage 4b: record and replay model calls with vcrpy cassettes, one JSON file per pytest item.
 
-from evalsuite.cassettes._cassette import MODES, CassetteError, CassetteHandle, is_not_recorded, use_cassette
+vcrpy does the recording and playback (its httpx/httpx2 transport patches are unchanged); this package
+supplies what an LLM suite needs on top, through vcrpy's extension points (a ``Cassette`` subclass
+used via ``EvalCassette.use(...)``, a persister and a serializer). One module per job, in the order a
+request meets them: ``_keys`` (the match key), ``_redact`` (what is stored), ``_format`` (the file),
+``_journal`` (crash safety), ``_cassette`` (index, playback, record modes, save policy), ``_use`` (the
+context manager and the handle the engine and runner see); ``_options`` is the user's seam.
+"""
 
-__all__ = ["MODES", "CassetteError", "CassetteHandle", "is_not_recorded", "use_cassette"]
+from evalsuite.cassettes._cassette import LATENCY_HEADER, MODES, SENT_AT_HEADER
+from evalsuite.cassettes._keys import EXAMPLE_HEADER
+from evalsuite.cassettes._options import CassetteOptions
+from evalsuite.cassettes._use import CassetteHandle, is_not_recorded, not_recorded_reason, use_cassette
+from evalsuite.errors import CassetteError
+
+__all__ = [
+    "EXAMPLE_HEADER",
+    "LATENCY_HEADER",
+    "MODES",
+    "SENT_AT_HEADER",
+    "CassetteError",
+    "CassetteHandle",
+    "CassetteOptions",
+    "is_not_recorded",
+    "not_recorded_reason",
+    "use_cassette",
+]

@@ -1,19 +1,12 @@
 """Stage 6: per-example scores and aggregates.
 
-``get_metric(name, spec)`` builds a registered metric; ``names()`` lists them. Metrics register themselves
-with ``@metric("name")`` in the modules imported below.
+``get_metric(name, spec)`` builds the metric a case names: a built-in, one registered with
+``@metric("name")`` (in a ``conftest.py`` or an installed package's ``evalsuite.metrics`` entry point),
+a case's ``python:`` file, or a Hugging Face ``evaluate:`` module. ``names()`` lists the registered ones.
 """
 
-from evalsuite.metrics import classification, logprobs, text, usage  # noqa: F401  (registers the metrics)
-from evalsuite.metrics.registry import (
-    Metric,
-    MetricInfo,
-    MetricError,
-    MetricParamError,
-    UnknownName,
-    get_metric,
-    metric,
-    names,
-)
+from evalsuite.metrics import _classification, _logprobs, _text, _usage  # noqa: F401  (registers the built-ins)
+from evalsuite.metrics._base import REQUIRED, Metric, MetricInfo
+from evalsuite.metrics._registry import get_metric, metric, names
 
-__all__ = ["Metric", "MetricInfo", "MetricError", "MetricParamError", "UnknownName", "get_metric", "metric", "names"]
+__all__ = ["REQUIRED", "Metric", "MetricInfo", "get_metric", "metric", "names"]

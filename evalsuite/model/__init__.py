@@ -1,6 +1,25 @@
-"""Stage 4: calls -> answers, live through a provider's SDK client or replayed from a cassette."""
+"""Stage 4: calls -> answers, live through a provider's SDK client or replayed from a cassette.
 
-from evalsuite.model._engine import EngineSettings, replay_calls, run_calls, run_calls_sync
-from evalsuite.model.providers import MissingCredentials, make_client
+``answer_calls`` is the stage's door (the record-mode policy); providers are registered by name
+with ``@provider("name")``; ``run_calls`` / ``run_calls_sync`` are the engine for scripts.
+"""
 
-__all__ = ["EngineSettings", "MissingCredentials", "make_client", "replay_calls", "run_calls", "run_calls_sync"]
+from evalsuite.model._answer_calls import answer_calls
+from evalsuite.model._engine import EngineSettings, run_calls, run_calls_sync
+from evalsuite.model._pricing import estimate_cost, model_prices
+from evalsuite.model._providers import Failure, Provider, get_provider, make_client, make_sync_client, provider
+
+__all__ = [
+    "EngineSettings",
+    "Failure",
+    "Provider",
+    "answer_calls",
+    "estimate_cost",
+    "get_provider",
+    "make_client",
+    "make_sync_client",
+    "model_prices",
+    "provider",
+    "run_calls",
+    "run_calls_sync",
+]

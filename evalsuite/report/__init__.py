@@ -1,13 +1,12 @@
 """Stage 8: reports from a run's ``list[ItemResult]``.
 
-``terminal.render`` (the table printed at session end), ``files.write_reports`` (report.json,
-report.md, report.html, and the GitHub step summary); ``common`` holds what the formats share.
+``render`` is the table printed at session end and by ``evalsuite compare``; ``write_reports`` writes one
+file per format (``json``, ``markdown``, ``html`` modules) and the GitHub step summary.
 """
 
 from __future__ import annotations
 
-from evalsuite.report import files, terminal
-from evalsuite.report.files import write_reports
+from evalsuite.report._write import WRITERS, write_reports
 from evalsuite.report.terminal import render
 
-__all__ = ["files", "render", "terminal", "write_reports"]
+__all__ = ["WRITERS", "render", "write_reports"]

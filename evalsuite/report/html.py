@@ -4,6 +4,7 @@ Per item: each metric's value with its CI against the threshold and the baseline
 matrix when predictions are labels; score histograms for per-example numeric metrics. Per case with
 a temperature / max_tokens / top_p sweep: metric vs parameter (e.g. accuracy vs temperature).
 All text is escaped; plots are capped per item so the page renders fast even for large suites.
+matplotlib is imported only when a page is rendered: importing the plugin stays cheap.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import io
 import math
 from collections import Counter, defaultdict
 from html import escape
-from typing import Any
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from evalsuite.records import ItemResult, MetricResult
-from evalsuite.report.common import baseline_text, error_kinds, item_status, sort_items, summary_line, threshold_text, value_text
-from evalsuite.verdict._judge import fmt
+from evalsuite.report._common import (baseline_text, error_kinds, item_status, packages_text, sort_items, summary_line,
+                                      threshold_text, value_text)
+from evalsuite.verdict.format import fmt
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 SWEEP_PARAMS = ("temperature", "max_tokens", "top_p")
 MAX_METRIC_PANELS = 6
@@ -42,6 +45,19 @@ code{font-size:.85rem} .meta{color:#666;font-size:.8rem}
 """
 
 
+def _figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure  # Agg-backed, no pyplot state
+
+    return Figure(figsize=(width, height))
+
+
+def _whisker(m: MetricResult) -> tuple[float, float]:
+    """Distances from the value down to the CI's low end and up to its high end (0 without an interval)."""
+    if m.value is None or m.ci_low is None or m.ci_high is None:
+        return 0.0, 0.0
+    return max(0.0, m.value - m.ci_low), max(0.0, m.ci_high - m.value)
+
+
 def _png(fig: Figure) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight")
@@ -54,21 +70,21 @@ def _img(fig: Figure, alt: str) -> str:
 
 def metrics_plot(item: ItemResult) -> str | None:
     """Per metric: the value (CI whisker) next to the baseline, with min/max threshold lines."""
-    metrics = [m for m in item.metrics if m.value is not None][:MAX_METRIC_PANELS]
+    metrics = [(m, m.value) for m in item.metrics if m.value is not None][:MAX_METRIC_PANELS]
     if not metrics:
         return None
-    fig = Figure(figsize=(2.1 * len(metrics), 2.4))
-    for i, m in enumerate(metrics):
+    fig = _figure(2.1 * len(metrics), 2.4)
+    for i, (m, value) in enumerate(metrics):
         ax = fig.add_subplot(1, len(metrics), i + 1)
-        labels, heights, colors = ["now"], [m.value], [_NOW]
+        labels, heights, colors = ["now"], [value], [_NOW]
         if m.baseline is not None:
             labels.append("baseline")
             heights.append(m.baseline)
             colors.append(_BASE)
         ax.bar(range(len(heights)), heights, color=colors, width=0.6)
         if m.ci_low is not None and m.ci_high is not None:
-            ax.errorbar([0], [m.value], yerr=[[max(0.0, m.value - m.ci_low)], [max(0.0, m.ci_high - m.value)]],
-                        color="black", capsize=4, linewidth=1)
+            low, high = _whisker(m)
+            ax.errorbar([0], [value], yerr=[[low], [high]], color="black", capsize=4, linewidth=1)
         for bound, color in ((m.min, _MIN), (m.max, _MAX)):
             if bound is not None:
                 ax.axhline(bound, color=color, linestyle="--", linewidth=1)
@@ -101,7 +117,7 @@ def confusion_plot(item: ItemResult) -> str | None:
     counts = Counter((str(r.expected), column(r)) for r in records)
     columns += [c for c in ("(other)", "(unparsed)") if any(key[1] == c for key in counts)]
     grid = [[counts.get((row, col), 0) for col in columns] for row in labels]
-    fig = Figure(figsize=(1.6 + 0.6 * len(columns), 1.4 + 0.5 * len(labels)))
+    fig = _figure(1.6 + 0.6 * len(columns), 1.4 + 0.5 * len(labels))
     ax = fig.add_subplot()
     ax.imshow(grid, cmap="Blues")
     peak = max(max(row) for row in grid) or 1
@@ -127,14 +143,14 @@ def _numeric_scores(item: ItemResult, name: str) -> list[float] | None:
 
 
 def histogram_plots(item: ItemResult) -> list[str]:
-    out = []
+    out: list[str] = []
     for m in item.metrics:
         if len(out) >= MAX_HISTOGRAMS:
             break
         numbers = _numeric_scores(item, m.name)
         if numbers is None:
             continue
-        fig = Figure(figsize=(3.0, 2.2))
+        fig = _figure(3.0, 2.2)
         ax = fig.add_subplot()
         ax.hist(numbers, bins=20, color=_NOW)
         ax.axvline(sum(numbers) / len(numbers), color="black", linewidth=1, label="mean")
@@ -159,7 +175,7 @@ def sweep_plots(items: list[ItemResult]) -> list[tuple[str, str]]:
             names = [m.name for m in group[0].metrics if m.value is not None][:MAX_SWEEP_METRICS]
             if not names:
                 continue
-            series: dict[str, list[tuple[float, MetricResult]]] = defaultdict(list)
+            series: dict[str, list[tuple[float, float, MetricResult]]] = defaultdict(list)
             for item in group:
                 x = item.params.get(param)
                 if not isinstance(x, (int, float)):
@@ -169,8 +185,8 @@ def sweep_plots(items: list[ItemResult]) -> list[tuple[str, str]]:
                 label = ", ".join(o for o in others if o) or case
                 for m in item.metrics:
                     if m.name in names and m.value is not None:
-                        series[f"{label}\0{m.name}"].append((float(x), m))
-            fig = Figure(figsize=(3.2 * len(names), 2.6))
+                        series[f"{label}\0{m.name}"].append((float(x), m.value, m))
+            fig = _figure(3.2 * len(names), 2.6)
             for i, name in enumerate(names):
                 ax = fig.add_subplot(1, len(names), i + 1)
                 for key, points in series.items():
@@ -179,10 +195,9 @@ def sweep_plots(items: list[ItemResult]) -> list[tuple[str, str]]:
                         continue
                     points.sort(key=lambda p: p[0])
                     x = [p[0] for p in points]
-                    y = [p[1].value for p in points]
-                    low = [max(0.0, p[1].value - p[1].ci_low) if p[1].ci_low is not None else 0.0 for p in points]
-                    high = [max(0.0, p[1].ci_high - p[1].value) if p[1].ci_high is not None else 0.0 for p in points]
-                    ax.errorbar(x, y, yerr=[low, high], marker="o", capsize=3, linewidth=1, markersize=4, label=label)
+                    y = [p[1] for p in points]
+                    low, high = zip(*(_whisker(p[2]) for p in points))
+                    ax.errorbar(x, y, yerr=[list(low), list(high)], marker="o", capsize=3, linewidth=1, markersize=4, label=label)
                 bound = next((m for m in group[0].metrics if m.name == name), None)
                 if bound is not None and bound.min is not None:
                     ax.axhline(bound.min, color=_MIN, linestyle="--", linewidth=1)
@@ -223,7 +238,7 @@ def _examples_table(item: ItemResult) -> str:
     if not wrong:
         return ""
     rows = "".join(
-        f"<tr><td><code>{_clip(f'{r.example_id}#{r.sample}', 60)}</code></td><td>{_clip(r.input_excerpt)}</td>"
+        f"<tr><td><code>{_clip(r.key, 60)}</code></td><td>{_clip(r.input_excerpt)}</td>"
         f"<td>{_clip(r.expected, 60)}</td><td>{_clip(r.prediction, 60)}</td><td>{_clip(r.answer)}</td>"
         f"<td>{_clip(r.error_kind or r.error, 80)}</td></tr>" for r in wrong[:MAX_EXAMPLE_ROWS])
     return (f"<details><summary>{len(wrong)} example(s) wrong, unparsed or errored (first {min(len(wrong), MAX_EXAMPLE_ROWS)})"
@@ -234,8 +249,7 @@ def _examples_table(item: ItemResult) -> str:
 def render_html(items: list[ItemResult], run: dict[str, Any]) -> str:
     parts = ["<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>evalsuite report</title>",
              f"<style>{_CSS}</style></head><body>", f"<h1>{escape(summary_line(items))}</h1>"]
-    packages = ", ".join(f"{k} {v}" for k, v in run.get("packages", {}).items() if v)
-    parts.append(f"<p class=meta>record mode {escape(str(run.get('record_mode', '')))} · {escape(packages)}"
+    parts.append(f"<p class=meta>record mode {escape(str(run.get('record_mode', '')))} · {escape(packages_text(run))}"
                  + (f" · est. cost ${run['cost_usd']:.4f}" if run.get("cost_usd") is not None else "") + "</p>")
     rows = []
     for item in sort_items(items):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 from evalsuite.records import ItemResult
-from evalsuite.report.common import (baseline_text, error_kinds, repeat_text, sort_items, summary_line, threshold_text,
+from evalsuite.report._common import (baseline_text, error_kinds, repeat_text, sort_items, summary_line, threshold_text,
                                      value_text)
 
 _COLUMNS = (("item", 28), ("n", 6), ("metric", 16), ("value [95% CI]", 24), ("threshold", 12),

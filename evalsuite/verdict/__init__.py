@@ -1,5 +1,13 @@
-"""Stage 7: per-example values -> interval, thresholds, baseline comparison -> a verdict."""
+"""Stage 7: per-example values -> interval, thresholds, baseline comparison -> a verdict.
 
-from evalsuite.verdict._judge import fmt, fmt_delta, fmt_p, judge
+``judge`` is the verdict of one metric of one item; ``agreement`` measures how repeats agree;
+``load_baseline``/``write_baseline`` read and write the committed baseline that ``judge`` compares against.
+Public modules: ``compare_runs`` re-judges two stored runs (the CLI's ``compare``), ``format`` prints
+numbers the way every reason and report does, ``stats`` holds the tests and intervals.
+"""
 
-__all__ = ["fmt", "fmt_delta", "fmt_p", "judge"]
+from evalsuite.verdict._agreement import Agreement, agreement
+from evalsuite.verdict._judge import judge
+from evalsuite.verdict.baseline import Baseline, BaselineError, load_baseline, write_baseline
+
+__all__ = ["Agreement", "Baseline", "BaselineError", "agreement", "judge", "load_baseline", "write_baseline"]

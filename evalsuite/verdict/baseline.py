@@ -11,35 +11,17 @@ any earlier report can serve as a baseline.
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from evalsuite._util.atomic import write_atomic
+from evalsuite._util.jsonable import SCHEMA_VERSION, jsonable
 from evalsuite.errors import BaselineError
-from evalsuite.records import ItemResult, SampleKey
+from evalsuite.records import ItemResult
 
-SCHEMA_VERSION = 1
 KIND = "evalsuite-baseline"
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON data: dataclasses as dicts, tuples/sets as lists, NaN/inf as null, other objects as str."""
-    if is_dataclass(value) and not isinstance(value, type):
-        value = asdict(value)
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
-    if hasattr(value, "item"):  # numpy scalars
-        return jsonable(value.item())
-    return str(value)
 
 
 @dataclass
@@ -82,6 +64,7 @@ class Baseline:
 
 
 def _item_from_result(item: ItemResult) -> BaselineItem:
+    """What a baseline keeps of an item: the same whether it comes from this run or from a report.json."""
     metrics: dict[str, BaselineMetric] = {}
     for m in item.metrics:
         per_example = {str(r.key): r.scores[m.name] for r in item.records if m.name in r.scores}
@@ -155,24 +138,12 @@ def _from_report_doc(path: Path, doc: dict[str, Any]) -> Baseline:
     out: dict[str, BaselineItem] = {}
     for i, raw in enumerate(doc["items"]):
         try:
-            records = raw["records"]
-            metrics: dict[str, BaselineMetric] = {}
-            for m in raw["metrics"]:
-                name = m["name"]
-                per_example = {str(SampleKey(r["example_id"], r["sample"])): r["scores"][name]
-                               for r in records if name in (r.get("scores") or {})}
-                metrics[name] = BaselineMetric(
-                    value=m.get("value"), per_example=per_example, higher_is_better=m.get("higher_is_better", True),
-                    interval=m.get("interval", ""), kind=m.get("kind", ""), min=m.get("min"), max=m.get("max"), definition=m.get("definition", ""),
-                )
-            out[raw["item_id"]] = BaselineItem(
-                item_id=raw["item_id"], metrics=metrics, model=raw.get("model") or {}, params=raw.get("params") or {},
-                dataset_fingerprint=raw.get("dataset_fingerprint") or "", n_examples=int(raw.get("n_examples") or 0),
-                unparsed=int(raw.get("unparsed") or 0), errors=int(raw.get("errors") or 0),
-            )
-        except (KeyError, TypeError) as exc:
-            raise BaselineError(path, f"items[{i}]: missing or malformed field {exc}",
+            item = ItemResult.from_dict(raw)
+        except (AttributeError, KeyError, TypeError) as exc:
+            problem = str(exc).split("__init__() ")[-1]  # "missing 1 required positional argument: 'nodeid'"
+            raise BaselineError(path, f"items[{i}]: missing or malformed field ({problem})",
                                 "use a report.json written by evalsuite (schema_version 1)") from None
+        out[item.item_id] = _item_from_result(item)
     return Baseline(path=path, created_at=str(doc.get("created_at", "")), items=out, source="report")
 
 

@@ -10,6 +10,9 @@ the same inputs always give the same numbers.
 Repeated samples (``repeats: N`` at temperature > 0) are correlated within an example, so the example,
 not the sample, is the unit of resampling: ``groups`` (one label per value) makes the bootstrap resample
 whole examples (cluster bootstrap) and the randomization test swap whole examples between the runs.
+
+The three resampling functions take one ``Resampling`` (seed, count, confidence, vectorised aggregate,
+clusters), so a verdict states how it resamples once and every step resamples the same way.
 """
 
 from __future__ import annotations
@@ -29,9 +32,26 @@ Aggregate = Callable[[Sequence[Any]], float] | Literal["mean"]
 # with rows of n indices.
 Batched = Callable[[Sequence[Any], np.ndarray], np.ndarray]
 
+# Per-example values: a list, or a float array on the vectorised paths.
+Values = Sequence[Any] | np.ndarray
+
 # Elements of index matrix generated per chunk: bounds memory (~32 MB of int64) at n = 25,000.
 _CHUNK_ELEMENTS = 4_000_000
-Groups = Sequence[Any] | None
+
+
+@dataclass(frozen=True)
+class Resampling:
+    """How to resample: seeded, so the same inputs always give the same numbers.
+
+    ``batched``: optional vectorised aggregate (see ``Batched``); ``groups``: one cluster label per value
+    (e.g. the example id of each repeated sample), to resample and swap whole clusters.
+    ``confidence`` is the level of the percentile intervals (unused by ``paired_permutation``)."""
+
+    seed: int = 0
+    n_resamples: int = 2000
+    confidence: float = 0.95
+    batched: Batched | None = None
+    groups: Sequence[Any] | None = None
 
 
 def _z(confidence: float) -> float:
@@ -158,7 +178,7 @@ def _cluster_resampled_aggregates(
     matrix = clusters.matrix if batched is not None else None
     width = matrix.size if matrix is not None else len(columns[0])
     for start, stop, idx in _index_chunks(rng, clusters.k, n_resamples, width):
-        if matrix is not None:
+        if matrix is not None and batched is not None:
             flat = matrix[idx].reshape(stop - start, -1)
             for j, column in enumerate(columns):
                 out[start:stop, j] = batched(column, flat)
@@ -181,14 +201,7 @@ def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float,
 
 
 def bootstrap_ci(
-    values: Sequence[Any],
-    aggregate: Aggregate = "mean",
-    *,
-    seed: int = 0,
-    n_resamples: int = 2000,
-    confidence: float = 0.95,
-    batched: Batched | None = None,
-    groups: Groups = None,
+    values: Values, aggregate: Aggregate = "mean", resampling: Resampling = Resampling(),
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of ``aggregate(values)``.
 
@@ -196,15 +209,16 @@ def bootstrap_ci(
     list of per-example values (e.g. corpus BLEU from sufficient statistics, F1 over (pred, gold)
     pairs) is called once per resample, unless ``batched`` computes many resamples at once.
 
-    ``groups`` (one cluster label per value, e.g. the example id of each repeated sample): cluster
+    ``resampling.groups`` (one cluster label per value, e.g. the example id of each repeated sample): cluster
     bootstrap, resampling clusters with replacement and taking all values of each drawn cluster. The
     mean is then the pooled mean of the drawn values (sum of drawn cluster sums / sum of their counts).
     """
     if len(values) == 0:
         raise ValueError("bootstrap_ci() needs at least one value")
-    rng = np.random.default_rng(seed)
-    if groups is not None:
-        clusters = _clusters(groups, len(values))
+    rng = np.random.default_rng(resampling.seed)
+    n_resamples, batched = resampling.n_resamples, resampling.batched
+    if resampling.groups is not None:
+        clusters = _clusters(resampling.groups, len(values))
         if aggregate == "mean":
             arr = np.asarray(values, dtype=float)
             samples = _cluster_resampled_means(clusters.sums(arr), clusters.counts, rng, n_resamples)
@@ -215,7 +229,7 @@ def bootstrap_ci(
         samples = _resampled_means(np.asarray(values, dtype=float), rng, n_resamples)
     else:
         samples = _resampled_aggregates([list(values)], aggregate, rng, n_resamples, batched)[:, 0]
-    return _percentile_interval(samples, confidence)
+    return _percentile_interval(samples, resampling.confidence)
 
 
 def mcnemar_exact(
@@ -260,15 +274,7 @@ class PairedComparison:
 
 
 def paired_bootstrap(
-    old_values: Sequence[Any],
-    new_values: Sequence[Any],
-    aggregate: Aggregate = "mean",
-    *,
-    seed: int = 0,
-    n_resamples: int = 2000,
-    confidence: float = 0.95,
-    batched: Batched | None = None,
-    groups: Groups = None,
+    old_values: Values, new_values: Values, aggregate: Aggregate = "mean", resampling: Resampling = Resampling(),
 ) -> PairedComparison:
     """Paired bootstrap of the change in an aggregate between two runs on the same examples.
 
@@ -277,14 +283,15 @@ def paired_bootstrap(
     p-values use the bootstrap distribution shifted to the null (delta = 0), with the +1 correction
     so they are never exactly 0.
 
-    ``groups`` (one cluster label per pair): resample whole clusters (e.g. all repeated samples of an
+    ``resampling.groups`` (one cluster label per pair): resample whole clusters (e.g. all repeated samples of an
     example in both runs) instead of single pairs.
     """
     if len(old_values) != len(new_values):
         raise ValueError(f"paired values differ in length: {len(old_values)} vs {len(new_values)}")
     if len(old_values) == 0:
         raise ValueError("paired_bootstrap() needs at least one pair")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(resampling.seed)
+    n_resamples, batched, groups = resampling.n_resamples, resampling.batched, resampling.groups
     clusters = _clusters(groups, len(old_values)) if groups is not None else None
     if aggregate == "mean":
         old = np.asarray(old_values, dtype=float)
@@ -308,7 +315,7 @@ def paired_bootstrap(
     centred = deltas - delta  # the sampling distribution of delta, moved to the null
     p_lower = (1 + int(np.count_nonzero(centred <= delta))) / (deltas.size + 1)
     p_higher = (1 + int(np.count_nonzero(centred >= delta))) / (deltas.size + 1)
-    lo, hi = _percentile_interval(deltas, confidence)
+    lo, hi = _percentile_interval(deltas, resampling.confidence)
     return PairedComparison(delta, min(1.0, p_lower), min(1.0, p_higher), lo, hi)
 
 
@@ -328,14 +335,7 @@ def _swap_chunks(
 
 
 def paired_permutation(
-    old_values: Sequence[Any],
-    new_values: Sequence[Any],
-    aggregate: Aggregate = "mean",
-    *,
-    seed: int = 0,
-    n_resamples: int = 2000,
-    batched: Batched | None = None,
-    groups: Groups = None,
+    old_values: Values, new_values: Values, aggregate: Aggregate = "mean", resampling: Resampling = Resampling(),
 ) -> tuple[float, float]:
     """Paired approximate-randomization test of ``aggregate(new) - aggregate(old)``: ``(p_lower, p_higher)``.
 
@@ -351,7 +351,7 @@ def paired_permutation(
     A callable is called per round on each side, unless ``batched(values, idx)`` computes many rounds at
     once: it then gets old + new concatenated (length 2n) and index matrices picking each round's sides.
 
-    ``groups`` (one cluster label per pair, e.g. the example id of repeated samples): each round swaps
+    ``resampling.groups`` (one cluster label per pair, e.g. the example id of repeated samples): each round swaps
     whole clusters, so the exchangeable unit is the example, not the sample.
     """
     n = len(old_values)
@@ -359,9 +359,10 @@ def paired_permutation(
         raise ValueError(f"paired values differ in length: {n} vs {len(new_values)}")
     if n == 0:
         raise ValueError("paired_permutation() needs at least one pair")
+    n_resamples, batched, groups = resampling.n_resamples, resampling.batched, resampling.groups
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(resampling.seed)
     codes = _clusters(groups, n).codes if groups is not None else None
     stats = np.empty(n_resamples)
     if aggregate == "mean":

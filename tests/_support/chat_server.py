@@ -45,6 +45,7 @@ class ChatServer:
         *,
         latency_s: float = 0.0,
         rate_limit_fraction: float = 0.0,
+        rate_limit_first: int = 0,
         server_error_fraction: float = 0.0,
         retry_after_s: float = 1.0,
         seed: int = 0,
@@ -53,6 +54,7 @@ class ChatServer:
         self.responder = responder
         self.latency_s = latency_s
         self.rate_limit_fraction = rate_limit_fraction
+        self.rate_limit_first = rate_limit_first  # the first N requests get a 429 whatever the fraction
         self.server_error_fraction = server_error_fraction
         self.retry_after_s = retry_after_s
         self._random = random.Random(seed)
@@ -78,7 +80,7 @@ class ChatServer:
 
     def _fault(self) -> web.Response | None:
         roll = self._random.random()
-        if roll < self.rate_limit_fraction:
+        if self.statuses[429] < self.rate_limit_first or roll < self.rate_limit_fraction:
             self.statuses[429] += 1
             return web.json_response(
                 {"error": {"message": "Rate limit reached", "type": "rate_limit_error", "code": "429"}},

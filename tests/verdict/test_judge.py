@@ -4,46 +4,31 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pytest
 
 from evalsuite.cases.schema import MetricSpec
-from evalsuite.verdict._judge import judge
+from evalsuite.metrics import MetricInfo
+from evalsuite.verdict import judge
+from tests._support.builders import mean_metric
 
 
-@dataclass
-class Metric:
-    name: str = "accuracy"
-    kind: str = "proportion"
-    higher_is_better: bool = True
-    definition: str = "share of examples answered correctly"
+def macro_f1(values: Sequence[Any]) -> float:
+    """values are (prediction, expected) pairs. Counted by hand: the bootstrap calls this ~3,000 times
+    (sklearn's f1_score costs ~8 ms a call)."""
+    counts = Counter((pred == gold, pred, gold) for pred, gold in values)
+    scores = []
+    for label in {gold for _, gold in values}:
+        tp = counts[(True, label, label)]
+        fp = sum(n for (ok, pred, _), n in counts.items() if pred == label and not ok)
+        fn = sum(n for (ok, _, gold), n in counts.items() if gold == label and not ok)
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return sum(scores) / len(scores)
 
-    def aggregate(self, values: Sequence[Any]) -> float:
-        return float(np.mean(values))
 
-
-@dataclass
-class MacroF1:
-    """A corpus metric: values are (prediction, expected) pairs."""
-
-    name: str = "macro_f1"
-    kind: str = "corpus"
-    higher_is_better: bool = True
-    definition: str = "macro-averaged F1"
-
-    def aggregate(self, values: Sequence[Any]) -> float:
-        # Counted by hand: the bootstrap calls this ~3,000 times (sklearn's f1_score costs ~8 ms a call).
-        counts = Counter((pred == gold, pred, gold) for pred, gold in values)
-        scores = []
-        for label in {gold for _, gold in values}:
-            tp = counts[(True, label, label)]
-            fp = sum(n for (ok, pred, _), n in counts.items() if pred == label and not ok)
-            fn = sum(n for (ok, _, gold), n in counts.items() if gold == label and not ok)
-            scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-        return sum(scores) / len(scores)
+MACRO_F1 = MetricInfo("macro_f1", "corpus", True, "macro-averaged F1", macro_f1)
 
 
 def keys(n: int) -> list[str]:
@@ -65,7 +50,7 @@ def old() -> np.ndarray:
 
 
 def test_no_baseline_passes_with_interval_and_threshold(old: np.ndarray) -> None:
-    result = judge(Metric(), MetricSpec(min=0.8), old.tolist(), keys(1000))
+    result = judge(mean_metric(), MetricSpec(min=0.8), old.tolist(), keys(1000))
     assert result.verdict == "pass"
     assert result.value == pytest.approx(old.mean())
     assert result.interval == "wilson" and result.ci_low < result.value < result.ci_high
@@ -75,7 +60,7 @@ def test_no_baseline_passes_with_interval_and_threshold(old: np.ndarray) -> None
 
 def test_significant_drop_is_a_regression(old: np.ndarray) -> None:
     new = flip(old, losses=45, gains=10)  # -3.5 points, 55 discordant pairs
-    result = judge(Metric(), MetricSpec(min=0.5), new, keys(1000), dict(zip(keys(1000), old.tolist())))
+    result = judge(mean_metric(), MetricSpec(min=0.5), new, keys(1000), dict(zip(keys(1000), old.tolist())))
     assert result.verdict == "regression" and result.failed
     assert result.test == "mcnemar-exact" and result.n_paired == 1000
     assert result.delta == pytest.approx(-0.035)
@@ -86,7 +71,7 @@ def test_significant_drop_is_a_regression(old: np.ndarray) -> None:
 
 def test_reshuffled_answers_with_equal_accuracy_are_unchanged(old: np.ndarray) -> None:
     new = flip(old, losses=40, gains=36)  # lots of churn, -0.4 points
-    result = judge(Metric(), MetricSpec(), new, keys(1000), dict(zip(keys(1000), old.tolist())))
+    result = judge(mean_metric(), MetricSpec(), new, keys(1000), dict(zip(keys(1000), old.tolist())))
     assert result.verdict == "unchanged" and not result.failed
     assert result.p_value > 0.3
     assert "not significant" in result.reason
@@ -94,7 +79,7 @@ def test_reshuffled_answers_with_equal_accuracy_are_unchanged(old: np.ndarray) -
 
 def test_improvement_is_reported(old: np.ndarray) -> None:
     new = flip(old, losses=5, gains=40)
-    result = judge(Metric(), MetricSpec(), new, keys(1000), dict(zip(keys(1000), old.tolist())))
+    result = judge(mean_metric(), MetricSpec(), new, keys(1000), dict(zip(keys(1000), old.tolist())))
     assert result.verdict == "improved" and not result.failed
     assert result.delta == pytest.approx(0.035)
     assert result.p_value < 0.001
@@ -103,16 +88,16 @@ def test_improvement_is_reported(old: np.ndarray) -> None:
 def test_max_drop_tolerates_a_small_significant_drop(old: np.ndarray) -> None:
     new = flip(old, losses=20, gains=0)  # -2 points, highly significant
     base = dict(zip(keys(1000), old.tolist()))
-    assert judge(Metric(), MetricSpec(), new, keys(1000), base).verdict == "regression"
-    tolerated = judge(Metric(), MetricSpec(max_drop=0.03), new, keys(1000), base)
+    assert judge(mean_metric(), MetricSpec(), new, keys(1000), base).verdict == "regression"
+    tolerated = judge(mean_metric(), MetricSpec(max_drop=0.03), new, keys(1000), base)
     assert tolerated.verdict == "unchanged"
     assert "within max_drop 0.030" in tolerated.reason
-    assert judge(Metric(), MetricSpec(max_drop=0.01), new, keys(1000), base).verdict == "regression"
+    assert judge(mean_metric(), MetricSpec(max_drop=0.01), new, keys(1000), base).verdict == "regression"
 
 
 def test_threshold_failure_takes_precedence_and_reason_names_both(old: np.ndarray) -> None:
     new = flip(old, losses=80, gains=0)
-    result = judge(Metric(), MetricSpec(min=0.8), new, keys(1000), dict(zip(keys(1000), old.tolist())))
+    result = judge(mean_metric(), MetricSpec(min=0.8), new, keys(1000), dict(zip(keys(1000), old.tolist())))
     assert result.verdict == "fail"
     assert "below min 0.800" in result.reason and "REGRESSION" in result.reason
     assert result.delta == pytest.approx(-0.08)
@@ -120,7 +105,7 @@ def test_threshold_failure_takes_precedence_and_reason_names_both(old: np.ndarra
 
 def test_threshold_max_and_interval_straddle_note() -> None:
     values = [1] * 12 + [0] * 8  # 0.6 on 20 examples
-    result = judge(Metric(name="refusal_rate", higher_is_better=False), MetricSpec(max=0.5), values, keys(20))
+    result = judge(mean_metric(name="refusal_rate", higher_is_better=False), MetricSpec(max=0.5), values, keys(20))
     assert result.verdict == "fail"
     assert "above max 0.500" in result.reason and "too few examples" in result.reason
 
@@ -129,7 +114,7 @@ def test_lower_is_better_direction() -> None:
     old = np.zeros(400, dtype=int)
     old[:40] = 1
     new = flip(old, losses=0, gains=30)  # the rate rises from 10% to 17.5%: worse
-    metric = Metric(name="refusal_rate", higher_is_better=False)
+    metric = mean_metric(name="refusal_rate", higher_is_better=False)
     result = judge(metric, MetricSpec(), new, keys(400), dict(zip(keys(400), old.tolist())))
     assert result.verdict == "regression" and result.delta == pytest.approx(0.075)
     better = judge(metric, MetricSpec(), old.tolist(), keys(400), dict(zip(keys(400), new)))
@@ -139,14 +124,14 @@ def test_lower_is_better_direction() -> None:
 def test_unmatched_examples_are_counted_and_reported(old: np.ndarray) -> None:
     base = {f"ex{i}#0": int(old[i]) for i in range(100, 1000)}
     base["gone#0"] = 1
-    result = judge(Metric(), MetricSpec(), old.tolist(), keys(1000), base)
+    result = judge(mean_metric(), MetricSpec(), old.tolist(), keys(1000), base)
     assert result.n == 1000 and result.n_paired == 900
     assert "100 example(s) new since the baseline, 1 baseline example(s) missing" in result.reason
     assert result.verdict == "unchanged" and result.delta == 0
 
 
 def test_baseline_without_any_matching_key() -> None:
-    result = judge(Metric(), MetricSpec(), [1, 0, 1], keys(3), {"other#0": 1})
+    result = judge(mean_metric(), MetricSpec(), [1, 0, 1], keys(3), {"other#0": 1})
     assert result.verdict == "pass" and result.n_paired == 0 and result.delta is None
     assert "no example key matches the baseline" in result.reason
 
@@ -155,7 +140,7 @@ def test_mean_metric_uses_bootstrap_interval_and_paired_permutation_test() -> No
     rng = np.random.default_rng(1)
     old = rng.random(800)
     new = np.clip(old - 0.05 + rng.normal(0, 0.05, 800), 0, 1)
-    metric = Metric(name="rougeL", kind="mean")
+    metric = mean_metric(name="rougeL", kind="mean")
     result = judge(metric, MetricSpec(min=0.3), new.tolist(), keys(800), dict(zip(keys(800), old.tolist())))
     assert result.interval == "bootstrap" and result.test == "paired-permutation"
     assert result.verdict == "regression" and result.delta == pytest.approx(new.mean() - old.mean())
@@ -170,7 +155,7 @@ def test_corpus_metric_bootstraps_its_own_aggregate() -> None:
     gold = rng.choice(["pos", "neg", "neu"], 300).tolist()
     old = [(g, g) if rng.random() < 0.9 else ("neu", g) for g in gold]
     new = [(g, g) if rng.random() < 0.6 else ("neu", g) for g in gold]
-    result = judge(MacroF1(), MetricSpec(), new, keys(300), dict(zip(keys(300), old)))
+    result = judge(MACRO_F1, MetricSpec(), new, keys(300), dict(zip(keys(300), old)))
     assert result.interval == "bootstrap" and result.test == "paired-permutation"
     assert result.verdict == "regression" and result.delta < -0.1
 
@@ -181,19 +166,19 @@ def test_corpus_metric_small_one_directional_drop_is_not_overstated() -> None:
     gold = ["pos", "neg"] * 4
     old = [(g, g) for g in gold]
     new = [("neg" if g == "pos" else "pos", g) if i < 4 else (g, g) for i, g in enumerate(gold)]
-    result = judge(MacroF1(), MetricSpec(), new, keys(8), dict(zip(keys(8), old)))
+    result = judge(MACRO_F1, MetricSpec(), new, keys(8), dict(zip(keys(8), old)))
     assert result.test == "paired-permutation" and result.delta == pytest.approx(-0.5)
     assert result.p_value == pytest.approx(1 / 16, abs=0.02)
     assert result.verdict == "unchanged" and "not significant at alpha 0.05" in result.reason
-    accuracy = judge(Metric(), MetricSpec(), [int(p == g) for p, g in new], keys(8), {k: 1 for k in keys(8)})
+    accuracy = judge(mean_metric(), MetricSpec(), [int(p == g) for p, g in new], keys(8), {k: 1 for k in keys(8)})
     assert accuracy.test == "mcnemar-exact" and accuracy.p_value == 0.0625 and accuracy.verdict == "unchanged"
 
 
 def test_missing_values_are_excluded_and_all_missing_is_an_error() -> None:
-    result = judge(Metric(name="latency", kind="mean", higher_is_better=False), MetricSpec(max=2.0),
+    result = judge(mean_metric(name="latency", kind="mean", higher_is_better=False), MetricSpec(max=2.0),
                    [1.0, None, 3.0], keys(3))
     assert result.n == 2 and result.value == pytest.approx(2.0) and result.verdict == "pass"
-    error = judge(Metric(name="latency", kind="mean"), MetricSpec(), [None, None], keys(2))
+    error = judge(mean_metric(name="latency", kind="mean"), MetricSpec(), [None, None], keys(2))
     assert error.verdict == "error" and error.failed and error.value is None
 
 
@@ -201,7 +186,7 @@ def test_real_f1_metric_is_compared_with_its_baseline() -> None:
     """The registry's f1 (corpus kind, vectorised resampling) through the whole baseline comparison."""
     from evalsuite.metrics import get_metric
 
-    f1 = get_metric("f1", MetricSpec(params={"average": "macro"}))
+    f1 = get_metric("f1", MetricSpec(params={"average": "macro"})).info()
     expected = ["positive", "negative"] * 20
     keys = [f"e{i}#0" for i in range(len(expected))]
     old = [[label, label] for label in expected]  # all right
@@ -230,7 +215,7 @@ def test_repeats_interval_is_a_cluster_bootstrap_wider_than_wilson_on_all_sample
     from evalsuite.verdict.stats import wilson
 
     values, keys_ = per_example(REPEAT_RIGHT), repeat_keys(8, 5)
-    result = judge(Metric(), MetricSpec(min=0.7), values, keys_)
+    result = judge(mean_metric(), MetricSpec(min=0.7), values, keys_)
     assert result.value == pytest.approx(0.8) and result.n == 40
     assert result.interval == "cluster-bootstrap"
     wilson_lo, wilson_hi = wilson(32, 40)  # [0.652, 0.895]: 40 trials treated as independent
@@ -238,9 +223,9 @@ def test_repeats_interval_is_a_cluster_bootstrap_wider_than_wilson_on_all_sample
     assert result.ci_low < wilson_lo and result.ci_low < 0.7  # 6 of 8 examples right cannot rule out 0.7
     assert "cluster-bootstrap) on n=40 (8 examples x 5 samples)" in result.reason
     assert "too few examples to be sure" in result.reason
-    again = judge(Metric(), MetricSpec(min=0.7), values, keys_)
+    again = judge(mean_metric(), MetricSpec(min=0.7), values, keys_)
     assert (again.ci_low, again.ci_high) == (result.ci_low, result.ci_high)
-    other = judge(Metric(), MetricSpec(min=0.7), values, keys_, seed=1)
+    other = judge(mean_metric(), MetricSpec(min=0.7), values, keys_, seed=1)
     assert (other.ci_low, other.ci_high) != (result.ci_low, result.ci_high)
 
 
@@ -252,7 +237,7 @@ def test_repeats_baseline_with_shuffled_samples_is_unchanged() -> None:
     old = np.array(new).reshape(8, 5)
     old = np.array([rng.permutation(row) for row in old]).ravel().tolist()  # same per-example means
     assert sum(a != b for a, b in zip(old, new)) >= 8  # sample-by-sample pairing would see churn
-    result = judge(Metric(), MetricSpec(), new, keys_, dict(zip(keys_, old)))
+    result = judge(mean_metric(), MetricSpec(), new, keys_, dict(zip(keys_, old)))
     assert result.verdict == "unchanged" and result.test == "paired-permutation"
     assert result.n_paired == 8 and result.n_new == 0 and result.n_missing == 0
     assert result.delta == pytest.approx(0.0) and result.p_value > 0.9
@@ -263,7 +248,7 @@ def test_repeats_real_drop_on_most_examples_is_a_regression() -> None:
     keys_ = repeat_keys(8, 5)
     old = per_example([4] * 8)
     new = per_example([1] * 7 + [4])  # 7 of 8 examples drop from 4/5 to 1/5
-    result = judge(Metric(), MetricSpec(), new, keys_, dict(zip(keys_, old)))
+    result = judge(mean_metric(), MetricSpec(), new, keys_, dict(zip(keys_, old)))
     assert result.verdict == "regression" and result.test == "paired-permutation"
     assert result.n_paired == 8 and result.baseline == pytest.approx(0.8)
     assert result.delta == pytest.approx(-0.525)
@@ -278,7 +263,7 @@ def test_repeats_mean_metric_and_missing_samples() -> None:
     old = rng.random(90)
     new = (old - 0.2).tolist()
     new[4] = None  # one failed sample: the example is still paired on its other samples
-    metric = Metric(name="rougeL", kind="mean")
+    metric = mean_metric(name="rougeL", kind="mean")
     result = judge(metric, MetricSpec(), new, keys_, dict(zip(keys_, old.tolist())))
     assert result.interval == "cluster-bootstrap" and result.n == 89
     assert result.n_paired == 30 and result.verdict == "regression"
@@ -292,13 +277,13 @@ def test_repeats_corpus_metric_pairs_by_example_or_is_not_compared() -> None:
     old = [(g, g) for g in gold for _ in range(3)]
     new = [(g, g) if i >= 20 or rng.random() < 0.3 else ("neg" if g == "pos" else "pos", g)
            for i, g in enumerate(gold) for _ in range(3)]
-    result = judge(MacroF1(), MetricSpec(), new, keys_, dict(zip(keys_, old)))
+    result = judge(MACRO_F1, MetricSpec(), new, keys_, dict(zip(keys_, old)))
     assert result.interval == "cluster-bootstrap" and result.test == "paired-permutation"
     assert result.n_paired == 30 and result.verdict == "regression"
     assert "30 paired examples x 3 samples, resampled and swapped by example" in result.reason
 
     fewer = {k: v for k, v in zip(keys_, old) if not k.endswith("#2")}  # baseline had repeats: 2
-    result = judge(MacroF1(), MetricSpec(), new, keys_, fewer)
+    result = judge(MACRO_F1, MetricSpec(), new, keys_, fewer)
     assert result.verdict == "pass" and result.delta is None and result.test == ""
     assert "baseline not compared" in result.reason and "3 now, 2 before" in result.reason
 
@@ -306,7 +291,7 @@ def test_repeats_corpus_metric_pairs_by_example_or_is_not_compared() -> None:
 def test_repeats_real_f1_metric_uses_the_batched_cluster_path() -> None:
     from evalsuite.metrics import get_metric
 
-    f1 = get_metric("f1", MetricSpec(params={"average": "macro"}))
+    f1 = get_metric("f1", MetricSpec(params={"average": "macro"})).info()
     expected = ["positive", "negative"] * 10
     keys_ = repeat_keys(20, 4)
     old = [[label, label] for label in expected for _ in range(4)]

@@ -1,12 +1,15 @@
-"""Helpers shared by the terminal, Markdown and HTML tables, so the formats always agree."""
+"""What every format shows the same way: item status and order, the summary, run metadata, table cells."""
 
 from __future__ import annotations
 
+import platform
 from collections import Counter
+from importlib import metadata
 from typing import Any
 
 from evalsuite.records import ItemResult, MetricResult
-from evalsuite.verdict._judge import fmt, fmt_delta, fmt_p
+from evalsuite.verdict import agreement
+from evalsuite.verdict.format import fmt, fmt_delta, fmt_p
 
 _RANK = {"regression": 0, "fail": 1, "error": 2, "improved": 3, "pass": 4}
 
@@ -43,17 +46,44 @@ def summary(items: list[ItemResult]) -> dict[str, Any]:
     }
 
 
-def repeat_text(item: ItemResult) -> str | None:
-    """Nondeterminism across repeats: how often an example's samples agree with its majority answer."""
-    samples: dict[str, list[str]] = {}
-    for record in item.records:
-        samples.setdefault(record.example_id, []).append(repr(record.prediction))
-    if not samples or max(len(preds) for preds in samples.values()) < 2:
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
         return None
-    split = sum(1 for preds in samples.values() if len(set(preds)) > 1)
-    agreement = f"agreement {fmt(item.agreement)}" if item.agreement is not None else "agreement -"
-    return (f"{item.item_id}: {max(len(p) for p in samples.values())} samples per example, {agreement}; "
-            f"{split} of {len(samples)} examples not unanimous")
+
+
+def run_metadata(items: list[ItemResult], run_meta: dict[str, Any]) -> dict[str, Any]:
+    """report.json's ``run``: models, package versions, cost, tokens; ``run_meta`` (from the runner) wins."""
+    models: list[dict[str, Any]] = []
+    for item in items:
+        if item.model not in models:
+            models.append(item.model)
+    tokens: Counter[str] = Counter()
+    for item in items:
+        tokens.update(item.tokens)
+    costs = [item.cost_usd for item in items if item.cost_usd is not None]
+    run = {
+        "record_mode": ",".join(sorted({item.record_mode for item in items})),
+        "models": models,
+        "packages": {"evalsuite": _version("evalsuite"), "openai": _version("openai"), "vcrpy": _version("vcrpy"),
+                     "python": platform.python_version()},
+        "cost_usd": round(sum(costs), 6) if costs else None,
+        "tokens": dict(tokens),
+        "wall_s": round(sum(item.wall_s for item in items), 3),
+    }
+    run.update(run_meta)  # the runner knows better (e.g. the record mode it was asked for)
+    return run
+
+
+def repeat_text(item: ItemResult) -> str | None:
+    """Nondeterminism across repeats: the runner's agreement, and how many examples were not unanimous."""
+    repeats = agreement((record.example_id, record.prediction) for record in item.records)
+    if repeats.samples < 2:
+        return None
+    shown = f"agreement {fmt(item.agreement)}" if item.agreement is not None else "agreement -"
+    return (f"{item.item_id}: {repeats.samples} samples per example, {shown}; "
+            f"{repeats.split} of {repeats.examples} examples not unanimous")
 
 
 def summary_line(items: list[ItemResult]) -> str:
@@ -98,3 +128,7 @@ def error_kinds(item: ItemResult) -> str:
     kinds = Counter(r.error_kind or "other" for r in item.records if r.error)
     return ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
 
+
+def packages_text(run: dict[str, Any]) -> str:
+    """``evalsuite 0.4.0, openai 1.2.3, ...`` for the footers of report.md and report.html."""
+    return ", ".join(f"{k} {v}" for k, v in run.get("packages", {}).items() if v)

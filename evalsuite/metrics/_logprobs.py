@@ -11,7 +11,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from evalsuite.metrics.registry import MetricError, SummedStats, metric
+from evalsuite.errors import MetricError
+from evalsuite.metrics._base import SummedStats
+from evalsuite.metrics._registry import metric
 from evalsuite.records import Scored
 
 

@@ -1,27 +1,22 @@
-"""The metric registry: ``@metric("name")`` registers a class, ``get_metric`` builds one from a case's spec.
+"""The metric base types: ``Metric`` (what a case's metric is) and ``MetricInfo`` (what the verdict takes).
 
-Why a registry: case files name metrics by string, so the loader needs one place that knows every valid
-name and every valid parameter, to reject ``acuracy`` or ``averge`` at load time with a suggestion rather
-than failing after the model calls were paid for.
+Why two: the verdict judges live metrics and metrics rebuilt from a stored report alike, so it takes the
+small frozen ``MetricInfo`` that both can give, never a whole ``Metric``.
 """
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from evalsuite.cases.schema import MetricSpec
-from evalsuite.errors import MetricError, MetricParamError, UnknownName
 from evalsuite.records import Scored
 
-
 Kind = Literal["proportion", "mean", "corpus"]
+REQUIRED: Any = object()  # a default that makes a parameter mandatory: ``defaults = {"pattern": REQUIRED}``
 
 
 @dataclass(frozen=True)
@@ -44,11 +39,12 @@ class Metric:
 
     Subclasses declare ``kind``, ``higher_is_better``, ``needs_logprobs``, their parameters with defaults in
     ``defaults`` (``choices`` restricts string values; a default of ``REQUIRED`` makes a parameter mandatory)
-    and build ``definition`` (a sentence a report reader can check the number against).
+    and build ``definition`` (a sentence a report reader can check the number against). ``kind`` may be
+    settled per instance (by ``__init__`` or ``score``) when it depends on the parameters or on the values.
     """
 
     name: ClassVar[str] = ""
-    kind: ClassVar[Kind]
+    kind: Kind
     higher_is_better: ClassVar[bool] = True
     needs_logprobs: ClassVar[bool] = False
     defaults: ClassVar[dict[str, Any]] = {}
@@ -94,57 +90,3 @@ class SummedStats(Metric):
         width = len(next(v for v in values if v is not None))
         stats = np.array([[0] * width if v is None else v for v in values])
         return np.array([self.from_totals(stats[row].sum(axis=0).tolist()) for row in idx], dtype=float)
-
-
-REQUIRED = object()
-_REGISTRY: dict[str, type[Metric]] = {}
-
-
-def metric(name: str) -> Callable[[type[Metric]], type[Metric]]:
-    """Class decorator registering a metric under ``name`` (what case files write)."""
-
-    def register(cls: type[Metric]) -> type[Metric]:
-        if name in _REGISTRY:
-            raise ValueError(f"metric {name!r} is registered twice ({_REGISTRY[name].__qualname__}, {cls.__qualname__})")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return register
-
-
-def names() -> list[str]:
-    return sorted(_REGISTRY, key=str.lower)
-
-
-def _check_params(name: str, cls: type[Metric], given: dict[str, Any]) -> dict[str, Any]:
-    valid = list(cls.defaults)
-    for key in given:
-        if key not in cls.defaults:
-            close = difflib.get_close_matches(key, valid, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            listed = ", ".join(valid) if valid else "none (this metric takes no parameters)"
-            raise MetricParamError(f"{name}: unknown parameter {key!r}; valid: {listed}{hint}")
-    params = {**cls.defaults, **given}
-    for key, value in params.items():
-        default = cls.defaults[key]
-        if value is REQUIRED:
-            raise MetricParamError(f"{name}: parameter {key!r} is required, e.g. `{name}: {{{key}: ...}}`")
-        if key in cls.choices and value not in cls.choices[key]:
-            allowed = ", ".join(str(c) for c in cls.choices[key])
-            raise MetricParamError(f"{name}: {key} must be one of {allowed}; got {value!r}")
-        if isinstance(default, bool) and not isinstance(value, bool):
-            raise MetricParamError(f"{name}: {key} must be true or false; got {value!r}")
-    return params
-
-
-def get_metric(name: str, spec: MetricSpec | None = None, *, base_dir: Path | None = None) -> Metric:
-    """Build the metric a case names; parameters come from ``params`` and from the short form's extra keys.
-
-    ``base_dir`` (the case file's folder) anchors relative paths a spec names (``python:``, ``evaluate:``)."""
-    cls = _REGISTRY.get(name)
-    if cls is None:
-        raise UnknownName("metric", name, names())
-    spec = spec or MetricSpec()
-    given = {**(spec.model_extra or {}), **spec.params}
-    return cls(_check_params(name, cls, given))

@@ -20,7 +20,9 @@ from sacrebleu.metrics.helpers import extract_all_word_ngrams
 from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
 from evalsuite.metrics._parallel import map_chunks
-from evalsuite.metrics.registry import Metric, MetricError, SummedStats, metric
+from evalsuite.errors import MetricError
+from evalsuite.metrics._base import Metric, SummedStats
+from evalsuite.metrics._registry import metric
 from evalsuite.records import Scored
 
 Pair = tuple[str, list[str]]  # (hypothesis, references)
@@ -66,7 +68,7 @@ def _sacrebleu_stats(items: Sequence[Pair], cls_name: str, kwargs: dict[str, Any
     """
     scorer = _sacrebleu_metric(cls_name, kwargs)
     width = max(len(refs) for _, refs in items)
-    streams = [[refs[k] if k < len(refs) else None for _, refs in items] for k in range(width)]
+    streams: Any = [[refs[k] if k < len(refs) else None for _, refs in items] for k in range(width)]  # None: typed str
     stats = scorer._extract_corpus_statistics([hyp for hyp, _ in items], streams)
     return [[int(x) for x in row] for row in stats]
 
@@ -78,7 +80,8 @@ class _SacreMetric(SummedStats):
     _nrefs = 1
 
     def kwargs(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The scorer's constructor arguments: the metric's parameters, named as sacrebleu names them."""
+        return dict(self.params)
 
     def signature(self) -> str:
         scorer = _sacrebleu_metric(self.cls_name, self.kwargs())
@@ -104,9 +107,6 @@ class SacreBleu(_SacreMetric):
     defaults = {"tokenize": "13a", "smooth_method": "exp", "lowercase": False}
     choices = {"tokenize": tuple(BLEU.TOKENIZERS), "smooth_method": tuple(BLEU.SMOOTH_DEFAULTS)}
 
-    def kwargs(self) -> dict[str, Any]:
-        return dict(self.params)
-
     def describe(self) -> str:
         return (
             "corpus BLEU, 0-100, exactly sacrebleu.corpus_bleu on all examples (n-gram counts summed over the "
@@ -119,9 +119,6 @@ class SacreBleu(_SacreMetric):
 class ChrF(_SacreMetric):
     cls_name = "CHRF"
     defaults = {"char_order": CHRF.CHAR_ORDER, "word_order": CHRF.WORD_ORDER, "beta": CHRF.BETA, "lowercase": False}
-
-    def kwargs(self) -> dict[str, Any]:
-        return dict(self.params)
 
     def describe(self) -> str:
         return (
@@ -201,7 +198,9 @@ def _rouge_scorer(use_stemmer: bool) -> Any:
     try:
         from rouge_score_rs import RougeScorer
     except ImportError:
-        from rouge_score.rouge_scorer import RougeScorer
+        from rouge_score.rouge_scorer import RougeScorer as PythonRougeScorer
+
+        return PythonRougeScorer(list(ROUGE_TYPES), use_stemmer=use_stemmer)
     return RougeScorer(list(ROUGE_TYPES), use_stemmer=use_stemmer)
 
 
@@ -232,7 +231,11 @@ def rouge_f1(items: Sequence[Pair], use_stemmer: bool) -> dict[str, list[float]]
     return table
 
 
-class _Rouge(Metric):
+@metric("rouge1", rouge_type="rouge1", detail="unigram overlap")
+@metric("rouge2", rouge_type="rouge2", detail="bigram overlap")
+@metric("rougeL", rouge_type="rougeL", detail="longest common subsequence over the whole text")
+@metric("rougeLsum", rouge_type="rougeLsum", detail="union LCS over sentences split on newlines")
+class Rouge(Metric):
     kind = "mean"
     defaults = {"use_stemmer": False}
     rouge_type = ""
@@ -251,22 +254,3 @@ class _Rouge(Metric):
         items = pairs(scored, self.name)
         return rouge_f1(items, self.params["use_stemmer"])[self.rouge_type] if items else []
 
-
-@metric("rouge1")
-class Rouge1(_Rouge):
-    rouge_type, detail = "rouge1", "unigram overlap"
-
-
-@metric("rouge2")
-class Rouge2(_Rouge):
-    rouge_type, detail = "rouge2", "bigram overlap"
-
-
-@metric("rougeL")
-class RougeL(_Rouge):
-    rouge_type, detail = "rougeL", "longest common subsequence over the whole text"
-
-
-@metric("rougeLsum")
-class RougeLsum(_Rouge):
-    rouge_type, detail = "rougeLsum", "union LCS over sentences split on newlines"

@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from evalsuite.metrics.registry import REQUIRED, Metric, MetricParamError, metric
+from evalsuite.errors import MetricParamError
+from evalsuite.metrics._base import REQUIRED, Metric
+from evalsuite.metrics._registry import metric
 from evalsuite.records import Scored
 
 UNPARSED = "<unparsed>"  # the label an unparsed answer gets: never a true label, so always wrong
@@ -51,7 +53,10 @@ class Accuracy(Metric):
         return [int(s.parsed and any(same(s.prediction, e) for e in expected_values(s))) for s in scored]
 
 
-class _PRF(Metric):
+@metric("precision", index=0)
+@metric("recall", index=1)
+@metric("f1", index=2)
+class PrecisionRecallF(Metric):
     kind = "corpus"
     defaults = {"average": "macro", "pos_label": None}
     choices = {"average": ("macro", "micro", "binary", "weighted")}
@@ -160,21 +165,6 @@ class _ColumnGroups:
         if self.order.size:
             out[:, self.labels] = np.add.reduceat(counts[:, self.order], self.starts, axis=1)
         return out
-
-
-@metric("precision")
-class Precision(_PRF):
-    index = 0
-
-
-@metric("recall")
-class Recall(_PRF):
-    index = 1
-
-
-@metric("f1")
-class F1(_PRF):
-    index = 2
 
 
 def _text(value: Any, ignore_case: bool, strip: bool) -> str:

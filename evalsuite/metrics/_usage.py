@@ -12,11 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from evalsuite.metrics.registry import Metric, metric
+from evalsuite.metrics._base import Metric
+from evalsuite.metrics._registry import metric
 from evalsuite.records import Scored
 
 
-class _Latency(Metric):
+@metric("latency_p50", percentile=50)
+@metric("latency_p95", percentile=95)
+class Latency(Metric):
     kind = "corpus"
     higher_is_better = False
     percentile = 50
@@ -35,17 +38,9 @@ class _Latency(Metric):
         return float(np.percentile(measured, self.percentile, method="linear")) if measured else math.nan
 
 
-@metric("latency_p50")
-class LatencyP50(_Latency):
-    percentile = 50
-
-
-@metric("latency_p95")
-class LatencyP95(_Latency):
-    percentile = 95
-
-
-class _Tokens(Metric):
+@metric("prompt_tokens", field="prompt_tokens")
+@metric("completion_tokens", field="completion_tokens")
+class Tokens(Metric):
     kind = "mean"
     higher_is_better = False
     field = ""
@@ -55,13 +50,3 @@ class _Tokens(Metric):
 
     def score(self, scored: Sequence[Scored]) -> list[Any]:
         return [getattr(s.answer, self.field) if s.answer.ok else None for s in scored]
-
-
-@metric("prompt_tokens")
-class PromptTokens(_Tokens):
-    field = "prompt_tokens"
-
-
-@metric("completion_tokens")
-class CompletionTokens(_Tokens):
-    field = "completion_tokens"

@@ -1,0 +1,155 @@
+"""The cassette file: readable JSON, loaded fast, written atomically, never silently replaced.
+
+``{"version": 1, "metadata": {...}, "interactions": [{"request": {...}, "response": {...}}]}``,
+indented, keys sorted; a JSON request body is stored parsed under ``body_json`` and a JSON response
+body under ``body.json`` (plain text under ``body`` / ``body.string``, binary as base64), so diffs
+are readable. Metadata: ``dataset_fingerprint``, ``item_id``, ``evalsuite_version``,
+``recorded_at``. Files are loaded with orjson and written atomically (temp file with the pid in its
+name, fsync, ``os.replace``). A cassette that cannot be parsed raises :class:`CassetteError` naming
+the file: it is never silently re-recorded. Plugged into vcrpy as its serializer and persister.
+"""
+
+from __future__ import annotations
+
+import base64
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import orjson
+from vcr.persisters.filesystem import CassetteNotFoundError
+from vcr.request import Request
+
+from evalsuite._util.atomic import write_atomic
+from evalsuite.cassettes._keys import BUILT_IN_KEYS
+from evalsuite.errors import CassetteError
+
+Interactions = tuple[list[Request], list[dict[str, Any]], dict[str, Any]]  # requests, responses, metadata
+
+
+def _encode_body(body: Any) -> tuple[str, Any]:
+    """(layout key, value): parsed JSON when the body is a JSON object/array, else text, else base64."""
+    if body is None:
+        return "string", None
+    if isinstance(body, bytes):
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return "base64", base64.b64encode(body).decode("ascii")
+    else:
+        text = body
+    if text.lstrip()[:1] in ("{", "["):
+        with suppress(ValueError):
+            return "json", orjson.loads(text)
+    return "string", text
+
+
+def _decode_body(layout: dict[str, Any]) -> bytes | None:
+    if "json" in layout:
+        return orjson.dumps(layout["json"])
+    if "base64" in layout:
+        return base64.b64decode(layout["base64"])
+    text = layout.get("string")
+    return text.encode("utf-8") if isinstance(text, str) else text
+
+
+def encode_interaction(request: Request, response: dict[str, Any]) -> dict[str, Any]:
+    kind, value = _encode_body(request.body)
+    req: dict[str, Any] = {
+        "method": request.method,
+        "uri": request.uri,
+        "headers": {k: [v] for k, v in request.headers.items()},
+        {"json": "body_json", "string": "body", "base64": "body_base64"}[kind]: value,
+    }
+    kind, value = _encode_body(response["body"]["string"])
+    resp = {"status": response["status"], "headers": response["headers"], "body": {kind: value}}
+    return {"request": req, "response": resp}
+
+
+def decode_interaction(interaction: dict[str, Any]) -> tuple[Request, dict[str, Any]]:
+    """The vcrpy request (keyed with the built-in key, from the already parsed body) and response."""
+    req = interaction["request"]
+    body: bytes | None
+    if "body_json" in req:
+        parsed = req["body_json"]
+        body = orjson.dumps(parsed)
+    else:
+        body = _decode_body({"base64": req["body_base64"]} if "body_base64" in req else {"string": req.get("body")})
+        parsed = body
+    request = Request(req["method"], req["uri"], body, req["headers"])
+    BUILT_IN_KEYS.remember(request, BUILT_IN_KEYS.of(req["method"], req["uri"], parsed, req["headers"]))
+    resp = interaction["response"]
+    response = {"status": resp["status"], "headers": resp["headers"], "body": {"string": _decode_body(resp["body"])}}
+    return request, response
+
+
+class JsonSerializer:
+    """vcrpy serializer: readable, diff-friendly JSON (2-space indent, sorted keys), parsed with orjson."""
+
+    @staticmethod
+    def serialize(cassette_dict: dict[str, Any]) -> bytes:
+        interactions = [
+            encode_interaction(request, response)
+            for request, response in zip(cassette_dict["requests"], cassette_dict["responses"], strict=True)
+        ]
+        data = {"version": 1, "metadata": cassette_dict.get("metadata") or {}, "interactions": interactions}
+        return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+
+    @staticmethod
+    def deserialize(data: bytes) -> Interactions:
+        parsed = orjson.loads(data)
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("interactions"), list):
+            raise ValueError("not an evalsuite cassette (no 'interactions' list)")
+        pairs = [decode_interaction(i) for i in parsed["interactions"]]
+        return [r for r, _ in pairs], [r for _, r in pairs], parsed.get("metadata") or {}
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Loading creates ~10 objects per interaction and frees none: collections would only re-scan them.
+
+    ``gc.freeze()`` afterwards keeps later collections from re-scanning them too; they hold no reference
+    cycles, so reference counting still frees them with the cassette.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if collecting:
+            gc.enable()
+
+
+class AtomicPersister:
+    """vcrpy persister: atomic writes; loading a corrupt file is an error, not an empty cassette."""
+
+    @staticmethod
+    def load_cassette(cassette_path: str | Path, serializer: Any) -> Interactions:
+        path = Path(cassette_path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise CassetteNotFoundError() from None
+        try:
+            loaded: Interactions = serializer.deserialize(data)
+        except Exception as exc:  # any parse or layout problem: name the file, never treat as empty
+            raise CassetteError(
+                f"{path}: cassette cannot be loaded ({exc}). It is not re-recorded silently: restore it "
+                f"(git checkout -- '{path}') or re-record it with --record-mode=rewrite."
+            ) from None
+        return loaded
+
+    @staticmethod
+    def save_cassette(cassette_path: str | Path, cassette_dict: dict[str, Any], serializer: Any) -> None:
+        write_atomic(Path(cassette_path), serializer.serialize(cassette_dict))
+
+
+def load(path: Path) -> Interactions:
+    """A cassette file's interactions; ``([], [], {})`` when there is no file."""
+    try:
+        return AtomicPersister.load_cassette(path, JsonSerializer)
+    except CassetteNotFoundError:
+        return [], [], {}

@@ -1,0 +1,50 @@
+"""The hooks evalsuite calls, so a ``conftest.py`` or a plugin can act on a run without changing the core.
+
+Registered by ``evalsuite.plugin.pytest_addhooks``; each hook gets the live object (the settings, the
+cassette options, the ``ItemResult``), never a copy, so an implementation may change what it is given.
+MLflow logging or a results database are ``pytest_evalsuite_item_result`` / ``pytest_evalsuite_session_result``
+implementations, kept out of the core.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pytest
+
+    from evalsuite.cassettes import CassetteOptions
+    from evalsuite.records import ItemResult
+    from evalsuite.runner import RunSettings
+
+
+def pytest_evalsuite_configure(config: pytest.Config, settings: RunSettings) -> None:
+    """Once per process (controller and each xdist worker), after the options are read and before collection.
+
+    Change ``settings`` in place (e.g. ``settings.alpha = 0.01``, a different ``cassette_dir``) to
+    change the whole run.
+    """
+
+
+def pytest_evalsuite_cassette(config: pytest.Config, item: pytest.Item, cassette: CassetteOptions) -> None:
+    """Before an item's model calls, with that item's fresh cassette options.
+
+    Append to ``cassette.before_record_request`` / ``cassette.before_record_response`` (extra
+    redaction, or return None to drop an interaction) or to ``cassette.match_body`` (normalise a
+    request body before it is matched). ``item`` is a case item, or a hand-written test using the
+    ``evalsuite_client`` fixtures.
+    """
+
+
+def pytest_evalsuite_item_result(config: pytest.Config, item: pytest.Item, result: ItemResult) -> None:
+    """After each scored item (case item or ``evalsuite_score`` call), in the process that ran it.
+
+    Called before the item passes or fails, so a failing item's result is seen too.
+    """
+
+
+def pytest_evalsuite_session_result(config: pytest.Config, items: list[ItemResult]) -> None:
+    """Once per session, on the controller, with every item's result (from every xdist worker), sorted by node id.
+
+    Called before the reports are written, so what an implementation adds to ``result.meta`` is in report.json.
+    """

@@ -1,0 +1,212 @@
+"""Providers: how to reach one kind of OpenAI-compatible endpoint, registered by name.
+
+``model.provider`` in a case file names a :class:`Provider` registered with ``@provider("name")``
+(built in: ``openai``, ``azure_openai``; a ``conftest.py`` or an installed package adds more, the
+latter through the entry-point group ``evalsuite.providers``). A provider builds the SDK client,
+names the endpoint the SDK calls (what replay matches on) and may classify its own failures into
+retry decisions (Inspect AI's ``ModelAPI.should_retry``); the engine does the rest.
+
+Built-in credentials and endpoints come only from the environment variables the ``openai`` SDK
+itself reads (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``AZURE_OPENAI_API_KEY``,
+``AZURE_OPENAI_AD_TOKEN``, ``AZURE_OPENAI_ENDPOINT``, ``OPENAI_API_VERSION``), never from case
+files. Replay must work on a machine without any of them, so ``replay=True`` fills in placeholders
+that are never sent anywhere.
+
+Options every client gets, whatever the provider says:
+- ``max_retries=0``: the engine owns retries (adaptive concurrency, Retry-After, error answers);
+  the SDK's own retries would stack on top of them and replay recorded 429s with their delay.
+- ``Accept-Encoding: gzip``: httpx2 advertises zstd when a decoder is installed and vcrpy cannot
+  decode zstd, which would store unreadable binary bodies in cassettes.
+Create an async client inside the event loop that uses it and close it there: an ``AsyncOpenAI``
+reused across ``asyncio.run`` calls fails with "Event loop is closed".
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+import openai
+
+from evalsuite._registry import Registry
+from evalsuite.cases.schema import ModelSettings
+from evalsuite.errors import EvalsuiteError, MissingCredentials
+from evalsuite.model._admission import retry_after_seconds
+from evalsuite.records import ErrorKind
+
+# The GA Azure OpenAI data-plane version used when neither the case nor OPENAI_API_VERSION names one.
+DEFAULT_AZURE_API_VERSION = "2024-10-21"
+REPLAY_API_KEY = "sk-evalsuite-replay-placeholder"
+REPLAY_AZURE_ENDPOINT = "https://evalsuite-replay.openai.azure.com"
+CLIENT_HEADERS = {"Accept-Encoding": "gzip"}
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+_Client = TypeVar("_Client", openai.OpenAI, openai.AsyncOpenAI)
+
+
+@dataclass
+class Failure:
+    """One failed attempt, classified: what kind, what to show, whether (and after how long) to retry."""
+
+    kind: ErrorKind
+    message: str
+    retry: bool
+    retry_after: float | None = None  # server-directed wait in seconds
+    headers: Mapping[str, str] | None = None  # the response's, for rate-limit pauses
+
+
+class Provider:
+    """How to reach one kind of endpoint through the ``openai`` SDK.
+
+    Subclass it, override :meth:`options` (and :meth:`endpoint` or :meth:`classify` when the
+    endpoint differs from OpenAI's), and register it with ``@evalsuite.provider("name")``.
+    """
+
+    async_client_class: ClassVar[type[openai.AsyncOpenAI]] = openai.AsyncOpenAI
+    sync_client_class: ClassVar[type[openai.OpenAI]] = openai.OpenAI
+
+    def options(self, model: ModelSettings, *, replay: bool) -> dict[str, Any]:
+        """Keyword arguments for the SDK client class (``api_key``, ``base_url``, ...).
+
+        With ``replay=True`` nothing is sent anywhere: do not require secrets then (a missing
+        ``api_key`` becomes a placeholder). Live without credentials, raise ``MissingCredentials``
+        naming the variable to set.
+        """
+        return {"base_url": model.base_url}
+
+    def endpoint(self, model: ModelSettings) -> str:
+        """The URL path tail the SDK calls for ``model``: what cassettes match on, with the body."""
+        return "chat/completions" if model.api == "chat" else "completions"
+
+    def classify(self, exc: Exception) -> Failure:
+        """Turn a failed request into a retry decision (the OpenAI rules; override to add your own)."""
+        return classify_openai_error(exc)
+
+    def client(self, model: ModelSettings, *, replay: bool) -> openai.AsyncOpenAI:
+        """An async client for ``model``; create and close it in the event loop that uses it."""
+        return self._build(self.async_client_class, model, replay)
+
+    def sync_client(self, model: ModelSettings, *, replay: bool) -> openai.OpenAI:
+        """A blocking client for ``model`` (hand-written tests, scripts)."""
+        return self._build(self.sync_client_class, model, replay)
+
+    def _build(self, client_class: type[_Client], model: ModelSettings, replay: bool) -> _Client:
+        options = {"timeout": model.timeout, **self.options(model, replay=replay)}
+        if replay and options.get("api_key") is None and not options.get("azure_ad_token"):
+            options["api_key"] = REPLAY_API_KEY
+        options["max_retries"] = 0
+        options["default_headers"] = {**(options.get("default_headers") or {}), **CLIENT_HEADERS}
+        try:
+            return client_class(**options)
+        except openai.OpenAIError as exc:  # e.g. no api_key and no OPENAI_API_KEY
+            problem = str(exc).rstrip(".")
+            raise MissingCredentials(
+                f"provider {type(self).__qualname__}: {problem}; or replay recorded cassettes with --record-mode=none"
+            ) from None
+
+
+_providers: Registry[type[Provider]] = Registry("provider")
+_P = TypeVar("_P", bound=type[Provider])
+
+
+def provider(name: str) -> Callable[[_P], _P]:
+    """Class decorator: register a :class:`Provider` subclass as ``name`` (what ``model.provider`` says)."""
+
+    def register(cls: _P) -> _P:
+        _providers.add(name, cls)
+        return cls
+
+    return register
+
+
+def get_provider(name: str) -> Provider:
+    """The provider registered as ``name``; ``UnknownName`` (with a did-you-mean) if there is none."""
+    cls = _providers.get(name)
+    if not (isinstance(cls, type) and issubclass(cls, Provider)):
+        raise EvalsuiteError(
+            f"provider {name!r} is registered as {cls!r}, which is not a subclass of evalsuite.model.Provider; "
+            "register a class that subclasses it"
+        )
+    return cls()
+
+
+def make_client(model: ModelSettings, *, replay: bool) -> openai.AsyncOpenAI:
+    """An ``AsyncOpenAI`` (or subclass) for ``model`` from its provider; ``replay`` runs without secrets."""
+    return get_provider(model.provider).client(model, replay=replay)
+
+
+def make_sync_client(model: ModelSettings, *, replay: bool) -> openai.OpenAI:
+    """An ``OpenAI`` (or subclass) for ``model`` from its provider; ``replay`` runs without secrets."""
+    return get_provider(model.provider).sync_client(model, replay=replay)
+
+
+def classify_openai_error(exc: Exception) -> Failure:
+    """The OpenAI SDK's failures: timeouts, connection errors and 408/409/429/5xx are retried."""
+    if isinstance(exc, openai.APITimeoutError):
+        return Failure("timeout", "request timed out", retry=True)
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        return Failure("connection", f"{exc.message} {type(cause).__name__}: {cause}" if cause else exc.message, True)
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        body = exc.body if isinstance(exc.body, dict) else {}
+        message = f"HTTP {status}: {body.get('message') or exc.message}"
+        headers = exc.response.headers
+        retry = status in RETRYABLE_STATUS or status >= 500
+        should = headers.get("x-should-retry")
+        if should in ("true", "false"):
+            retry = should == "true"
+        kind: ErrorKind = "rate_limited" if status == 429 else "timeout" if status == 408 else "api"
+        return Failure(kind, message, retry, retry_after_seconds(headers), headers)
+    return Failure("api", f"{type(exc).__name__}: {exc}", retry=False)
+
+
+@provider("openai")
+class OpenAIProvider(Provider):
+    """api.openai.com, or any OpenAI-compatible server at ``model.base_url`` / ``OPENAI_BASE_URL``."""
+
+    def options(self, model: ModelSettings, *, replay: bool) -> dict[str, Any]:
+        key = os.environ.get("OPENAI_API_KEY")
+        if not key and not replay:
+            raise MissingCredentials(
+                "OPENAI_API_KEY is not set: export OPENAI_API_KEY to call the model live "
+                "(any non-empty value for a local server that ignores keys), "
+                "or replay recorded cassettes with --record-mode=none"
+            )
+        return {"api_key": key or None, "base_url": model.base_url}  # None -> OPENAI_BASE_URL -> api.openai.com
+
+
+@provider("azure_openai")
+class AzureOpenAIProvider(Provider):
+    """An Azure OpenAI deployment: ``model.name`` is the deployment, ``model.base_url`` the resource endpoint."""
+
+    async_client_class = openai.AsyncAzureOpenAI
+    sync_client_class = openai.AzureOpenAI
+
+    def options(self, model: ModelSettings, *, replay: bool) -> dict[str, Any]:
+        key, token = os.environ.get("AZURE_OPENAI_API_KEY"), os.environ.get("AZURE_OPENAI_AD_TOKEN")
+        if not (key or token) and not replay:
+            raise MissingCredentials(
+                "AZURE_OPENAI_API_KEY is not set: export AZURE_OPENAI_API_KEY (or AZURE_OPENAI_AD_TOKEN) to call "
+                f"the Azure deployment {model.name!r} live, or replay recorded cassettes with --record-mode=none"
+            )
+        resource = model.base_url or os.environ.get("AZURE_OPENAI_ENDPOINT")
+        if not resource:
+            if not replay:
+                raise MissingCredentials(
+                    "AZURE_OPENAI_ENDPOINT is not set: export AZURE_OPENAI_ENDPOINT=https://<resource>.openai.azure.com "
+                    "or give model.base_url in the case file"
+                )
+            resource = REPLAY_AZURE_ENDPOINT
+        return {
+            "api_key": key or None,
+            "azure_ad_token": token or None,
+            "azure_endpoint": resource,
+            "azure_deployment": model.name,
+            "api_version": model.api_version or os.environ.get("OPENAI_API_VERSION") or DEFAULT_AZURE_API_VERSION,
+        }
+
+    def endpoint(self, model: ModelSettings) -> str:
+        return f"deployments/{model.name}/{super().endpoint(model)}"

@@ -1,0 +1,47 @@
+"""Writing the report files: one renderer per format, one scrub, one atomic write each.
+
+Reports hold what the records hold. As a last line of defence every written text is scrubbed of the
+environment's secrets (the one rule in ``_util/secrets``), in case one leaked into a prompt, an answer
+or an error message.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from evalsuite._util.atomic import write_atomic
+from evalsuite._util.secrets import Scrubber
+from evalsuite.records import ItemResult
+from evalsuite.report._common import run_metadata
+from evalsuite.report.html import render_html
+from evalsuite.report.json import render_json
+from evalsuite.report.markdown import render_markdown
+
+# Format -> renderer of (items, run metadata); each writes report.<format>.
+WRITERS: dict[str, Callable[[list[ItemResult], dict[str, Any]], str]] = {
+    "json": render_json,
+    "md": render_markdown,
+    "html": render_html,
+}
+
+
+def write_reports(out_dir: Path | str, items: list[ItemResult], run_meta: dict[str, Any]) -> dict[str, Path]:
+    """Write report.json, report.md and report.html into ``out_dir``; append report.md to
+    ``$GITHUB_STEP_SUMMARY`` when set. Returns the paths by format ("json", "md", "html")."""
+    out_dir = Path(out_dir)
+    run = run_metadata(items, run_meta)
+    scrubber = Scrubber()
+    paths: dict[str, Path] = {}
+    texts: dict[str, str] = {}
+    for fmt, render in WRITERS.items():
+        texts[fmt] = scrubber.text(render(items, run))
+        paths[fmt] = out_dir / f"report.{fmt}"
+        write_atomic(paths[fmt], texts[fmt])
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as handle:
+            handle.write(texts["md"] + "\n")
+    return paths

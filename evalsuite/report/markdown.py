@@ -1,0 +1,54 @@
+"""report.md: the table and the reasons for a PR comment or the GitHub step summary."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from evalsuite.records import ItemResult
+from evalsuite.report._common import (baseline_text, error_kinds, item_status, packages_text, repeat_text, sort_items,
+                                      summary_line, threshold_text, value_text)
+
+_ICON = {"regression": ":x:", "fail": ":x:", "error": ":warning:", "improved": ":arrow_up:", "pass": ":white_check_mark:"}
+
+
+def _md(text: str) -> str:
+    """One Markdown table cell: no HTML, no pipes, no newlines."""
+    return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
+
+
+def _code(text: str) -> str:
+    """Inline code outside a table (backticks inside are dropped)."""
+    return "`" + str(text).replace("`", "'") + "`"
+
+
+def render_markdown(items: list[ItemResult], run: dict[str, Any]) -> str:
+    lines = [f"### {_md(summary_line(items))}", "",
+             "| | item | n | metric | value [95% CI] | threshold | vs baseline | verdict |",
+             "|---|---|--:|---|---|---|---|---|"]
+    for item in sort_items(items):
+        icon = _ICON[item_status(item)]
+        for i, m in enumerate(item.metrics):
+            verdict = f"**{m.verdict}**" if m.failed else m.verdict
+            lines.append("| " + " | ".join([icon if i == 0 else "", _md(item.item_id) if i == 0 else "", str(m.n),
+                                            _md(m.name), _md(value_text(m)), _md(threshold_text(m)),
+                                            _md(baseline_text(m)), verdict]) + " |")
+        if not item.metrics:
+            lines.append(f"| {icon} | {_md(item.item_id)} | {item.n_examples} | | | | | {_md(item_status(item))} |")
+    failing = [(item, m) for item in sort_items(items) for m in item.metrics if m.failed]
+    if failing:
+        lines += ["", "**Regressions and failures**", ""]
+        lines += [f"- {_code(item.item_id)} {html.escape(m.reason, quote=False)}" for item, m in failing]
+    noisy = [item for item in items if item.unparsed or item.errors]
+    if noisy:
+        lines += ["", "**Unparsed answers / failed calls**", ""]
+        for item in noisy:
+            kinds = error_kinds(item)
+            lines.append(f"- {_code(item.item_id)}: {item.unparsed} unparsed, {item.errors} errors"
+                         + (f" ({html.escape(kinds, quote=False)})" if kinds else ""))
+    repeats = [text for text in map(repeat_text, items) if text]
+    if repeats:
+        lines += ["", "**Repeats** (per-example agreement across samples)", ""]
+        lines += [f"- {_md(text)}" for text in repeats]
+    lines += ["", f"<sub>record mode {_md(run['record_mode'])} · {_md(packages_text(run))}</sub>", ""]
+    return "\n".join(lines)

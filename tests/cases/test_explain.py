@@ -1,0 +1,74 @@
+"""Schema errors as one line: file, line, key, the problem and the fix (did-you-mean, the valid choices)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from evalsuite.cases import CaseFileError
+from evalsuite.errors import EvalsuiteError
+from tests._support.case_files import CASE, error, load
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        pytest.param(
+            ("temperature: 0", "temprature: 0"),
+            "cases/x.yaml:4: model.temprature: unknown key 'temprature'; did you mean 'temperature'? valid keys: api, "
+            "api_version, base_url, logprobs, max_tokens, name, price_per_1k_input, price_per_1k_output, provider, "
+            "seed, stop, temperature, timeout, top_logprobs, top_p",
+            id="unknown-key",
+        ),
+        pytest.param(
+            ("model: {name: m, temperature: 0}", "model: {name: m, api: chatt}"),
+            "cases/x.yaml:4: model.api: 'chatt' is not allowed; did you mean 'chat'? choices: chat, completions",
+            id="literal",
+        ),
+        pytest.param(
+            ("model: {name: m, temperature: 0}", "model: {name: m, provider: openia}"),
+            "cases/x.yaml:4: model.provider: unknown provider 'openia'; valid: azure_openai, openai; did you mean "
+            "'openai'?",
+            id="registered-name",
+        ),
+        pytest.param(
+            ("    metrics: [accuracy]\n", ""),
+            "cases/x.yaml:3: metrics: required key is missing; add it",
+            id="missing",
+        ),
+        pytest.param(
+            ("{examples: [{text: good, expected: positive}]}", "{path: a.jsonl, hf: imdb}"),
+            "cases/x.yaml:5: dataset: give exactly one of 'examples' (inline rows), 'path' (a local file) or 'hf' "
+            "(a Hub dataset id); found path, hf",
+            id="dataset-sources",
+        ),
+        pytest.param(
+            ("id: sentiment", "id: senti ment"),
+            "cases/x.yaml:3: id: 'senti ment' is not a valid id; use only letters, digits, '_', '.' and '-' "
+            "(ids name cassettes and baseline entries)",
+            id="bad-id",
+        ),
+        pytest.param(
+            ("temperature: 0}", "temperature: hot}"),
+            "cases/x.yaml:4: model.temperature: input should be a valid number, unable to parse string as a number "
+            "(got 'hot')",
+            id="bad-number",
+        ),
+        pytest.param(
+            ("cases:", "case:"),
+            "cases/x.yaml:2: case: unknown key 'case'; did you mean 'cases'? valid keys: cases, defaults, suite",
+            id="top-level-typo",
+        ),
+    ],
+)
+def test_schema_errors_name_file_line_key_and_fix(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
+    assert error(tmp_path, CASE.replace(*change)) == expected
+
+
+def test_errors_are_evalsuite_errors_with_path_and_line(tmp_path: Path) -> None:
+    with pytest.raises(EvalsuiteError) as info:
+        load(tmp_path, "cases: [1, 2]\n")
+    assert isinstance(info.value, CaseFileError)
+    assert (info.value.path, info.value.line) == (tmp_path / "cases" / "x.yaml", 1)
+    assert str(info.value) == "cases/x.yaml:1: cases[0]: input should be a valid dictionary (got 1)"

@@ -1,0 +1,140 @@
+"""Text-overlap metrics against sacrebleu and rouge_score on the same inputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import sacrebleu
+from rouge_score.rouge_scorer import RougeScorer
+
+from evalsuite.cases.schema import MetricSpec
+from evalsuite.errors import MetricError
+from evalsuite.metrics import get_metric
+from tests._support.scored import scored, value_of
+
+
+HYPS = [
+    "The cat sat on the mat.",
+    "Hello world!",
+    "It was a truly great film, with superb acting and a moving story.",
+    "Paris is the capital of France",
+    "the quick brown fox jumped over the lazy dog",
+    "I would not recommend this movie to anyone.",
+]
+
+
+REFS = [
+    "The cat is sitting on the mat.",
+    "Hello, world.",
+    "It was a great film with superb acting and a moving plot.",
+    "The capital of France is Paris.",
+    "The quick brown fox jumps over the lazy dog.",
+    "I would not recommend this film to anybody.",
+]
+
+
+def test_sacrebleu_equals_corpus_bleu_and_states_its_signature():
+    metric = get_metric("sacrebleu", MetricSpec())
+    values = metric.score([scored(h, r) for h, r in zip(HYPS, REFS)])
+    assert metric.aggregate(values) == pytest.approx(sacrebleu.corpus_bleu(HYPS, [REFS]).score, abs=1e-9)
+    assert "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" in metric.definition
+    # any subset re-aggregates to corpus BLEU of that subset (what the baseline comparison needs)
+    assert metric.aggregate(values[2:5]) == pytest.approx(sacrebleu.corpus_bleu(HYPS[2:5], [REFS[2:5]]).score)
+
+
+def test_sacrebleu_params():
+    items = [scored(h.upper(), r) for h, r in zip(HYPS, REFS)]
+    expected = sacrebleu.corpus_bleu([h.upper() for h in HYPS], [REFS], lowercase=True, smooth_method="none", tokenize="intl")
+    assert value_of("sacrebleu", items, lowercase=True, smooth_method="none", tokenize="intl") == pytest.approx(expected.score)
+
+
+def test_sacrebleu_multiple_references_use_streams_not_per_example_lists():
+    second = ["A cat sat on a mat.", "Hello world", "A truly great film.", "Paris is France's capital.", "A fox.", "Skip it."]
+    refs = [[a, b] for a, b in zip(REFS, second)]
+    correct = sacrebleu.corpus_bleu(HYPS, [REFS, second]).score  # stream k = every example's k-th reference
+    value = value_of("sacrebleu", [scored(h, r) for h, r in zip(HYPS, refs)])
+    assert value == pytest.approx(correct, abs=1e-9)
+    # references given per example is the layout that silently gives a different score in sacrebleu
+    assert value != pytest.approx(sacrebleu.corpus_bleu(HYPS[:2], refs[:2]).score)
+    # a varying number of references: sacrebleu pads streams with None
+    ragged = [[r] for r in REFS[:3]] + refs[3:]
+    padded = [REFS, [None, None, None, *second[3:]]]
+    metric = get_metric("sacrebleu", MetricSpec())
+    ours = metric.aggregate(metric.score([scored(h, r) for h, r in zip(HYPS, ragged)]))
+    assert ours == pytest.approx(sacrebleu.corpus_bleu(HYPS, padded).score, abs=1e-9)
+    assert "nrefs:var" in metric.definition
+
+
+def test_unparsed_answer_is_an_empty_hypothesis():
+    items = [scored(h, r) for h, r in zip(HYPS, REFS)]
+    items[1] = scored(None, REFS[1], parsed=False, text="garbage")
+    hyps = list(HYPS)
+    hyps[1] = ""
+    assert value_of("sacrebleu", items) == pytest.approx(sacrebleu.corpus_bleu(hyps, [REFS]).score)
+    assert get_metric("rouge1", MetricSpec()).score(items)[1] == 0.0
+
+
+def test_text_metric_without_reference_says_how_to_fix():
+    with pytest.raises(MetricError, match="needs a reference text.*dataset.expected"):
+        get_metric("sacrebleu", MetricSpec()).score([scored("a", None)])
+
+
+def test_bleu_equals_sacrebleu_without_smoothing_on_single_references():
+    value = value_of("bleu", [scored(h, r) for h, r in zip(HYPS, REFS)])
+    assert value == pytest.approx(sacrebleu.corpus_bleu(HYPS, [REFS], smooth_method="none").score / 100, abs=1e-12)
+    assert 0 < value < 1
+
+
+def test_bleu_brevity_penalty_uses_the_shortest_reference():
+    hyp, refs = "a b c d e f g", ["a b c d e", "a b c d e f g h"]
+    # sacrebleu takes the closest reference (8 tokens): BP = exp(1 - 8/7)
+    closest = sacrebleu.corpus_bleu([hyp], [[refs[0]], [refs[1]]], smooth_method="none").score
+    assert closest == pytest.approx(100 * math.exp(1 - 8 / 7))
+    # evaluate's bleu (tensorflow/nmt) takes the shortest (5 tokens): BP = 1, every n-gram matches
+    assert value_of("bleu", [scored(hyp, refs)]) == pytest.approx(1.0)
+
+
+def test_bleu_smoothing_and_zero_cases():
+    # "Hello world!" vs "Hello, world.": 13a tokens [Hello world !] / [Hello , world .]; no bigram matches
+    assert value_of("bleu", [scored("Hello world!", "Hello, world.")]) == 0.0
+    smoothed = value_of("bleu", [scored("Hello world!", "Hello, world.")], smooth=True)
+    # add-one on orders 2..4: p1 = 2/3, p2 = 1/3, p3 = 1/2, p4 = 1; BP = exp(1 - 4/3)
+    expected = math.exp((math.log(2 / 3) + math.log(1 / 3) + math.log(1 / 2) + math.log(1)) / 4) * math.exp(1 - 4 / 3)
+    assert smoothed == pytest.approx(expected)
+    assert value_of("bleu", [scored("", "a b c")]) == 0.0
+
+
+@pytest.mark.parametrize("word_order", [0, 2])
+def test_chrf_equals_corpus_chrf(word_order):
+    expected = sacrebleu.corpus_chrf(HYPS, [REFS], word_order=word_order).score
+    assert value_of("chrf", [scored(h, r) for h, r in zip(HYPS, REFS)], word_order=word_order) == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("use_stemmer", [False, True])
+@pytest.mark.parametrize("rouge_type", ["rouge1", "rouge2", "rougeL", "rougeLsum"])
+def test_rouge_is_the_mean_of_rouge_score_f1(rouge_type, use_stemmer):
+    hyps = [*HYPS, "First sentence here.\nSecond one follows running.", "日本語のテキスト"]
+    refs = [*REFS, "Second one follows.\nFirst sentence is here, runs.", "日本語のテキスト"]
+    scorer = RougeScorer([rouge_type], use_stemmer=use_stemmer)
+    expected = np.mean([scorer.score(r, h)[rouge_type].fmeasure for h, r in zip(hyps, refs)])
+    value = value_of(rouge_type, [scored(h, r) for h, r in zip(hyps, refs)], use_stemmer=use_stemmer)
+    assert value == pytest.approx(expected, abs=1e-12)
+
+
+def test_rouge_several_references_take_the_best():
+    refs = [[r, h] for h, r in zip(HYPS, REFS)]
+    scorer = RougeScorer(["rouge2"])
+    expected = np.mean([scorer.score_multi(r, h)["rouge2"].fmeasure for h, r in zip(HYPS, refs)])
+    assert value_of("rouge2", [scored(h, r) for h, r in zip(HYPS, refs)]) == pytest.approx(expected) == 1.0
+
+
+@pytest.mark.parametrize("name", ["sacrebleu", "chrf", "bleu", "perplexity"])
+def test_bootstrap_fast_path_equals_aggregate_per_resample(name):
+    items = [scored(h, r, token_logprobs=[-0.1 * (i + 1)] * (i + 1)) for i, (h, r) in enumerate(zip(HYPS, REFS))]
+    metric = get_metric(name, MetricSpec())
+    values = metric.score(items)
+    idx = np.random.default_rng(0).integers(0, len(values), size=(5, len(values)))
+    expected = [metric.aggregate([values[i] for i in row]) for row in idx]
+    assert metric.aggregate_resamples(values, idx) == pytest.approx(expected, abs=1e-9)

@@ -1,0 +1,36 @@
+"""report.md, as a PR comment and the GitHub step summary show it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from evalsuite.records import ItemResult
+from evalsuite.report import write_reports
+
+
+def test_markdown_lists_regressions_first_and_appends_to_step_summary(
+    tmp_path: Path, sweep: list[ItemResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary = tmp_path / "step_summary.md"
+    summary.write_text("previous step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    markdown = write_reports(tmp_path / "a", sweep, {})["md"].read_text()
+    write_reports(tmp_path / "b", sweep, {})
+    text = summary.read_text()
+    assert text.startswith("previous step\n")
+    assert text.count("### evalsuite: 3 items") == 2
+    assert markdown in text
+    table = [line for line in markdown.splitlines() if line.startswith("| :")]
+    assert "sentiment[t1.0]" in table[0] and "**regression**" in table[0]
+    assert "sentiment[t0.5]" in table[1] and "**fail**" in table[1]
+    assert "Regressions and failures" in markdown and "4 unparsed, 1 errors" in markdown
+
+
+def test_no_step_summary_without_the_variable(tmp_path: Path, sweep: list[ItemResult],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    paths = write_reports(tmp_path, sweep, {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "report.json", "report.md"]
+    assert paths["md"].read_text().startswith("### evalsuite")

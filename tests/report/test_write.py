@@ -1,0 +1,46 @@
+"""Writing the report files: one file per registered format, every one scrubbed of secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from evalsuite.report import WRITERS, write_reports
+from tests._support.builders import make_item
+
+
+def test_secrets_from_the_environment_are_scrubbed_everywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = 'sk-test-"quoted"<secret>-1234567890'
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
+    monkeypatch.setenv("MY_TOKEN", "short")  # under 8 characters: left alone
+    item = make_item(answer_text=f"the key is {secret} ok short")
+    item.message = f"failed with {secret}"
+    paths = write_reports(tmp_path, [item], {"note": secret})
+    for path in [*paths.values(), tmp_path / "summary.md"]:
+        text = path.read_text()
+        assert "sk-test" not in text, path.name
+        assert "1234567890" not in text, path.name
+    # The one secret rule (evalsuite/_util/secrets.py): the placeholder names the variable that held the value.
+    assert "[REDACTED:OPENAI_API_KEY]" in paths["json"].read_text()
+    assert "[REDACTED:OPENAI_API_KEY]" in paths["html"].read_text()
+    assert "short" in paths["json"].read_text()
+
+
+def test_secret_names_follow_the_one_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DB_PASSWORD", "AAAAAAAAAAAA")
+    monkeypatch.setenv("EVALSUITE_NOTE", "BBBBBBBBBBBB")  # not a credential name: kept
+    item = make_item()
+    item.message = "x AAAAAAAAAAAA y BBBBBBBBBBBB"
+    text = write_reports(tmp_path, [item], {})["json"].read_text()
+    assert "x [REDACTED:DB_PASSWORD] y BBBBBBBBBBBB" in text
+
+
+def test_one_file_per_registered_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(WRITERS, "txt", lambda items, run: f"{len(items)} items, record mode {run['record_mode']}\n")
+    paths = write_reports(tmp_path, [make_item()], {"record_mode": "once"})
+    assert set(paths) == {"json", "md", "html", "txt"}
+    assert (tmp_path / "report.txt").read_text() == "1 items, record mode once\n"

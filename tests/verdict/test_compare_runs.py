@@ -1,0 +1,30 @@
+"""Re-judging stored runs: which metric a stored one is rebuilt as."""
+
+from __future__ import annotations
+
+from evalsuite.verdict.baseline import BaselineMetric
+from evalsuite.verdict.compare_runs import stored_metric
+
+
+def test_a_registered_metric_is_rebuilt_with_its_vectorised_aggregate() -> None:
+    per_example = {f"e{i}#0": [label, label] for i, label in enumerate(["pos", "neg"] * 5)}
+    f1 = stored_metric("f1", BaselineMetric(value=1.0, per_example=per_example, kind="corpus"))
+    assert f1 is not None and f1.kind == "corpus"
+    assert f1.aggregate_resamples is not None  # the same fast path, and numbers, as the test session
+
+
+def test_the_stored_kind_and_direction_win_over_the_registry_defaults() -> None:
+    stored = BaselineMetric(value=0.5, per_example={"a#0": 1, "b#0": 0}, kind="proportion", higher_is_better=False,
+                            definition="share refused")
+    info = stored_metric("accuracy", stored)
+    assert info is not None and (info.kind, info.higher_is_better, info.definition) == (
+        "proportion", False, "share refused")
+
+
+def test_an_unregistered_numeric_metric_is_the_mean_and_a_corpus_one_is_skipped() -> None:
+    mean = stored_metric("similarity", BaselineMetric(value=0.5, per_example={"a#0": 0.25, "b#0": 0.75}))
+    assert mean is not None and mean.kind == "mean" and mean.aggregate([0.25, 0.75]) == 0.5
+    wilson = stored_metric("judged", BaselineMetric(value=0.5, per_example={"a#0": 1, "b#0": 0}, interval="wilson"))
+    assert wilson is not None and wilson.kind == "proportion"
+    assert stored_metric("median", BaselineMetric(value=0.9, per_example={"a#0": 0.25, "b#0": 0.75})) is None
+    assert stored_metric("pairs", BaselineMetric(value=0.5, per_example={"a#0": ["x", "y"]}, kind="corpus")) is None
