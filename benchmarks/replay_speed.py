@@ -120,18 +120,17 @@ def child_breakdown(root: Path, limit: int | None) -> None:
     """The stages of a mode-none run, timed one by one (same calls as ``run_item``)."""
     marks: dict[str, float] = {}
     t = time.perf_counter()
-    from evalsuite import dataset as examples
-    from evalsuite import prompts, runner
+    from evalsuite import dataset, prompts, runner
     from evalsuite.cases import load_suite
-    from evalsuite.model import answer_calls
     from evalsuite.cassettes import use_cassette
+    from evalsuite.model import answer_calls
 
     marks["imports"] = time.perf_counter() - t
     t = time.perf_counter()
     [run] = load_suite(root / "cases" / "imdb.yaml", root)
     marks["load_suite"] = time.perf_counter() - t
     t = time.perf_counter()
-    rows = examples.load_examples(run.case.dataset, run.base_dir, limit=limit)
+    rows = dataset.load_examples(run.case.dataset, run.base_dir, limit=limit)
     marks["dataset"] = time.perf_counter() - t
     marks["rss_after_dataset_mb"] = peak_rss_mb()
     t = time.perf_counter()

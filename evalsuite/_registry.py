@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from types import CodeType
 from typing import Generic, TypeVar
 
 from evalsuite.errors import EvalsuiteError, UnknownName
@@ -38,9 +39,9 @@ class Registry(Generic[T]):
 
     def add(self, name: str, obj: T) -> None:
         current = self._entries.get(name)
-        if current is not None and current is not obj and _qualname(current) != _qualname(obj):
+        if current is not None and current is not obj and _definition(current) != _definition(obj):
             raise EvalsuiteError(
-                f"{self.kind} {name!r} is registered twice ({_qualname(current)} and {_qualname(obj)}); rename one"
+                f"{self.kind} {name!r} is registered twice ({_shown(current)} and {_shown(obj)}); rename one"
             )
         self._entries[name] = obj  # re-registering the same definition (a re-imported conftest) is fine
 
@@ -78,5 +79,24 @@ class Registry(Generic[T]):
                 self.add(point.name, loaded)
 
 
-def _qualname(obj: object) -> str:
-    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
+def _definition(obj: object) -> tuple[str | None, str]:
+    """Where ``obj`` is defined: its source file and qualname. The module name alone is not enough: two
+    sibling ``conftest.py`` files are both module ``conftest`` under pytest's default import mode."""
+    return _source_file(obj), f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
+
+
+def _source_file(obj: object) -> str | None:
+    """The file of the first code object found on ``obj``, its attributes (a wrapped function) or its classes'
+    methods. Read from the code, not via ``sys.modules``: pytest replaces one ``conftest`` module by the next."""
+    owners = obj.__mro__ if isinstance(obj, type) else (obj,)
+    for owner in owners:
+        for candidate in (owner, *getattr(owner, "__dict__", {}).values()):
+            code = getattr(getattr(candidate, "__func__", candidate), "__code__", None)
+            if isinstance(code, CodeType):
+                return code.co_filename
+    return None
+
+
+def _shown(obj: object) -> str:
+    file, qualname = _definition(obj)
+    return f"{qualname} in {file}" if file else qualname

@@ -6,7 +6,10 @@ without a traceback by matching the one base class.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 class EvalsuiteError(Exception):
@@ -21,6 +24,14 @@ def display_path(path: Path | str, rootdir: Path | None) -> str:
         except ValueError:
             pass
     return str(path)
+
+
+def suggest(word: Any, choices: Sequence[str], label: str, *, none: str = "none") -> str:
+    """``"did you mean 'x'? <label>: a, b, x"``: the one wording of every unknown-name message (the hint
+    left out when nothing is close; ``none`` stands in for an empty list)."""
+    close = difflib.get_close_matches(str(word), choices, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"{hint}{label}: {', '.join(choices) or none}"
 
 
 class CaseFileError(EvalsuiteError):
@@ -41,15 +52,10 @@ class UnknownName(EvalsuiteError, ValueError):
     """A case names a metric, parser or provider that is not registered."""
 
     def __init__(self, kind: str, name: str, valid: list[str]) -> None:
-        import difflib
-
         self.kind = kind
         self.name = name
         self.valid = valid
-        close = difflib.get_close_matches(name, valid, n=1)
-        self.suggestion = close[0] if close else None
-        hint = f"; did you mean {self.suggestion!r}?" if self.suggestion else ""
-        super().__init__(f"unknown {kind} {name!r}; valid: {', '.join(valid)}{hint}")
+        super().__init__(f"unknown {kind} {name!r}; {suggest(name, valid, 'valid')}")
 
 
 class DatasetError(EvalsuiteError):

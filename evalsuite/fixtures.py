@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -27,7 +28,7 @@ from evalsuite import parsing, runner
 from evalsuite.cases import CaseRun
 from evalsuite.cases.schema import Case, DatasetSpec, MetricSpec, ModelSettings, ParseSpec, PromptSpec
 from evalsuite.cassettes import CassetteHandle, CassetteOptions, is_not_recorded, not_recorded_reason, use_cassette
-from evalsuite.errors import EvalsuiteError
+from evalsuite.errors import EvalsuiteError, display_path
 from evalsuite.metrics import get_metric
 from evalsuite.model import make_client, make_sync_client
 from evalsuite.plugin import add_result, settings_key
@@ -37,6 +38,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-\[\]]+")  # kept out of cassette file name
 _NOT_IN_ID = re.compile(r"[^A-Za-z0-9_.\-]+")  # what a case id may not hold
 _cassette_key = pytest.StashKey[CassetteHandle]()
 _score_names_key = pytest.StashKey[set[str]]()
+_model_key = pytest.StashKey[ModelSettings]()  # the model a client fixture was built for: whose record hint to show
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -92,9 +94,26 @@ def evalsuite_client(
 @pytest.fixture
 def evalsuite_async_client(
     request: pytest.FixtureRequest, evalsuite_model: ModelSettings, evalsuite_cassette: CassetteHandle
-) -> openai.AsyncOpenAI:
-    """The ``openai.AsyncOpenAI`` counterpart; use it in the test's event loop (``async with`` closes it)."""
-    return _client(make_client, request, evalsuite_model)
+) -> Iterator[openai.AsyncOpenAI]:
+    """The ``openai.AsyncOpenAI`` counterpart; use it in the test's event loop. Closed after the test."""
+    client: openai.AsyncOpenAI = _client(make_client, request, evalsuite_model)
+    yield client
+    _close_async(client, request.node)
+
+
+def _close_async(client: openai.AsyncOpenAI, item: pytest.Item) -> None:
+    """Close the client in a fresh event loop (httpx closes only inside one), or say why it cannot be.
+
+    Connections kept alive from a loop that has since closed (``asyncio.run`` in the test, no
+    ``async with``) can only be closed by that loop: the test must close the client there.
+    """
+    try:
+        asyncio.run(client.close())
+    except RuntimeError:  # "Event loop is closed": the connections belong to the test's finished loop
+        item.warn(pytest.PytestWarning(
+            f"{item.nodeid}: evalsuite_async_client outlived the event loop that used it and cannot be closed; "
+            "use it as `async with evalsuite_async_client as client:` inside that loop"
+        ))
 
 
 def _client(make: Callable[..., Any], request: pytest.FixtureRequest, model: ModelSettings) -> Any:
@@ -102,6 +121,7 @@ def _client(make: Callable[..., Any], request: pytest.FixtureRequest, model: Mod
     path = request.node.stash[_cassette_key].path
     # Replay needs no key: mode none, or once over a cassette that exists (nothing will be sent).
     replay = settings.record_mode == "none" or (settings.record_mode == "once" and path.exists())
+    request.node.stash[_model_key] = model
     try:
         return make(model, replay=replay)
     except EvalsuiteError as exc:  # missing credentials: the message names the variable to set
@@ -118,13 +138,10 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         if cassette is None or not is_not_recorded(exc):
             raise
         settings = item.config.stash[settings_key]
-        pytest.fail(
-            f"{item.nodeid}: a call was not recorded in {_shown(cassette.path, settings.rootdir)} "
-            f"(record mode '{settings.record_mode}'; no request was sent): {not_recorded_reason(exc)}\n"
-            "To record it, set OPENAI_API_KEY (or the Azure variables) and run:\n"
-            f"  pytest '{item.nodeid}' --record-mode=new_episodes",
-            pytrace=False,
-        )
+        model = item.stash.get(_model_key, None) or ModelSettings()
+        message = runner.not_recorded_message(f"{item.nodeid}: a call", cassette.path, model, settings, item.nodeid,
+                                              details=[not_recorded_reason(exc)])
+        pytest.fail(message, pytrace=False)
 
 
 Score = Callable[..., ItemResult]
@@ -171,7 +188,7 @@ def evalsuite_score(request: pytest.FixtureRequest, evalsuite_model: ModelSettin
             raise EvalsuiteError(f"{item.nodeid}: evalsuite_score: {exc}") from None
         _, line, _ = item.reportinfo()
         run = CaseRun(suite=item.path.stem, case=case, variant="", item_id=item_id,
-                      source=f"{_shown(item.path, settings.rootdir)}:{(line or 0) + 1}", base_dir=item.path.parent)
+                      source=f"{display_path(item.path, settings.rootdir)}:{(line or 0) + 1}", base_dir=item.path.parent)
         cassette = item.stash.get(_cassette_key, None)
         result = runner.score(
             run, rows, [Answer(example_id=row.id, sample=0, text=text) for row, text in zip(rows, answers)], built,
@@ -187,7 +204,3 @@ def evalsuite_score(request: pytest.FixtureRequest, evalsuite_model: ModelSettin
 
 def _settings(request: pytest.FixtureRequest) -> runner.RunSettings:
     return request.config.stash[settings_key]
-
-
-def _shown(path: Path, rootdir: Path) -> str:
-    return path.relative_to(rootdir).as_posix() if path.is_relative_to(rootdir) else str(path)

@@ -1,7 +1,8 @@
 """The hooks evalsuite calls, so a ``conftest.py`` or a plugin can act on a run without changing the core.
 
-Registered by ``evalsuite.plugin.pytest_addhooks``; each hook gets the live object (the settings, the
-cassette options, the ``ItemResult``), never a copy, so an implementation may change what it is given.
+Registered by ``evalsuite.plugin.pytest_addhooks``. The configure, cassette and item-result hooks get
+the live object (the settings, the cassette options, the ``ItemResult``), so an implementation may
+change what it is given; the session hook gets copies (see its docstring).
 MLflow logging or a results database are ``pytest_evalsuite_item_result`` / ``pytest_evalsuite_session_result``
 implementations, kept out of the core.
 """
@@ -21,8 +22,10 @@ if TYPE_CHECKING:
 def pytest_evalsuite_configure(config: pytest.Config, settings: RunSettings) -> None:
     """Once per process (controller and each xdist worker), after the options are read and before collection.
 
-    Change ``settings`` in place (e.g. ``settings.alpha = 0.01``, a different ``cassette_dir``) to
-    change the whole run.
+    Change ``settings`` in place (e.g. ``settings.alpha = 0.01``, a different ``cassette_dir``,
+    ``report_dir`` or ``baseline_path``, relative to ``rootdir``) to change the whole run. The baseline
+    is already loaded into ``settings.baseline``: a new ``baseline_path`` changes where
+    ``--eval-update-baseline`` writes and what report.json names.
     """
 
 
@@ -46,5 +49,9 @@ def pytest_evalsuite_item_result(config: pytest.Config, item: pytest.Item, resul
 def pytest_evalsuite_session_result(config: pytest.Config, items: list[ItemResult]) -> None:
     """Once per session, on the controller, with every item's result (from every xdist worker), sorted by node id.
 
-    Called before the reports are written, so what an implementation adds to ``result.meta`` is in report.json.
+    ``items`` are copies, not the objects the item-result hook saw: each result travels inside its test
+    report as ``ItemResult.to_dict()`` and is rebuilt with ``ItemResult.from_dict`` (with or without
+    xdist), so what survives is exactly what ``to_dict`` carries; attributes set on a result object
+    elsewhere are gone. The reports (and the baseline) are written from these same copies afterwards,
+    so changes made here, such as additions to ``result.meta``, do reach report.json.
     """

@@ -19,7 +19,6 @@ is ``(None, False)``.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import inspect
 import json
@@ -35,7 +34,7 @@ from pydantic import TypeAdapter, ValidationError
 from evalsuite._registry import Registry
 from evalsuite._util.python_ref import load_function, resolve_ref
 from evalsuite.cases.schema import ParseSpec
-from evalsuite.errors import EvalsuiteError, ParseSpecError
+from evalsuite.errors import EvalsuiteError, ParseSpecError, suggest
 
 __all__ = ["ParseSpec", "check", "names", "parse", "parser"]
 
@@ -82,11 +81,8 @@ class Parser:
         declared = {p.name: p for p in self.params}
         for key in given:
             if key not in declared and not self._any_params:
-                close = difflib.get_close_matches(key, list(declared), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                listed = ", ".join(declared) or "none (this parser takes no parameters)"
-                raise ParseSpecError(("parse", "params", key),
-                                     f"parse.params.{key}: unknown parameter {key!r}; valid: {listed}{hint}")
+                listed = suggest(key, list(declared), "valid", none="none (this parser takes no parameters)")
+                raise ParseSpecError(("parse", "params", key), f"parse.params.{key}: unknown parameter {key!r}; {listed}")
         hints = _type_hints(self.fn)
         bound = dict(given)
         for name, param in declared.items():

@@ -21,7 +21,7 @@ from evalsuite.cases import CaseRun, load_suite
 from evalsuite.cassettes import MODES, CassetteOptions
 from evalsuite.errors import EvalsuiteError, NotRecorded, Unavailable
 from evalsuite.records import ItemResult
-from evalsuite.verdict import baseline as baseline_io
+from evalsuite.verdict import write_baseline
 
 pytest_plugins = ["evalsuite.fixtures"]
 
@@ -83,6 +83,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         "rootdir": config.rootpath,
         "record_mode": _option(config, "record_mode", "eval_record_mode"),
         "cassette_dir": config.getini("eval_cassette_dir"),
+        "report_dir": config.getoption("eval_report") or config.getini("eval_report_dir"),
         "concurrency": _option(config, "eval_concurrency", "eval_concurrency"),
         "rpm": _option(config, "eval_rpm", "eval_rpm"),
         "tpm": _option(config, "eval_tpm", "eval_tpm"),
@@ -210,12 +211,10 @@ class SessionReport:
         settings = config.stash[settings_key]
         terminalreporter.section("evalsuite score report")
         terminalreporter.write_line(report.render(items))
-        out_dir = Path(config.rootpath) / (config.getoption("eval_report") or config.getini("eval_report_dir"))
-        meta = {"record_mode": settings.record_mode, "alpha": settings.alpha,
-                "baseline": _option(config, "eval_baseline", "eval_baseline")}
-        written = report.write_reports(out_dir, items, meta)
+        baseline = settings.baseline_path.as_posix() if settings.baseline_path else None
+        meta = {"record_mode": settings.record_mode, "alpha": settings.alpha, "baseline": baseline}
+        written = report.write_reports(settings.rootdir / settings.report_dir, items, meta)
         terminalreporter.write_line("reports: " + ", ".join(str(p) for p in written.values()))
-        if config.getoption("eval_update_baseline"):
-            path = _option(config, "eval_baseline", "eval_baseline")
-            baseline_io.write_baseline(Path(config.rootpath) / path, items)
-            terminalreporter.write_line(f"baseline written: {path} ({len(items)} items)")
+        if config.getoption("eval_update_baseline") and settings.baseline_path:
+            write_baseline(settings.rootdir / settings.baseline_path, items)
+            terminalreporter.write_line(f"baseline written: {baseline} ({len(items)} items)")

@@ -15,13 +15,13 @@ from typing import Any
 
 from evalsuite import dataset, parsing, prompts, verdict
 from evalsuite.cases import CaseRun, tool_settings
-from evalsuite.cases.schema import Case
+from evalsuite.cases.schema import Case, ModelSettings
 from evalsuite.cassettes import MODES, CassetteOptions, use_cassette
-from evalsuite.errors import DatasetUnavailable, EvalsuiteError, NotRecorded, SettingsError, Unavailable
+from evalsuite.errors import DatasetUnavailable, EvalsuiteError, NotRecorded, SettingsError, Unavailable, display_path
 from evalsuite.metrics import Metric, get_metric
 from evalsuite.model import EngineSettings, answer_calls, estimate_cost, get_provider, model_prices
 from evalsuite.records import Answer, Example, ExampleRecord, ItemResult, MetricResult, Scored
-from evalsuite.verdict.baseline import Baseline, load_baseline
+from evalsuite.verdict import Baseline, load_baseline
 
 EXCERPT_CHARS = 160
 WORST_SHOWN = 3
@@ -34,6 +34,8 @@ class RunSettings:
     rootdir: Path
     record_mode: str = "none"
     cassette_dir: Path = Path("cassettes")
+    report_dir: Path = Path("reports")  # relative to rootdir, like cassette_dir
+    baseline_path: Path | None = None  # relative to rootdir: compared with, or written by update_baseline
     engine: EngineSettings = field(default_factory=EngineSettings)
     limit: int | None = None
     model_override: dict[str, str] = field(default_factory=dict)  # provider / name / api for every case
@@ -46,7 +48,7 @@ class RunSettings:
     def from_options(cls, options: Mapping[str, Any]) -> RunSettings:
         """Settings from the plain option values every front door has (pytest options and ini, a notebook's dict).
 
-        Keys: ``rootdir`` (required), ``record_mode``, ``cassette_dir``, ``concurrency``, ``rpm``, ``tpm``,
+        Keys: ``rootdir`` (required), ``record_mode``, ``cassette_dir``, ``report_dir``, ``concurrency``, ``rpm``, ``tpm``,
         ``limit``, ``model`` (``[provider:]name`` for every case), ``api``, ``alpha``, ``baseline`` (a path
         relative to ``rootdir``) and ``update_baseline``; a missing or empty value takes the default, and
         numbers may be strings (ini files). Loads the baseline and the ``[tool.evalsuite]`` prices; raises
@@ -75,6 +77,8 @@ class RunSettings:
             rootdir=rootdir,
             record_mode=mode,
             cassette_dir=Path(given.get("cassette_dir", "cassettes")),
+            report_dir=Path(given.get("report_dir", "reports")),
+            baseline_path=Path(baseline_path) if baseline_path else None,
             engine=EngineSettings(
                 concurrency=_number(given, "concurrency", int, EngineSettings.concurrency),
                 requests_per_minute=_number(given, "rpm", float),
@@ -88,7 +92,7 @@ class RunSettings:
         )
 
 
-_OPTION_KEYS = {"rootdir", "record_mode", "cassette_dir", "concurrency", "rpm", "tpm", "limit", "model", "api",
+_OPTION_KEYS = {"rootdir", "record_mode", "cassette_dir", "report_dir", "concurrency", "rpm", "tpm", "limit", "model", "api",
                 "alpha", "baseline", "update_baseline"}
 
 
@@ -134,7 +138,7 @@ def run_item(run: CaseRun, settings: RunSettings, *, cassette_options: CassetteO
     replay_only = settings.record_mode == "none"
     if case.dataset.hf and replay_only and not path.exists():
         raise Unavailable(
-            f"{run.source}: Hub dataset {case.dataset.hf!r} and no cassette at {_shown(path, settings)};"
+            f"{run.source}: Hub dataset {case.dataset.hf!r} and no cassette at {display_path(path, settings.rootdir)};"
             " record it with Hub access and an API key: --record-mode=once"
         )
     try:
@@ -153,7 +157,12 @@ def run_item(run: CaseRun, settings: RunSettings, *, cassette_options: CassetteO
         missing = [a for a in answers if a.error_kind == "not_recorded"]
         stale = cassette.stale(calls) if missing else []
     if missing:
-        raise NotRecorded(_not_recorded_message(run, settings, path, missing, stale))
+        ids = sorted({a.example_id for a in missing})
+        shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+        raise NotRecorded(not_recorded_message(
+            f"{run.item_id}: {len(missing)} call(s)", path, case.model, settings, settings.nodeid or run.source,
+            details=[f"examples: {shown}", *(f"  {line}" for line in stale[:10])],
+        ))
 
     return score(replace(run, case=case), rows, answers, metrics, settings, prompt_hashes=[c.prompt_hash for c in calls],
                  fingerprint=fingerprint, cassette_file=path, cassette_interactions=cassette.n_interactions, started=started)
@@ -213,7 +222,7 @@ def score(
         model={"provider": case.model.provider, "name": case.model.name, "api": case.model.api},
         params=_params(case),
         record_mode=settings.record_mode,
-        cassette=_shown(cassette_file, settings) if cassette_file else None,
+        cassette=display_path(cassette_file, settings.rootdir) if cassette_file else None,
         dataset_fingerprint=fingerprint,
         n_examples=len(rows),
         records=records,
@@ -231,10 +240,6 @@ def score(
     if not result.passed:
         result.message = failure_message(result)
     return result
-
-
-def _shown(path: Path, settings: RunSettings) -> str:
-    return str(path.relative_to(settings.rootdir)) if path.is_relative_to(settings.rootdir) else str(path)
 
 
 def _parse(example: Example, answer: Answer, prompt_hash: str, case: Case) -> Scored:
@@ -276,19 +281,20 @@ def _params(case: Case) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None and v is not False}
 
 
-def _not_recorded_message(run: CaseRun, settings: RunSettings, path: Path, missing: list[Answer], stale: list[str]) -> str:
-    ids = sorted({a.example_id for a in missing})
-    shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
-    lines = [
-        f"{run.item_id}: {len(missing)} call(s) not recorded in {_shown(path, settings)} (record mode '{settings.record_mode}'; no request was sent).",
-        f"examples: {shown}",
-    ]
-    lines += [f"  {line}" for line in stale[:10]]
-    lines.append(
-        "To record them, set OPENAI_API_KEY (or the Azure variables) and run:\n"
-        f"  pytest '{settings.nodeid or run.source}' --record-mode=new_episodes"
-    )
-    return "\n".join(lines)
+def not_recorded_message(what: str, path: Path, model: ModelSettings, settings: RunSettings, nodeid: str,
+                         *, details: Sequence[str] = ()) -> str:
+    """The one message for calls missing from a cassette (case items and hand-written tests alike).
+
+    Names the cassette, then ``details``, then the command that records the calls, with what
+    ``model``'s provider needs set (:meth:`~evalsuite.model.Provider.record_hint`).
+    """
+    hint = get_provider(model.provider).record_hint(model)
+    return "\n".join([
+        (f"{what} not recorded in {display_path(path, settings.rootdir)} "
+         f"(record mode '{settings.record_mode}'; no request was sent)"),
+        *details,
+        f"To record them, {hint} and run:\n  pytest '{nodeid}' --record-mode=new_episodes",
+    ])
 
 
 def failure_message(result: ItemResult) -> str:

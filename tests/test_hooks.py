@@ -33,7 +33,7 @@ def pytest_evalsuite_item_result(config, item, result):
 
 def pytest_evalsuite_session_result(config, items):
     for result in items:
-        result.meta["logged"] = "yes"  # live results: what the hook adds is in report.json
+        result.meta["logged"] = "yes"  # copies rebuilt from to_dict, but the reports are written from them
     _log(config, "session", item_ids=[r.item_id for r in items])
 '''
 
@@ -78,3 +78,27 @@ def test_a_conftest_sees_every_hook_with_live_objects(project: pytest.Pytester, 
     recorded = [json.loads(p.read_text()) for p in (project.path / "cassettes" / "reviews").glob("*.json")]
     assert len(recorded) == 4
     assert all(i["response"]["headers"]["x-recorded-by"] == ["conftest"] for c in recorded for i in c["interactions"])
+
+
+REDIRECT = '''
+from pathlib import Path
+
+def pytest_evalsuite_configure(config, settings):
+    settings.report_dir = Path("out") / "evals"
+    settings.baseline_path = Path("baselines") / "moved.json"
+'''
+
+
+def test_the_configure_hook_moves_the_reports_and_the_baseline(pytester: pytest.Pytester) -> None:
+    project = make_project(pytester)
+    (project.path / "conftest.py").write_text(REDIRECT)
+    (project.path / "baselines").mkdir()
+    with ChatServer(sentiment_responder) as server:
+        result = run(project, "cases", "--record-mode=once", "--eval-report", "given", "--eval-baseline", "given.json",
+                     "--eval-update-baseline", env={"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": CANARY})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not (project.path / "given").exists() and not (project.path / "given.json").exists()
+    written = json.loads((project.path / "out" / "evals" / "report.json").read_text())
+    assert written["run"]["baseline"] == "baselines/moved.json"
+    assert "baseline written: baselines/moved.json (4 items)" in result.stdout
+    assert set(json.loads((project.path / "baselines" / "moved.json").read_text())["items"]) == SENTIMENT_ITEMS

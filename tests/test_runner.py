@@ -93,13 +93,20 @@ def test_settings_from_option_values_as_an_ini_file_gives_them(tmp_path: Path) -
     assert settings.prices == {"my-model": {"input": 0.5, "output": 1.5}}
     defaults = runner.RunSettings.from_options({"rootdir": tmp_path})
     assert defaults == runner.RunSettings(rootdir=tmp_path, prices=defaults.prices)
+    assert (defaults.report_dir, defaults.baseline_path) == (Path("reports"), None)
+
+
+def test_settings_carry_the_report_dir_and_the_baseline_path(tmp_path: Path) -> None:
+    settings = runner.RunSettings.from_options({"rootdir": tmp_path, "report_dir": "out/evals",
+                                                "baseline": "base/line.json", "update_baseline": True})
+    assert (settings.report_dir, settings.baseline_path, settings.baseline) == (Path("out/evals"), Path("base/line.json"), None)
 
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"record_mode": "replay"}, "record mode 'replay' (--record-mode, eval_record_mode) is not valid: choose one of none, once, new_episodes, all, rewrite"),
     ({"update_baseline": True}, "--eval-update-baseline writes to --eval-baseline PATH"),
     ({"baseline": "missing.json"}, "--eval-baseline missing.json: no such file; write one with --eval-update-baseline"),
-    ({"model": "opnai:gpt-4o"}, "--eval-model opnai:gpt-4o: unknown provider 'opnai'; valid: azure_openai, openai; did you mean 'openai'?"),
+    ({"model": "opnai:gpt-4o"}, "--eval-model opnai:gpt-4o: unknown provider 'opnai'; did you mean 'openai'? valid: azure_openai, openai"),
     ({"concurrency": "four"}, "concurrency = 'four': expected a number (int), e.g. 4"),
     ({"record_mod": "once"}, "unknown run option(s) record_mod; valid: alpha, api, baseline,"),
 ])

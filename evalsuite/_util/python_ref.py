@@ -8,7 +8,6 @@ a private module name, so two case folders may both have a ``local.py``. Problem
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import importlib.util
@@ -20,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from evalsuite.errors import display_path
+from evalsuite.errors import display_path, suggest
 
 
 def split_ref(ref: str) -> tuple[str, str]:
@@ -51,10 +50,7 @@ def load_function(ref: str, base_dir: Path, *, rootdir: Path | None = None) -> C
     if obj is None:
         defined = [n for n, v in vars(module).items()
                    if (inspect.isfunction(v) or inspect.isclass(v)) and v.__module__ == module.__name__]
-        close = difflib.get_close_matches(name, defined, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        listed = ", ".join(defined) if defined else "none"
-        raise ValueError(f"{shown} has no function {name!r}; {hint}functions defined there: {listed}")
+        raise ValueError(f"{shown} has no function {name!r}; {suggest(name, defined, 'functions defined there')}")
     if not callable(obj):
         raise ValueError(f"{shown}:{name} is not a function (its type is {type(obj).__name__}); name a function")
     return obj

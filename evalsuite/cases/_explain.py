@@ -7,7 +7,6 @@ did-you-mean for typos.
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from pathlib import Path
@@ -18,7 +17,7 @@ from pydantic_core import ErrorDetails
 
 from evalsuite.cases._layers import Layer, line_of
 from evalsuite.cases._source import KeyPath, dotted
-from evalsuite.errors import CaseFileError
+from evalsuite.errors import CaseFileError, suggest
 
 
 def from_validation(exc: ValidationError, model: type[BaseModel], layers: list[Layer], rootdir: Path,
@@ -80,13 +79,6 @@ def _strip_optional(annotation: Any) -> Any:
         if len(args) == 1:
             return args[0]
     return annotation
-
-
-def suggest(word: Any, choices: list[str], label: str) -> str:
-    """``"did you mean 'x'? <label>: a, b, x"`` (without the hint when nothing is close)."""
-    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    return f"{hint}{label}: {', '.join(choices)}"
 
 
 def _explain(model: type[BaseModel], key: KeyPath, error: ErrorDetails, siblings: list[ErrorDetails]) -> str:

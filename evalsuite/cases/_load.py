@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from evalsuite import parsing
-from evalsuite.cases._explain import from_validation, suggest
+from evalsuite.cases._explain import from_validation
 from evalsuite.cases._layers import DEFAULTS_FILE, Layer, base_layers, deep_merge, error_at, line_of, reject_secrets
 from evalsuite.cases._source import KeyPath, dotted, read_yaml
 from evalsuite.cases._variants import SAFE_NAME, expand
@@ -125,7 +125,7 @@ def _check_metrics(case: Case, layers: list[Layer], rootdir: Path) -> None:
         try:
             metric = get_metric(name, spec, base_dir=layers[-1].path.parent)
         except UnknownName as exc:
-            problem = f"unknown metric {name!r}; {suggest(name, exc.valid, 'valid')}"
+            problem = str(exc)
         except MetricParamError as exc:
             problem = str(exc).removeprefix(f"{name}: ")
         else:

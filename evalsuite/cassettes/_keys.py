@@ -116,7 +116,7 @@ class KeyMaker:
 
     def of_call(self, call: Call, endpoint: str) -> RequestKey:
         """The key the transport would compute for ``call`` sent to ``endpoint`` (any URL path the SDK calls)."""
-        digest = self.body_digest(call.body) if self.match_body else call.prompt_hash
+        digest = self.call_digest(call)
         return RequestKey(_post_prefix(endpoint) + digest, call.api, digest, str(call.key))
 
 

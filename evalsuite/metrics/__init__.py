@@ -6,7 +6,7 @@ a case's ``python:`` file, or a Hugging Face ``evaluate:`` module. ``names()`` l
 """
 
 from evalsuite.metrics import _classification, _logprobs, _text, _usage  # noqa: F401  (registers the built-ins)
-from evalsuite.metrics._base import REQUIRED, Metric, MetricInfo
+from evalsuite.metrics._base import REQUIRED, Kind, Metric, MetricInfo
 from evalsuite.metrics._registry import get_metric, metric, names
 
-__all__ = ["REQUIRED", "Metric", "MetricInfo", "get_metric", "metric", "names"]
+__all__ = ["REQUIRED", "Kind", "Metric", "MetricInfo", "get_metric", "metric", "names"]

@@ -10,7 +10,6 @@ point group ``evalsuite.metrics``), a case's ``python:`` file and ``evaluate:`` 
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import numbers
 import typing
@@ -20,7 +19,7 @@ from typing import Any, ClassVar, TypeVar
 
 from evalsuite._registry import Registry
 from evalsuite.cases.schema import MetricSpec
-from evalsuite.errors import EvalsuiteError, MetricError, MetricParamError
+from evalsuite.errors import EvalsuiteError, MetricError, MetricParamError, suggest
 from evalsuite.metrics._base import REQUIRED, Kind, Metric
 from evalsuite.records import Scored
 
@@ -178,10 +177,8 @@ def _check_params(name: str, cls: type[Metric], given: dict[str, Any]) -> dict[s
     valid = list(cls.defaults)
     for key in given:
         if key not in cls.defaults:
-            close = difflib.get_close_matches(key, valid, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            listed = ", ".join(valid) if valid else "none (this metric takes no parameters)"
-            raise MetricParamError(f"{name}: unknown parameter {key!r}; valid: {listed}{hint}")
+            listed = suggest(key, valid, "valid", none="none (this metric takes no parameters)")
+            raise MetricParamError(f"{name}: unknown parameter {key!r}; {listed}")
     params = {**cls.defaults, **given}
     for key, value in params.items():
         default = cls.defaults[key]

@@ -84,6 +84,13 @@ class Provider:
         """Turn a failed request into a retry decision (the OpenAI rules; override to add your own)."""
         return classify_openai_error(exc)
 
+    def record_hint(self, model: ModelSettings) -> str:
+        """What to set before recording ``model`` live, completing "To record them, <hint> and run: ...".
+
+        Shown when a call is missing from a cassette; name the variables :meth:`options` reads.
+        """
+        return f"set the credentials provider {type(self).__qualname__} reads"
+
     def client(self, model: ModelSettings, *, replay: bool) -> openai.AsyncOpenAI:
         """An async client for ``model``; create and close it in the event loop that uses it."""
         return self._build(self.async_client_class, model, replay)
@@ -177,6 +184,9 @@ class OpenAIProvider(Provider):
             )
         return {"api_key": key or None, "base_url": model.base_url}  # None -> OPENAI_BASE_URL -> api.openai.com
 
+    def record_hint(self, model: ModelSettings) -> str:
+        return "set OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server)"
+
 
 @provider("azure_openai")
 class AzureOpenAIProvider(Provider):
@@ -207,6 +217,9 @@ class AzureOpenAIProvider(Provider):
             "azure_deployment": model.name,
             "api_version": model.api_version or os.environ.get("OPENAI_API_VERSION") or DEFAULT_AZURE_API_VERSION,
         }
+
+    def record_hint(self, model: ModelSettings) -> str:
+        return "set AZURE_OPENAI_API_KEY and AZURE_OPENAI_ENDPOINT"
 
     def endpoint(self, model: ModelSettings) -> str:
         return f"deployments/{model.name}/{super().endpoint(model)}"

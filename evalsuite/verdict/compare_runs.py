@@ -10,15 +10,16 @@ is skipped with a note rather than judged with the wrong aggregate.
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any, cast
 
 import numpy as np
 
 from evalsuite.cases.schema import MetricSpec
 from evalsuite.errors import EvalsuiteError
-from evalsuite.metrics import MetricInfo, get_metric
+from evalsuite.metrics import Kind, MetricInfo, get_metric
 from evalsuite.records import ItemResult, MetricResult
 from evalsuite.verdict._judge import judge
 from evalsuite.verdict.baseline import BaselineItem, BaselineMetric, load_baseline
@@ -28,8 +29,9 @@ def _mean(values: Sequence[Any]) -> float:
     return float(np.mean(np.asarray(values, dtype=float)))
 
 
-Kind = Literal["proportion", "mean", "corpus"]
-_KINDS: dict[str, Kind] = {"proportion": "proportion", "mean": "mean", "corpus": "corpus"}
+def _known_kind(kind: str) -> Kind | None:
+    """The stored kind when it is a metric kind (older or foreign files may say nothing or something else)."""
+    return cast(Kind, kind) if kind in typing.get_args(Kind) else None
 
 
 def _registered(name: str, stored: BaselineMetric) -> MetricInfo | None:
@@ -41,13 +43,13 @@ def _registered(name: str, stored: BaselineMetric) -> MetricInfo | None:
         info = get_metric(name, MetricSpec()).info()
     except EvalsuiteError:
         return None
-    return replace(info, kind=_KINDS.get(stored.kind, info.kind), higher_is_better=stored.higher_is_better,
+    return replace(info, kind=_known_kind(stored.kind) or info.kind, higher_is_better=stored.higher_is_better,
                    definition=stored.definition or info.definition)
 
 
 def _stored_kind(stored: BaselineMetric) -> Kind:
     """The stored kind; files written before kinds were stored say it through the interval."""
-    return _KINDS.get(stored.kind) or ("proportion" if stored.interval == "wilson" else "mean")
+    return _known_kind(stored.kind) or ("proportion" if stored.interval == "wilson" else "mean")
 
 
 def stored_metric(name: str, stored: BaselineMetric) -> MetricInfo | None:

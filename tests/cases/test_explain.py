@@ -28,8 +28,8 @@ from tests._support.case_files import CASE, error, load
         ),
         pytest.param(
             ("model: {name: m, temperature: 0}", "model: {name: m, provider: openia}"),
-            "cases/x.yaml:4: model.provider: unknown provider 'openia'; valid: azure_openai, openai; did you mean "
-            "'openai'?",
+            "cases/x.yaml:4: model.provider: unknown provider 'openia'; did you mean 'openai'? valid: "
+            "azure_openai, openai",
             id="registered-name",
         ),
         pytest.param(

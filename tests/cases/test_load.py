@@ -53,7 +53,7 @@ def test_a_parser_that_cannot_work_fails_at_load_on_the_parse_line(tmp_path: Pat
 
 def test_an_unknown_parser_kind_lists_the_registered_ones_with_a_did_you_mean(tmp_path: Path) -> None:
     assert error(tmp_path, with_parse("{kind: lable}")) == (
-        "cases/x.yaml:7: parse.kind: unknown parser 'lable'; valid: json, label, raw, regex; did you mean 'label'?"
+        "cases/x.yaml:7: parse.kind: unknown parser 'lable'; did you mean 'label'? valid: json, label, raw, regex"
     )
 
 
@@ -95,7 +95,7 @@ def test_a_python_parser_is_resolved_relative_to_the_case_file(tmp_path: Path) -
         ("{python: local.py:abbreviation, kind: label}", "cases/x.yaml:7: parse: give either 'kind' (a registered "
          "parser) or 'python' ('<file>.py:<function>'), not both"),
         ("{python: local.py:abbreviation, params: {lenght: 2}}", "cases/x.yaml:7: parse.params.lenght: unknown "
-         "parameter 'lenght'; valid: length, upper; did you mean 'length'?"),
+         "parameter 'lenght'; did you mean 'length'? valid: length, upper"),
         ("{python: local.py:abbreviation, params: {upper: maybe}}", "cases/x.yaml:7: parse.params.upper: input "
          "should be a valid boolean, unable to interpret input (got 'maybe')"),
         ("{python: local.py:threshold}", "cases/x.yaml:7: parse.params: parameter 'at' is required, e.g. "
@@ -126,7 +126,7 @@ def test_a_python_parser_module_that_cannot_import_is_a_message_with_its_line(tm
     "metrics,expected",
     [
         ("f1: {averge: macro}",
-         "metrics.f1: unknown parameter 'averge'; valid: average, pos_label; did you mean 'average'?"),
+         "metrics.f1: unknown parameter 'averge'; did you mean 'average'? valid: average, pos_label"),
         ("f1: {average: binary, min: 0.8}",
          "metrics.f1: average binary needs pos_label, the positive class, e.g. {pos_label: positive}"),
         ("regex_match: {min: 0.5}", "metrics.regex_match: parameter 'pattern' is required, e.g. `regex_match: {pattern: ...}`"),

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from tests._support.chat_server import ChatServer, sentiment_responder
+from tests._support.evaluate_modules import OVERLAP
 from tests._support.project import CANARY, REVIEWS, report_json, run
-from tests.metrics.test_evaluate import OVERLAP
 
 CASE = """
 suite: reviews
@@ -158,7 +158,7 @@ def test_every_kind_of_user_metric_records_and_replays(project: pytest.Pytester)
     [
         ("      sayz: {}\n", "cases/reviews.yaml:14: metrics.sayz: unknown metric 'sayz'"),
         ("      says: {lable: negative}\n",
-         "cases/reviews.yaml:14: metrics.says: unknown parameter 'lable'; valid: label; did you mean 'label'?"),
+         "cases/reviews.yaml:14: metrics.says: unknown parameter 'lable'; did you mean 'label'? valid: label"),
         ("      polite: {python: local_metrics.py:mention}\n",
          "cases/reviews.yaml:14: metrics.polite: python: local_metrics.py has no function 'mention'; did you mean "
          "'mentions'? functions defined there: mentions"),

@@ -7,7 +7,7 @@ import os
 from evalsuite.cases.schema import MetricSpec
 from evalsuite.metrics import _parallel, get_metric
 from tests._support.scored import scored
-from tests.metrics.test_text import HYPS, REFS
+from tests._support.texts import HYPS, REFS
 
 
 def _pids(items: list[int]) -> list[int]:

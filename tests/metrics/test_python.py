@@ -82,5 +82,5 @@ def test_errors_name_the_file_and_the_fix(tmp_path: Path, target: str, files: di
 
 def test_unknown_parameter_of_a_python_metric(tmp_path: Path):
     (tmp_path / "local_metrics.py").write_text(LOCAL_METRICS)
-    with pytest.raises(MetricParamError, match="mine: unknown parameter 'wrd'; valid: word; did you mean 'word'"):
+    with pytest.raises(MetricParamError, match=r"mine: unknown parameter 'wrd'; did you mean 'word'\? valid: word$"):
         get_metric("mine", spec("local_metrics.py:polite", wrd="x"), base_dir=tmp_path)

@@ -13,26 +13,7 @@ from evalsuite.cases.schema import MetricSpec
 from evalsuite.errors import MetricError
 from evalsuite.metrics import get_metric
 from tests._support.scored import scored, value_of
-
-
-HYPS = [
-    "The cat sat on the mat.",
-    "Hello world!",
-    "It was a truly great film, with superb acting and a moving story.",
-    "Paris is the capital of France",
-    "the quick brown fox jumped over the lazy dog",
-    "I would not recommend this movie to anyone.",
-]
-
-
-REFS = [
-    "The cat is sitting on the mat.",
-    "Hello, world.",
-    "It was a great film with superb acting and a moving plot.",
-    "The capital of France is Paris.",
-    "The quick brown fox jumps over the lazy dog.",
-    "I would not recommend this film to anybody.",
-]
+from tests._support.texts import HYPS, REFS
 
 
 def test_sacrebleu_equals_corpus_bleu_and_states_its_signature():

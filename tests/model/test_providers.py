@@ -170,7 +170,7 @@ def test_a_provider_may_classify_its_own_failures(registry, monkeypatch) -> None
 
 
 def test_unknown_providers_get_a_did_you_mean() -> None:
-    expected = r"unknown provider 'opnai'; valid: azure_openai, openai; did you mean 'openai'\?"
+    expected = r"unknown provider 'opnai'; did you mean 'openai'\? valid: azure_openai, openai"
     with pytest.raises(UnknownName, match=expected):
         get_provider("opnai")
 
@@ -178,7 +178,7 @@ def test_unknown_providers_get_a_did_you_mean() -> None:
 def test_a_misspelt_provider_fails_at_load_on_its_line(tmp_path: Path) -> None:
     text = CASE.replace("model: {name: m, temperature: 0}", "model: {name: m, provider: opnai}")
     assert error(tmp_path, text) == (
-        "cases/x.yaml:4: model.provider: unknown provider 'opnai'; valid: azure_openai, openai; did you mean 'openai'?"
+        "cases/x.yaml:4: model.provider: unknown provider 'opnai'; did you mean 'openai'? valid: azure_openai, openai"
     )
 
 
@@ -186,3 +186,11 @@ def test_registering_something_that_is_not_a_provider_says_what_to_register(regi
     _providers.add("fn", lambda: None)  # what a misdeclared entry point would load
     with pytest.raises(EvalsuiteError, match="'fn' .* not a subclass of evalsuite.model.Provider"):
         get_provider("fn")
+
+
+@pytest.mark.parametrize(("name", "hint"), [
+    ("openai", "set OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server)"),
+    ("azure_openai", "set AZURE_OPENAI_API_KEY and AZURE_OPENAI_ENDPOINT"),
+])
+def test_each_built_in_provider_says_what_to_set_to_record(name: str, hint: str) -> None:
+    assert get_provider(name).record_hint(ModelSettings(provider=name)) == hint
