@@ -1,8 +1,9 @@
-"""Command line: ``evalsuite compare OLD.json NEW.json`` (and ``python -m evalsuite ...``): argparse only.
+"""Command line: ``evalsuite compare|schema|serve-local`` (and ``python -m evalsuite ...``): argparse only.
 
-``compare`` re-runs the verdict's paired tests between two runs (report.json or baseline files;
-``verdict.compare_runs``) and prints the same table as the test session, exiting 1 when any metric
-regressed: a gate usable outside pytest, e.g. to compare two models' stored reports.
+The main interface is pytest (``pytest cases``); these are the helpers around it. ``compare`` re-runs the
+verdict's paired tests between two stored runs (``verdict.compare_runs``) and prints the same table as the
+test session: a gate usable outside pytest, e.g. to compare two models' reports. ``schema`` prints the JSON
+Schema of the case-file format (``cases.json_schema``) for YAML editors.
 """
 
 from __future__ import annotations
@@ -10,26 +11,67 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from evalsuite.errors import BaselineError
-from evalsuite.report import render
-from evalsuite.verdict.compare_runs import compare
+from evalsuite import __version__
+from evalsuite.errors import EvalsuiteError
+
+DESCRIPTION = """\
+evalsuite's main interface is pytest: `pytest cases` runs the case files (cases/*.yaml), replaying
+their recorded cassettes; see `pytest --help` for the evalsuite options. These commands are helpers."""
+
+COMPARE_EXIT_CODES = """\
+exit codes:
+  0  no regression, and every threshold stored in NEW is met
+  1  a metric regressed, missed a min/max threshold stored in NEW (unless --ignore-thresholds),
+     or could not be measured
+  2  unusable input: a file missing or malformed, bad arguments, or nothing to compare
+     (no metric of NEW has an example paired with OLD, e.g. two unrelated files)"""
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from evalsuite.report import render  # the verdict and report stack is only needed by compare
+    from evalsuite.verdict.compare_runs import UNUSABLE, compare, exit_code
+
     try:
         results, notes = compare(args.old, args.new, alpha=args.alpha, seed=args.seed,
                                  thresholds=not args.ignore_thresholds)
-    except BaselineError as exc:
+    except EvalsuiteError as exc:
         print(f"evalsuite compare: {exc}", file=sys.stderr)
-        return 2
+        return UNUSABLE
     print(f"comparing {args.new} (new) against {args.old} (old), alpha {args.alpha:g}")
     print(render(results), end="")
     if notes:
         print("\nnotes:")
         print("\n".join(f"  {note}" for note in notes))
-    # A missed threshold takes precedence in the verdict and may hide a regression: both gate.
-    return 1 if any(m.verdict in ("regression", "fail") for item in results for m in item.metrics) else 0
+    code = exit_code(results)
+    if code == UNUSABLE:
+        print(f"evalsuite compare: nothing was compared: no metric of {args.new} has an example paired with "
+              f"{args.old} (items are matched by id, examples by key; see the notes). Fix: compare two runs of the "
+              "same case files, e.g. the report.json of the main branch against this branch's", file=sys.stderr)
+    return code
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from evalsuite._util.atomic import write_atomic
+    from evalsuite.cases.json_schema import render
+
+    try:
+        text = render()
+    except EvalsuiteError as exc:  # e.g. an installed extension whose entry point fails to load
+        print(f"evalsuite schema: {exc}", file=sys.stderr)
+        return 2
+    if args.output is None:
+        print(text, end="")
+        return 0
+    try:
+        write_atomic(args.output, text)
+    except OSError as exc:
+        print(f"evalsuite schema: {args.output}: cannot write: {exc.strerror}. Fix: check that the directory "
+              "is writable, or print to stdout (omit --output)", file=sys.stderr)
+        return 2
+    print(f"wrote {args.output}")
+    return 0
 
 
 def _alpha(text: str) -> float:
@@ -40,20 +82,32 @@ def _alpha(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="evalsuite", description="evalsuite command line tools")
+    parser = argparse.ArgumentParser(prog="evalsuite", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"evalsuite {__version__}",
+                        help="print the evalsuite version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cmp = commands.add_parser(
-        "compare", help="paired comparison of two runs; exit 1 on any regression",
-        description="Compare NEW against OLD (report.json or baseline files) with paired tests per metric "
-                    "(McNemar exact for 0/1 metrics, a paired randomization test otherwise). Exit codes: 0 no regression, "
-                    "1 a regression (or a threshold stored in NEW missed), 2 unusable input.")
-    cmp.add_argument("old", help="the reference run: report.json or baseline file")
-    cmp.add_argument("new", help="the run under test: report.json or baseline file")
-    cmp.add_argument("--alpha", type=_alpha, default=0.05, help="significance level of the one-sided tests (default 0.05)")
+        "compare", help="paired comparison of two stored runs; exit 1 on a regression or a missed threshold",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=COMPARE_EXIT_CODES,
+        description="Compare NEW against OLD (report.json or baseline files) with paired tests per metric\n"
+                    "(McNemar exact for 0/1 metrics, a paired randomization test otherwise), and check the\n"
+                    "thresholds stored in NEW. Items are matched by id, examples by key.")
+    cmp.add_argument("old", metavar="OLD", help="the reference run: report.json or baseline file")
+    cmp.add_argument("new", metavar="NEW", help="the run under test: report.json or baseline file")
+    cmp.add_argument("--alpha", type=_alpha, default=0.05,
+                     help="significance level of the one-sided tests (default 0.05)")
     cmp.add_argument("--ignore-thresholds", action="store_true",
                      help="judge only the change against OLD, not the min/max thresholds stored in NEW")
     cmp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     cmp.set_defaults(func=_cmd_compare)
+    schema = commands.add_parser(
+        "schema", help="print the JSON Schema of case files, for YAML editors",
+        description="Print (or write) the JSON Schema of the case-file format, generated from evalsuite's "
+                    "schema models, so that YAML editors complete and check case files. The same file ships in "
+                    "the package as evalsuite/cases/case-file.schema.json.")
+    schema.add_argument("--output", "-o", type=Path, metavar="FILE", help="write the schema to FILE instead of stdout")
+    schema.set_defaults(func=_cmd_schema)
     serve = commands.add_parser(
         "serve-local", add_help=False, help="serve a local GGUF model (Gemma 3 270M) on 127.0.0.1 for recording",
         description="Thin wrapper over llama-cpp-python's OpenAI-compatible server; see --help.")
@@ -73,4 +127,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().parse_args(argv)  # reports the unknown arguments and exits 2
     args.rest = rest
     return args.func(args)
-

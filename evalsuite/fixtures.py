@@ -14,31 +14,29 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
 import pytest
 
-from evalsuite import parsing, runner
-from evalsuite.cases import CaseRun
-from evalsuite.cases.schema import Case, DatasetSpec, MetricSpec, ModelSettings, ParseSpec, PromptSpec
-from evalsuite.cassettes import CassetteHandle, CassetteOptions, is_not_recorded, not_recorded_reason, use_cassette
-from evalsuite.errors import EvalsuiteError, display_path
-from evalsuite.metrics import get_metric
-from evalsuite.model import make_client, make_sync_client
-from evalsuite.plugin import add_result, settings_key
-from evalsuite.records import Answer, Example, ItemResult
+from evalsuite.plugin import run_settings
+
+if TYPE_CHECKING:  # the pipeline is imported inside the fixtures: this module loads with the plugin, in every run
+    import openai
+
+    from evalsuite.cases.schema import ModelSettings
+    from evalsuite.cassettes import CassetteHandle
+    from evalsuite.records import ItemResult
+    from evalsuite.runner import RunSettings
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-\[\]]+")  # kept out of cassette file names
 _NOT_IN_ID = re.compile(r"[^A-Za-z0-9_.\-]+")  # what a case id may not hold
-_cassette_key = pytest.StashKey[CassetteHandle]()
+_cassette_key = pytest.StashKey["CassetteHandle"]()
 _score_names_key = pytest.StashKey[set[str]]()
-_model_key = pytest.StashKey[ModelSettings]()  # the model a client fixture was built for: whose record hint to show
+_model_key = pytest.StashKey["ModelSettings"]()  # the model a client fixture was built for: whose record hint to show
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -50,6 +48,8 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def evalsuite_model(request: pytest.FixtureRequest) -> ModelSettings:
     """The test's model: the ``evalsuite_model`` marker's keys, then the session's ``--eval-model`` override."""
+    from evalsuite.cases.schema import ModelSettings
+
     marker = request.node.get_closest_marker("evalsuite_model")
     try:
         model = ModelSettings(**(marker.kwargs if marker else {}))
@@ -62,6 +62,9 @@ def evalsuite_model(request: pytest.FixtureRequest) -> ModelSettings:
 @pytest.fixture
 def evalsuite_cassette(request: pytest.FixtureRequest) -> Iterator[CassetteHandle]:
     """The test's own cassette around the whole test (session record mode, hook-given options applied)."""
+    from evalsuite.cassettes import CassetteOptions, use_cassette
+    from evalsuite.errors import EvalsuiteError
+
     settings = _settings(request)
     options = CassetteOptions()
     request.config.hook.pytest_evalsuite_cassette(config=request.config, item=request.node, cassette=options)
@@ -86,6 +89,8 @@ def evalsuite_client(
     request: pytest.FixtureRequest, evalsuite_model: ModelSettings, evalsuite_cassette: CassetteHandle
 ) -> Iterator[openai.OpenAI]:
     """An ``openai.OpenAI`` for ``evalsuite_model`` whose calls are recorded in / replayed from the test's cassette."""
+    from evalsuite.model import make_sync_client
+
     client = _client(make_sync_client, request, evalsuite_model)
     yield client
     client.close()
@@ -96,6 +101,8 @@ def evalsuite_async_client(
     request: pytest.FixtureRequest, evalsuite_model: ModelSettings, evalsuite_cassette: CassetteHandle
 ) -> Iterator[openai.AsyncOpenAI]:
     """The ``openai.AsyncOpenAI`` counterpart; use it in the test's event loop. Closed after the test."""
+    from evalsuite.model import make_client
+
     client: openai.AsyncOpenAI = _client(make_client, request, evalsuite_model)
     yield client
     _close_async(client, request.node)
@@ -107,6 +114,8 @@ def _close_async(client: openai.AsyncOpenAI, item: pytest.Item) -> None:
     Connections kept alive from a loop that has since closed (``asyncio.run`` in the test, no
     ``async with``) can only be closed by that loop: the test must close the client there.
     """
+    import asyncio  # 15 ms (ssl, the event loop): only for the async client
+
     try:
         asyncio.run(client.close())
     except RuntimeError:  # "Event loop is closed": the connections belong to the test's finished loop
@@ -117,6 +126,8 @@ def _close_async(client: openai.AsyncOpenAI, item: pytest.Item) -> None:
 
 
 def _client(make: Callable[..., Any], request: pytest.FixtureRequest, model: ModelSettings) -> Any:
+    from evalsuite.errors import EvalsuiteError
+
     settings = _settings(request)
     path = request.node.stash[_cassette_key].path
     # Replay needs no key: mode none, or once over a cassette that exists (nothing will be sent).
@@ -135,16 +146,22 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         return (yield)
     except Exception as exc:
         cassette = item.stash.get(_cassette_key, None)
-        if cassette is None or not is_not_recorded(exc):
+        if cassette is None:
             raise
-        settings = item.config.stash[settings_key]
+        from evalsuite import runner
+        from evalsuite.cases.schema import ModelSettings
+        from evalsuite.cassettes import is_not_recorded, not_recorded_reason
+
+        if not is_not_recorded(exc):
+            raise
+        settings = run_settings(item.config)
         model = item.stash.get(_model_key, None) or ModelSettings()
         message = runner.not_recorded_message(f"{item.nodeid}: a call", cassette.path, model, settings, item.nodeid,
                                               details=[not_recorded_reason(exc)])
         pytest.fail(message, pytrace=False)
 
 
-Score = Callable[..., ItemResult]
+Score = Callable[..., "ItemResult"]
 
 
 @pytest.fixture
@@ -156,6 +173,14 @@ def evalsuite_score(request: pytest.FixtureRequest, evalsuite_model: ModelSettin
     name) is the item id in the report and the baseline; give each call in one test its own.
     Assert on ``result.passed`` and show ``result.message``.
     """
+    from evalsuite import parsing, runner
+    from evalsuite._pytest_items import add_result
+    from evalsuite.cases import CaseRun
+    from evalsuite.cases.schema import Case, DatasetSpec, MetricSpec, ParseSpec, PromptSpec
+    from evalsuite.errors import EvalsuiteError, display_path
+    from evalsuite.metrics import get_metric
+    from evalsuite.records import Answer, Example
+
     item = request.node
 
     def score(
@@ -202,5 +227,5 @@ def evalsuite_score(request: pytest.FixtureRequest, evalsuite_model: ModelSettin
     return score
 
 
-def _settings(request: pytest.FixtureRequest) -> runner.RunSettings:
-    return request.config.stash[settings_key]
+def _settings(request: pytest.FixtureRequest) -> RunSettings:
+    return run_settings(request.config)

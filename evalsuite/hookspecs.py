@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 
 
 def pytest_evalsuite_configure(config: pytest.Config, settings: RunSettings) -> None:
-    """Once per process (controller and each xdist worker), after the options are read and before collection.
+    """Once per process that runs or reports evalsuite items (the controller and each xdist worker).
+
+    Called when the options are first needed: after collection, before the first item runs (and on an
+    xdist controller, before the reports are written), so a run without evalsuite items never calls it.
 
     Change ``settings`` in place (e.g. ``settings.alpha = 0.01``, a different ``cassette_dir``,
     ``report_dir`` or ``baseline_path``, relative to ``rootdir``) to change the whole run. The baseline

@@ -1,33 +1,42 @@
-"""pytest glue: options, collection of case files, one item per case x variant, the hooks, and the session report.
+"""pytest glue: options, which files are case files, the hooks, and the session report.
 
 Every stage runs without pytest (``evalsuite.runner``); this file only translates options and ini keys
-into ``RunSettings.from_options``, turns case files into items, calls the ``hookspecs``, and ships each
-item's ``ItemResult`` to the controller inside its test report (so xdist runs give one report).
-Fixtures for hand-written tests live in ``evalsuite.fixtures``.
+into ``RunSettings.from_options``, decides which YAML files are suites, calls the ``hookspecs``, and
+ships each item's ``ItemResult`` to the controller inside its test report (so xdist runs give one report).
+
+As a ``pytest11`` plugin it loads in every pytest run of the environment, so it imports only light
+modules: the pipeline (the SDK, vcrpy, numpy) is imported inside the hooks, once a case file is collected
+or a fixture is used (``evalsuite._pytest_items``, ``evalsuite.fixtures``). Keep new hooks that way.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterator
-from dataclasses import replace
+import importlib.util
+import os
+import re
+import sys
+from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from evalsuite import hookspecs, report, runner
-from evalsuite.cases import CaseRun, load_suite
-from evalsuite.cassettes import MODES, CassetteOptions
-from evalsuite.errors import EvalsuiteError, NotRecorded, Unavailable
-from evalsuite.records import ItemResult
-from evalsuite.verdict import write_baseline
+from evalsuite import hookspecs
+from evalsuite._util.record_modes import MODES
+
+if TYPE_CHECKING:
+    from evalsuite.records import ItemResult
+    from evalsuite.runner import RunSettings
 
 pytest_plugins = ["evalsuite.fixtures"]
 
+DEFAULT_CASES = ("cases/*.yaml", "cases/**/*.yaml", "cases/*.yml", "cases/**/*.yml")
+_SUITE_KEY = re.compile(rb"""^["']?cases["']?[ \t]*:""", re.MULTILINE)  # a top-level `cases:` key
 RESULTS_ATTR = "evalsuite_results"  # on a TestReport: the item's results as plain data (what crosses xdist)
-settings_key = pytest.StashKey[runner.RunSettings]()
-results_key = pytest.StashKey[list[ItemResult]]()  # on an item: every result it produced (a test may score twice)
+settings_key = pytest.StashKey["RunSettings"]()
+results_key = pytest.StashKey["list[ItemResult]"]()  # on an item: every result it produced (a test may score twice)
+_case_file_seen_key = pytest.StashKey[bool]()  # even one that failed to load: its options are checked too
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -36,11 +45,8 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("evalsuite", "LLM regression suites from YAML case files")
-    try:  # pytest-recording defines the same option with the same modes; share it when both are installed
-        group.addoption("--record-mode", action="store", default=None, choices=MODES,
-                        help=f"cassette mode: {', '.join(MODES)} (default none: replay only)")
-    except ValueError:
-        pass
+    if importlib.util.find_spec("pytest_recording") is None:  # nobody else can define it: no need to wait
+        _add_record_mode(parser)
     group.addoption("--eval-concurrency", type=int, default=None, help="max concurrent model calls per case")
     group.addoption("--eval-rpm", type=float, default=None, help="requests-per-minute budget per endpoint (live calls)")
     group.addoption("--eval-tpm", type=float, default=None, help="tokens-per-minute budget per endpoint (live calls)")
@@ -54,8 +60,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--eval-update-baseline", action="store_true",
                     help="write this run's results as the baseline (to --eval-baseline / eval_baseline)")
     group.addoption("--eval-alpha", type=float, default=None, help="significance level of the baseline gate (0.05)")
-    parser.addini("eval_cases", "glob patterns (relative to rootdir) of case files", type="linelist",
-                  default=["cases/*.yaml", "cases/**/*.yaml", "cases/*.yml", "cases/**/*.yml"])
+    parser.addini("eval_cases", "glob patterns (relative to rootdir) of case files; set, every match is a suite "
+                  f"(default: {' '.join(DEFAULT_CASES)}, holding a top-level cases: key)", type="linelist")
     parser.addini("eval_cassette_dir", "cassette directory, relative to rootdir", default="cassettes")
     parser.addini("eval_report_dir", "report directory, relative to rootdir", default="reports")
     parser.addini("eval_record_mode", "default record mode", default="none")
@@ -66,19 +72,48 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("eval_alpha", "significance level of the baseline gate", default="0.05")
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(parser: pytest.Parser) -> Generator[None, None, None]:
+    """Every plugin is loaded now: define ``--record-mode`` unless pytest-recording already did (then it is shared).
+
+    Defining it in ``pytest_addoption`` would break pytest-recording whenever evalsuite loads first.
+    """
+    yield
+    _add_record_mode(parser)
+
+
+def _add_record_mode(parser: pytest.Parser) -> None:
+    # pytest has no public way to ask whether an option exists; both pytest 8 and 9 keep the groups here.
+    groups = [parser._anonymous, *parser._groups]
+    if any("--record-mode" in option.names() for group in groups for option in group.options):
+        return
+    parser.getgroup("evalsuite").addoption(
+        "--record-mode", action="store", default=None, choices=MODES,
+        help=f"cassette mode: {', '.join(MODES)} (default none: replay only)")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "evalsuite: an item collected from an evalsuite case file")
     config.pluginmanager.register(SessionReport(config), "evalsuite-session-report")
 
 
 def _option(config: pytest.Config, name: str, ini: str) -> Any:
-    value = config.getoption(name)
+    value = config.getoption(name, None)
     return value if value not in (None, "") else (config.getini(ini) or None)
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Read every evalsuite option once, so a bad value stops the run before anything is collected."""
-    config = session.config
+def run_settings(config: pytest.Config) -> RunSettings:
+    """The run's settings, read from the options on first use, then the configure hook, once per process.
+
+    First used when items are collected (``pytest_collection_modifyitems``), so a bad value stops the run
+    before anything runs, and a run without evalsuite items never imports the pipeline.
+    """
+    settings = config.stash.get(settings_key, None)
+    if settings is not None:
+        return settings
+    from evalsuite.errors import EvalsuiteError
+    from evalsuite.runner import RunSettings
+
     options = {
         "rootdir": config.rootpath,
         "record_mode": _option(config, "record_mode", "eval_record_mode"),
@@ -95,88 +130,67 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         "update_baseline": config.getoption("eval_update_baseline"),
     }
     try:
-        settings = runner.RunSettings.from_options(options)
+        settings = RunSettings.from_options(options)
     except EvalsuiteError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.hook.pytest_evalsuite_configure(config=config, settings=settings)
     config.stash[settings_key] = settings
+    return settings
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if file_path.suffix not in (".yaml", ".yml") or file_path.name in ("defaults.yaml", "defaults.yml"):
+    if file_path.suffix not in (".yaml", ".yml") or file_path.stem == "defaults":  # defaults.yaml: a layer, not a suite
         return None
-    try:
-        relative = file_path.relative_to(parent.config.rootpath).as_posix()
-    except ValueError:
+    if not (parent.session.isinitpath(file_path) or is_suite(parent.config, file_path)):
         return None
-    patterns = parent.config.getini("eval_cases")
-    if not any(fnmatch.fnmatch(relative, pattern) for pattern in patterns):
-        return None
+    from evalsuite._pytest_items import CaseFile
+
+    parent.config.stash[_case_file_seen_key] = True
     return CaseFile.from_parent(parent, path=file_path)
 
 
-class CaseFile(pytest.File):
-    """A YAML case file: one suite, one item per case x variant."""
-
-    def collect(self) -> Iterator[CaseItem]:
-        runs = load_suite(self.path, Path(self.config.rootpath))
-        for run in runs:
-            item = CaseItem.from_parent(self, name=run.item_id, run=run)
-            item.add_marker(pytest.mark.evalsuite)
-            for tag in run.case.tags:
-                self.config.addinivalue_line("markers", f"{tag}: evalsuite case tag")
-                item.add_marker(getattr(pytest.mark, tag))
-            yield item
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str | Any:  # type: ignore[override]  # pytest's Collector takes no style
-        if isinstance(excinfo.value, EvalsuiteError):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo)
+def is_suite(config: pytest.Config, path: Path) -> bool:
+    """A YAML file is a suite when an ``eval_cases`` pattern the user set matches it, or when a default
+    pattern does and it has a top-level ``cases:`` key (so a Kubernetes manifest in ``cases/`` is left alone)."""
+    try:
+        relative = path.relative_to(config.rootpath).as_posix()
+    except ValueError:
+        return False
+    configured = config.getini("eval_cases")
+    if not any(fnmatch.fnmatch(relative, pattern) for pattern in configured or DEFAULT_CASES):
+        return False
+    return bool(configured) or _SUITE_KEY.search(path.read_bytes()) is not None
 
 
-class EvalFailure(Exception):
-    """A case missed a threshold, regressed against the baseline, or was not recorded."""
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not (config.stash.get(_case_file_seen_key, False) or any(_uses_fixtures(item) for item in items)):
+        return
+    try:
+        run_settings(config)  # a bad option value is a usage error now, not a failure of every item
+    except pytest.UsageError as exc:
+        if not hasattr(config, "workerinput"):
+            raise
+        session.shouldstop = str(exc)  # an xdist worker: the controller stops the run and prints why
 
 
-class CaseItem(pytest.Item):
-    def __init__(self, *, run: CaseRun, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.run = run
-
-    def runtest(self) -> None:
-        settings = replace(self.config.stash[settings_key], nodeid=self.nodeid)
-        options = CassetteOptions()
-        self.config.hook.pytest_evalsuite_cassette(config=self.config, item=self, cassette=options)
-        try:
-            result = runner.run_item(self.run, settings, cassette_options=options)
-        except Unavailable as exc:
-            pytest.skip(str(exc))
-        except NotRecorded as exc:
-            raise EvalFailure(str(exc)) from None
-        add_result(self, result)
-        if not result.passed:
-            raise EvalFailure(result.message)
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
-        if isinstance(excinfo.value, (EvalFailure, EvalsuiteError)) and self.config.getoption("verbose") < 2:
-            return str(excinfo.value)
-        return super().repr_failure(excinfo, style)
-
-    def reportinfo(self) -> tuple[Path, int, str]:
-        line = int(self.run.source.rsplit(":", 1)[1]) - 1 if ":" in self.run.source else 0
-        return self.path, line, f"evalsuite: {self.run.item_id}"
+def _uses_fixtures(item: pytest.Item) -> bool:
+    return any(name.startswith("evalsuite_") for name in getattr(item, "fixturenames", ()))
 
 
-def add_result(item: pytest.Item, result: ItemResult) -> None:
-    """Record one result of ``item``: junit properties, the item-result hook, and the report shipped to the controller."""
-    for metric in result.metrics:
-        if metric.value is not None:
-            item.user_properties.append((f"evalsuite.{metric.name}", round(metric.value, 6)))
-            if metric.delta is not None:
-                item.user_properties.append((f"evalsuite.{metric.name}.delta", round(metric.delta, 6)))
-    item.user_properties.append(("evalsuite.verdict", "pass" if result.passed else "fail"))
-    item.config.hook.pytest_evalsuite_item_result(config=item.config, item=item, result=result)
-    item.stash.setdefault(results_key, []).append(result)
+def _is_case_item(item: pytest.Item) -> bool:
+    items = sys.modules.get("evalsuite._pytest_items")  # not imported: no case file was collected
+    return items is not None and isinstance(item, items.CaseItem)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """A case item's live progress goes to pytest's terminal, past output capture (silent in xdist workers)."""
+    if not _is_case_item(item):
+        return (yield)
+    from evalsuite.model._progress import progress_to, terminal_sink
+
+    with progress_to(terminal_sink(item.config)):
+        return (yield)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -193,10 +207,24 @@ class SessionReport:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.items: list[ItemResult] = []
+        self.failed_cases: list[tuple[str, int, str]] = []  # (case file, line, one-line reason) for CI annotations
 
+    @pytest.hookimpl(trylast=True)  # after pytest's junit writer opened the testcase (and added any <failure>)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "call":
-            self.items.extend(ItemResult.from_dict(data) for data in getattr(report, RESULTS_ATTR, ()))
+        if report.when != "call":
+            return
+        if report.failed and "evalsuite" in report.keywords:
+            path, line, _ = report.location
+            self.failed_cases.append((path, (line or 0) + 1, (report.longreprtext.splitlines() or ["failed"])[0]))
+        data = getattr(report, RESULTS_ATTR, ())
+        if not data:
+            return
+        from evalsuite._ci import metric_summary, write_junit_system_out
+        from evalsuite.records import ItemResult
+
+        results = [ItemResult.from_dict(d) for d in data]
+        self.items.extend(results)
+        write_junit_system_out(self.config, report, "\n".join(metric_summary(r) for r in results))
 
     def pytest_sessionfinish(self) -> None:
         if self.items and not hasattr(self.config, "workerinput"):
@@ -205,12 +233,24 @@ class SessionReport:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         config = self.config
-        if not self.items or hasattr(config, "workerinput"):
+        if hasattr(config, "workerinput"):
             return
+        if self.failed_cases and os.environ.get("GITHUB_ACTIONS") == "true":
+            from evalsuite._ci import github_annotation
+
+            for path, line, message in self.failed_cases:
+                terminalreporter.write_line(github_annotation(path, line, message))
+        if not self.items:
+            return
+        from evalsuite import report
+        from evalsuite.verdict import write_baseline
+
         items = self.items
-        settings = config.stash[settings_key]
+        settings = run_settings(config)
         terminalreporter.section("evalsuite score report")
-        terminalreporter.write_line(report.render(items))
+        writer = config.get_terminal_writer()  # its markup honours --color and NO_COLOR
+        reasons = config.getoption("tbstyle") == "no"  # otherwise pytest's failure section shows each reason
+        terminalreporter.write_line(report.render(items, width=writer.fullwidth, markup=writer.markup, reasons=reasons))
         baseline = settings.baseline_path.as_posix() if settings.baseline_path else None
         meta = {"record_mode": settings.record_mode, "alpha": settings.alpha, "baseline": baseline}
         written = report.write_reports(settings.rootdir / settings.report_dir, items, meta)

@@ -32,3 +32,12 @@ def test_import_evalsuite_loads_neither_the_sdk_nor_vcrpy() -> None:
     code = "import sys, evalsuite; print(sorted(m for m in ('openai', 'vcr', 'numpy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_loading_the_pytest_plugin_imports_none_of_the_pipeline() -> None:
+    """The plugin loads in every pytest run of the environment: the SDK, vcrpy, numpy and datasets wait for a case."""
+    heavy = ("openai", "vcr", "numpy", "datasets", "pydantic", "evalsuite.runner")
+    code = f"import sys, evalsuite.plugin, evalsuite.fixtures; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+

@@ -1,10 +1,12 @@
-"""`python -m evalsuite compare OLD NEW` and the baseline files it (and the plugin) read."""
+"""The command line: `--version`, `--help`, and `compare OLD NEW` with its exit codes and the files it reads."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,12 @@ def run_cli(*args: str, path: Path | None = None) -> subprocess.CompletedProcess
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in (ROOT, path) if p)}
     return subprocess.run([sys.executable, "-m", "evalsuite", *args], capture_output=True, text=True, cwd=ROOT,
                           env=env, timeout=120)
+
+
+def metric_row(stdout: str, metric: str) -> str:
+    """The table row of ``metric``: the line that names it and ends with a verdict (however wide the table is)."""
+    verdicts = {"pass", "fail", "regression", "improved", "unchanged", "error"}
+    return next(line for line in stdout.splitlines() if metric in line.split() and line.split()[-1].lower() in verdicts)
 
 
 def regressed_copy(seed: int = 1, lost: int = 20) -> ItemResult:
@@ -44,9 +52,9 @@ def reports(tmp_path: Path) -> dict[str, Path]:
 def test_compare_exits_1_on_a_regression(reports: dict[str, Path]) -> None:
     result = run_cli("compare", str(reports["old"]), str(reports["new"]))
     assert result.returncode == 1, result.stderr
-    row = next(line for line in result.stdout.splitlines() if line.startswith("sentiment[t0.0]"))
-    assert "accuracy" in row and row.endswith("REGRESSION") and "p<0.001" in row
-    assert "20 flipped to 0, 0 flipped to 1" in result.stdout
+    row = metric_row(result.stdout, "accuracy")
+    assert row.endswith("REGRESSION") and "p<0.001" in row
+    assert "20 flipped to 0, 0 flipped to 1" in " ".join(result.stdout.split())  # the reason wraps at the width
 
 
 def test_compare_same_run_exits_0(reports: dict[str, Path]) -> None:
@@ -76,6 +84,42 @@ def test_compare_reads_baseline_files_and_reports_items_on_one_side(tmp_path: Pa
     assert result.returncode == 1
     assert f"sentiment[t1.0]: not in {base}; thresholds only" in result.stdout
     assert f"sentiment[t0.5]: in {base} but not in {new}" in result.stdout
+
+
+def test_version_from_the_module_and_the_installed_script() -> None:
+    expected = f"evalsuite {version('evalsuite')}"
+    module = run_cli("--version")
+    assert (module.returncode, module.stdout.strip()) == (0, expected)
+    script = shutil.which("evalsuite", path=os.path.dirname(sys.executable))
+    assert script, "the evalsuite console script is not installed beside this Python: pip install -e ."
+    installed = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=120)
+    assert (installed.returncode, installed.stdout.strip()) == (0, expected)
+
+
+def test_help_points_to_pytest_and_lists_the_commands() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    assert "main interface is pytest" in result.stdout and "`pytest cases`" in result.stdout
+    for command in ("compare", "schema", "serve-local"):
+        assert f"\n    {command} " in result.stdout or f"\n    {command}\n" in result.stdout, command
+    assert "on any regression" not in result.stdout  # compare also fails on a missed threshold
+
+
+def test_compare_help_documents_each_exit_code() -> None:
+    text = " ".join(run_cli("compare", "--help").stdout.split())
+    assert "0 no regression, and every threshold stored in NEW is met" in text
+    assert "1 a metric regressed, missed a min/max threshold stored in NEW" in text
+    assert "2 unusable input" in text and "nothing to compare" in text
+
+
+def test_compare_of_unrelated_runs_exits_2_and_says_why(tmp_path: Path) -> None:
+    old = write_reports(tmp_path / "old", [make_item(0.0, seed=1)], {})["json"]
+    new = write_reports(tmp_path / "new", [make_item(0.5, seed=2)], {})["json"]  # no item id in common
+    result = run_cli("compare", str(old), str(new))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"nothing was compared: no metric of {new} has an example paired with {old}" in result.stderr
+    assert "Fix: compare two runs of the same case files" in result.stderr and "Traceback" not in result.stderr
+    assert f"sentiment[t0.5]: not in {old}; thresholds only" in result.stdout  # the notes say which side has what
 
 
 def test_compare_threshold_failure_gates_unless_ignored(tmp_path: Path) -> None:
@@ -143,7 +187,7 @@ def test_compare_finds_an_entry_point_metric(tmp_path: Path) -> None:
 
     found = run_cli("compare", str(old), str(new), path=site)
     assert found.returncode == 1, found.stdout + found.stderr
-    row = next(line for line in found.stdout.splitlines() if "median_score" in line)
+    row = metric_row(found.stdout, "median_score")
     assert row.endswith("REGRESSION") and "-0.200 p<0.001" in row
     # Without the installed package the median cannot be recomputed from the stored values: skipped, not guessed.
     unknown = run_cli("compare", str(old), str(new))

@@ -3,9 +3,12 @@ record cassettes, replay them offline, report, and gate on thresholds and on a b
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
+from xml.etree import ElementTree
 
 import pytest
 
@@ -106,6 +109,15 @@ def test_a_bad_option_value_is_a_usage_error_naming_the_fix(project: pytest.Pyte
     assert "Traceback" not in result.stderr
 
 
+def test_a_bad_option_value_stops_an_xdist_run_with_the_same_message(project: pytest.Pytester) -> None:
+    """Options are read once items are collected, which under xdist happens in the workers."""
+    project.makeini("[pytest]\neval_record_mode = replay\n")
+    result = run(project, "cases", "-n", "2")
+    assert result.returncode == 2  # interrupted: the workers stop the run
+    assert "eval_record_mode) is not valid: choose one of none" in result.stdout
+    assert "INTERNALERROR" not in result.stdout + result.stderr and "Traceback" not in result.stdout
+
+
 def test_threshold_failure_names_metric_value_threshold_and_worst_examples(project: pytest.Pytester) -> None:
     write_case(project, min_accuracy=1.01)
     with ChatServer(sentiment_responder) as server:
@@ -177,12 +189,109 @@ def test_replay_works_with_networking_disabled(project: pytest.Pytester) -> None
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_junit_xml_carries_scores(project: pytest.Pytester) -> None:
+@pytest.mark.parametrize("family", ["xunit1", "legacy", "xunit2"])
+def test_junit_shows_metrics_in_system_out_and_properties_only_where_the_family_allows(
+        project: pytest.Pytester, family: str) -> None:
     with ChatServer(sentiment_responder) as server:
-        run(project, "cases", "-k", "plain and t0 and not t0.7", "--record-mode=once", "--junitxml=junit.xml",
-            env={"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": CANARY})
-    xml = (project.path / "junit.xml").read_text()
-    assert 'name="evalsuite.accuracy" value="1.0"' in xml
+        result = run(project, "cases", "-k", "plain and t0 and not t0.7", "--record-mode=once", "--junitxml=junit.xml",
+                     "-o", f"junit_family={family}", env={"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": CANARY})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PytestWarning" not in result.stdout
+    [case] = ElementTree.parse(project.path / "junit.xml").getroot().iter("testcase")
+    system_out = "".join(e.text or "" for e in case.iter("system-out"))
+    assert "sentiment[plain-t0]" in system_out and "accuracy = 1," in system_out and "min 0.75: pass" in system_out
+    properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+    if family == "xunit2":  # its schema has no testcase properties (GitLab ignores them anyway)
+        assert properties == {}
+    else:
+        assert properties["evalsuite.accuracy"] == "1.0" and properties["evalsuite.verdict"] == "pass"
+
+
+def test_a_failing_item_gives_its_metric_and_value_in_one_line_everywhere_ci_looks(project: pytest.Pytester) -> None:
+    write_case(project, min_accuracy=1.01)
+    env = {"OPENAI_API_KEY": CANARY, "GITHUB_ACTIONS": "true", "COLUMNS": "200"}
+    reason = "sentiment[plain-t0]: accuracy 1 < min 1.01 (n=8)"
+    with ChatServer(sentiment_responder) as server:
+        result = run(project, "cases", "-k", "plain and t0 and not t0.7", "--record-mode=once", "--junitxml=junit.xml",
+                     env={**env, "OPENAI_BASE_URL": server.base_url})
+    assert result.returncode == 1
+    assert f"FAILED cases/reviews.yaml::sentiment[plain-t0] - {reason}" in result.stdout
+    assert f"::error file=cases/reviews.yaml,line=4::{reason}" in result.stdout
+    [failure] = ElementTree.parse(project.path / "junit.xml").getroot().iter("failure")
+    assert failure.get("message", "").startswith(reason)
+    outside_actions = run(project, "cases", "-k", "plain and t0 and not t0.7", env={**env, "GITHUB_ACTIONS": "false"})
+    assert outside_actions.returncode == 1 and "::error" not in outside_actions.stdout
+
+
+def test_a_stray_yaml_file_in_cases_is_ignored_silently(project: pytest.Pytester) -> None:
+    (project.path / "cases" / "deployment.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: evals\ndata:\n  cases: '3'\n")
+    (project.path / "cases" / "ci").mkdir()
+    (project.path / "cases" / "ci" / "matrix.yml").write_text("- cases: [a, b]\n")
+    result = run(project, "cases", "--collect-only", "-q")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("cases/reviews.yaml::sentiment[") == 4
+    assert "deployment" not in result.stdout and "matrix" not in result.stdout
+
+
+def test_eval_cases_set_in_the_ini_collects_every_match_and_reports_its_errors(project: pytest.Pytester) -> None:
+    project.makeini("[pytest]\neval_cases = suites/*.yaml\n")
+    (project.path / "suites").mkdir()
+    shutil.move(project.path / "cases" / "reviews.yaml", project.path / "suites" / "reviews.yaml")
+    (project.path / "suites" / "data").symlink_to(project.path / "cases" / "data")
+    (project.path / "suites" / "typo.yaml").write_text("suite: typo\ncase:\n  - id: x\n")
+    result = run(project, "--collect-only", "-q")
+    assert result.stdout.count("suites/reviews.yaml::sentiment[") == 4, result.stdout
+    assert result.returncode == 2 and "suites/typo.yaml" in result.stdout
+
+
+def test_a_case_file_named_on_the_command_line_is_collected_from_any_directory(pytester: pytest.Pytester) -> None:
+    """No pytest.ini anywhere: pytest's rootdir is then the common ancestor of the current directory and the file."""
+    make_project(pytester)
+    (pytester.path / "tox.ini").unlink()  # what make_project (pytester.makeini) wrote
+    evals = pytester.path / "project" / "evals"
+    evals.parent.mkdir()
+    shutil.move(pytester.path / "cases", evals)
+    elsewhere = pytester.path / "elsewhere"
+    elsewhere.mkdir()
+    case_file = evals / "reviews.yaml"
+    for cwd, arg in [(elsewhere, str(case_file)), (evals, "reviews.yaml"), (evals.parent, "evals/reviews.yaml")]:
+        result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", arg, "--collect-only", "-q"],
+                                cwd=cwd, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, (cwd, result.stdout + result.stderr)
+        assert result.stdout.count("reviews.yaml::sentiment[") == 4, (cwd, result.stdout)
+    with ChatServer(sentiment_responder) as server:
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(case_file), "-k", "plain and t0 and not t0.7",
+             "--record-mode=once"], cwd=elsewhere, capture_output=True, text=True, timeout=300,
+            env={**os.environ, "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": CANARY})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+
+
+NO_CASES_CONFTEST = """
+import json, sys
+
+HEAVY = ("openai", "vcr", "numpy", "datasets", "pydantic", "evalsuite.runner", "evalsuite._pytest_items")
+
+def pytest_evalsuite_configure(config, settings):
+    raise AssertionError("no evalsuite item: the settings are never read")
+
+def pytest_sessionfinish(session):
+    loaded = [m for m in HEAVY if m in sys.modules]
+    session.config.rootpath.joinpath("loaded.json").write_text(json.dumps(loaded))
+"""
+
+
+def test_a_project_without_case_files_never_imports_the_pipeline(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\n")
+    pytester.makeconftest(NO_CASES_CONFTEST)
+    pytester.makepyfile(test_plain="def test_plain():\n    assert True\n")
+    (pytester.path / "cases").mkdir()
+    (pytester.path / "cases" / "service.yaml").write_text("kind: Service\nspec:\n  ports: [80]\n")
+    result = run(pytester, "-p", "no:recording")  # pytest-recording is measured by itself, not here
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads((pytester.path / "loaded.json").read_text()) == []
 
 
 def test_pytest_main_twice_in_one_process_writes_only_reports_and_cassettes(project: pytest.Pytester) -> None:

@@ -19,21 +19,29 @@ class Strict(BaseModel):
 class ModelSettings(Strict):
     """Which endpoint to call and with which sampling parameters."""
 
-    provider: str = "openai"  # a registered provider: openai, azure_openai, or one added with @evalsuite.provider
-    name: str = "gpt-4"  # model, or the Azure deployment name
-    base_url: str | None = None  # any OpenAI-compatible endpoint (vLLM, llama.cpp, Databricks serving)
-    api: Literal["chat", "completions"] = "chat"
-    api_version: str | None = None  # Azure only; else OPENAI_API_VERSION
+    provider: str = Field(default="openai", description="A registered provider: openai, azure_openai, or one "
+                          "added with @evalsuite.provider.")
+    name: str = Field(default="gpt-4", description="The model, or the Azure deployment name.")
+    base_url: str | None = Field(default=None, description="Any OpenAI-compatible endpoint (vLLM, llama.cpp, "
+                                 "Databricks serving); else OPENAI_BASE_URL.")
+    api: Literal["chat", "completions"] = Field(default="chat", description="chat/completions, or the legacy "
+                                                "completions API.")
+    api_version: str | None = Field(default=None, description="Azure only; else OPENAI_API_VERSION.")
     temperature: float | None = None
     max_tokens: int | None = None
     top_p: float | None = None
     seed: int | None = None
-    logprobs: bool = False
+    logprobs: bool = Field(default=False, description="Request token logprobs (needed by perplexity).")
     top_logprobs: int | None = None
-    stop: list[str] | None = None
-    timeout: float = 60.0
-    price_per_1k_input: float | None = None  # USD; else the price table
-    price_per_1k_output: float | None = None
+    stop: list[str] | None = Field(
+        default=None, description="Stop sequence(s): one string or a list.",
+        json_schema_extra={"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}},
+                                     {"type": "null"}]})
+    timeout: float = Field(default=60.0, description="Seconds per request.")
+    price_per_1k_input: float | None = Field(default=None, description="USD per 1,000 input tokens; else the "
+                                             "price table.")
+    price_per_1k_output: float | None = Field(default=None, description="USD per 1,000 output tokens; else the "
+                                              "price table.")
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -56,20 +64,22 @@ class ModelSettings(Strict):
 class DatasetSpec(Strict):
     """Where the examples come from and how many to take."""
 
-    examples: list[dict[str, Any]] | None = None
-    path: str | None = None  # .jsonl/.json/.csv/.parquet, relative to the case file
-    hf: str | None = None  # Hub dataset id, e.g. "imdb"
-    config: str | None = None  # Hub dataset configuration name
-    split: str = "test"
-    revision: str | None = None
-    limit: int | None = Field(default=None, gt=0)
-    shuffle: bool = False
+    examples: list[dict[str, Any]] | None = Field(default=None, description="Inline rows, one mapping per example.")
+    path: str | None = Field(default=None, description="A .jsonl/.json/.csv/.parquet file, relative to the case file.")
+    hf: str | None = Field(default=None, description='A Hugging Face Hub dataset id, e.g. "imdb".')
+    config: str | None = Field(default=None, description="Hub dataset configuration name.")
+    split: str = Field(default="test", description="Hub dataset split.")
+    revision: str | None = Field(default=None, description="Hub dataset revision (a commit pins the data).")
+    limit: int | None = Field(default=None, gt=0, description="Take at most this many examples.")
+    shuffle: bool = Field(default=False, description="Shuffle (with seed) before limiting.")
     seed: int = 0
-    stratify: str | None = None  # column to sample evenly from when limiting
-    columns: dict[str, str] = Field(default_factory=dict)  # new name -> source column
-    id: str | None = None  # column holding a stable example id; else the row index
-    expected: str | None = "expected"  # column holding the reference; None for reference-free cases
-    label_names: list[str] | dict[Any, str] | None = None  # maps stored labels (0/1) to names
+    stratify: str | None = Field(default=None, description="Column to sample evenly from when limiting.")
+    columns: dict[str, str] = Field(default_factory=dict, description="New name -> source column.")
+    id: str | None = Field(default=None, description="Column holding a stable example id; else the row index.")
+    expected: str | None = Field(default="expected", description="Column holding the reference; null for "
+                                 "reference-free cases.")
+    label_names: list[str] | dict[Any, str] | None = Field(default=None, description="Maps stored labels (0/1) to "
+                                                           "names.")
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetSpec:
@@ -85,12 +95,15 @@ class DatasetSpec(Strict):
 class Truncate(Strict):
     """Cut one long input field to a token budget before templating (the exercise cut reviews)."""
 
-    field: str
-    max_tokens: int = Field(gt=0)
-    tokenizer: Literal["cl100k_base"] = "cl100k_base"  # tiktoken encoding shipped with evalsuite (works offline)
+    field: str = Field(description="The input field to cut.")
+    max_tokens: int = Field(gt=0, description="Token budget of the field.")
+    tokenizer: Literal["cl100k_base"] = Field(default="cl100k_base", description="tiktoken encoding shipped with "
+                                              "evalsuite (works offline).")
 
 
 class Message(Strict):
+    """One few-shot message."""
+
     role: Literal["system", "user", "assistant"]
     content: str
 
@@ -98,13 +111,16 @@ class Message(Strict):
 class PromptSpec(Strict):
     """Jinja2 templates (sandboxed) rendered with the example's fields."""
 
-    system: str | None = None
-    user: str | None = None  # the chat user message, or the whole prompt for api: completions
-    few_shot: list[Message] = Field(default_factory=list)
+    system: str | None = Field(default=None, description="The system message template.")
+    user: str | None = Field(default=None, description="The chat user message template, or the whole prompt for "
+                             "api: completions.")
+    few_shot: list[Message] = Field(default_factory=list, description="Messages put before the user message.")
     truncate: Truncate | None = None
 
 
 class PromptVariant(Strict):
+    """A named prompt variant: what it sets replaces the case's prompt."""
+
     system: str | None = None
     user: str | None = None
     few_shot: list[Message] | None = None
@@ -113,21 +129,26 @@ class PromptVariant(Strict):
 class Variants(Strict):
     """Named prompt variants and a parameter matrix; every combination is one pytest item."""
 
-    prompts: dict[str, PromptVariant] = Field(default_factory=dict)
-    matrix: dict[Literal["temperature", "max_tokens", "top_p", "seed"], list[Any]] = Field(default_factory=dict)
+    prompts: dict[str, PromptVariant] = Field(default_factory=dict, description="Variant name -> prompt variant.")
+    matrix: dict[Literal["temperature", "max_tokens", "top_p", "seed"], list[Any]] = Field(
+        default_factory=dict, description="Model parameter -> the values to sweep.")
 
 
 class ParseSpec(Strict):
     """How an answer becomes a prediction: a registered parser (``kind``) or a one-off function (``python``)."""
 
-    kind: str = "raw"  # a registered parser: label, regex, json, raw, or one added with @evalsuite.parser
-    python: str | None = None  # "local_parsers.py:yes_no": a parser function, relative to the case file
-    labels: dict[str, list[str]] = Field(default_factory=dict)  # label -> synonyms (label itself included)
-    pattern: str | None = None  # regex; group 1 (or the named group "answer") is the prediction
-    field: str | None = None  # JSON field path, e.g. "sentiment" or "result.label"
+    kind: str = Field(default="raw", description="A registered parser: label, regex, json, raw, or one added with "
+                      "@evalsuite.parser.")
+    python: str | None = Field(default=None, description='"local_parsers.py:yes_no": a parser function, relative '
+                               "to the case file.")
+    labels: dict[str, list[str]] = Field(default_factory=dict, description="kind: label: label -> synonyms (the "
+                                         "label itself included).")
+    pattern: str | None = Field(default=None, description='kind: regex: group 1 (or the named group "answer") is the '
+                                "prediction.")
+    field: str | None = Field(default=None, description='kind: json: field path, e.g. "sentiment" or "result.label".')
     case_sensitive: bool = False
     strip: bool = True
-    params: dict[str, Any] = Field(default_factory=dict)  # keyword parameters of a custom parser
+    params: dict[str, Any] = Field(default_factory=dict, description="Keyword parameters of a custom parser.")
 
     @field_validator("kind")
     @classmethod
@@ -149,28 +170,46 @@ class MetricSpec(Strict):
 
     The metric is the registered one of its name, unless ``python`` or ``evaluate`` says where it is."""
 
-    min: float | None = None
-    max: float | None = None
-    max_drop: float | None = Field(default=None, ge=0)  # tolerated drop vs baseline, in metric units
-    params: dict[str, Any] = Field(default_factory=dict)  # e.g. {"average": "macro"}, {"use_stemmer": true}
-    python: str | None = None  # "local_metrics.py:score": a function or Metric class, relative to the case file
-    evaluate: dict[str, Any] | None = None  # a Hugging Face evaluate module: {path: ./metrics/x} or {name: x}, key, args
+    min: float | None = Field(default=None, description="Fail when the value is below.")
+    max: float | None = Field(default=None, description="Fail when the value is above.")
+    max_drop: float | None = Field(default=None, ge=0, description="Tolerated drop against the baseline, in metric "
+                                   "units.")
+    params: dict[str, Any] = Field(default_factory=dict, description='Metric parameters, e.g. {"average": "macro"}, '
+                                   '{"use_stemmer": true}; they may also be written beside min/max.')
+    python: str | None = Field(default=None, description='"local_metrics.py:score": a function or Metric class, '
+                               "relative to the case file.")
+    evaluate: dict[str, Any] | None = Field(default=None, description="A Hugging Face evaluate module: "
+                                            "{path: ./metrics/x} or {name: x}, key, args.")
     model_config = ConfigDict(extra="allow")  # short form: {average: macro, min: 0.8}
+
+
+def _metric_shorthands(schema: dict[str, Any]) -> None:
+    """Editors (JSON Schema) learn the shorthands ``Case._metric_shorthand`` accepts: ``accuracy: 0.8`` (a
+    minimum), ``accuracy:`` (defaults) and ``metrics: [accuracy, f1]``."""
+    spec = schema.pop("additionalProperties")
+    mapping = {"type": "object", "minProperties": schema.pop("minProperties"),
+               "additionalProperties": {"anyOf": [spec, {"type": "number"}, {"type": "null"}]}}
+    del schema["type"]
+    schema["anyOf"] = [mapping, {"type": "array", "minItems": 1, "items": {"type": "string"}}]
 
 
 class Case(Strict):
     """One case: a dataset, a prompt, a parser and thresholded metrics."""
 
-    id: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    id: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$", description="Unique in its file; names the test item and its "
+                    "cassette.")
     description: str | None = None
-    tags: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list, description="pytest markers of the case's items (select with -m).")
     model: ModelSettings = Field(default_factory=ModelSettings)
     dataset: DatasetSpec
     prompt: PromptSpec
     variants: Variants = Field(default_factory=Variants)
-    repeats: int = Field(default=1, ge=1)
+    repeats: int = Field(default=1, ge=1, description="Samples per example (for sampling temperatures).")
     parse: ParseSpec = Field(default_factory=ParseSpec)
-    metrics: dict[str, MetricSpec] = Field(min_length=1)
+    metrics: dict[str, MetricSpec] = Field(
+        min_length=1, json_schema_extra=_metric_shorthands,
+        description="Metric name -> thresholds and parameters ({min: 0.8}, or 0.8 for a minimum), or a list of "
+                    "names.")
 
     @field_validator("metrics", mode="before")
     @classmethod
@@ -184,6 +223,10 @@ class Case(Strict):
 
 
 class SuiteFile(Strict):
-    suite: str | None = None
-    defaults: dict[str, Any] = Field(default_factory=dict)
-    cases: list[dict[str, Any]] = Field(min_length=1)
+    """An evalsuite case file: one suite of cases, merged over its defaults."""
+
+    suite: str | None = Field(default=None, description="Suite name (names the cassette directory); else the file "
+                              "name.")
+    defaults: dict[str, Any] = Field(default_factory=dict, description="Case keys every case of this file starts "
+                                     "from (over defaults.yaml and [tool.evalsuite]).")
+    cases: list[dict[str, Any]] = Field(min_length=1, description="The cases; each is one or more pytest items.")

@@ -8,7 +8,8 @@ request meets them: ``_keys`` (the match key), ``_redact`` (what is stored), ``_
 context manager and the handle the engine and runner see); ``_options`` is the user's seam.
 """
 
-from evalsuite.cassettes._cassette import LATENCY_HEADER, MODES, SENT_AT_HEADER
+from evalsuite._util.record_modes import MODES
+from evalsuite.cassettes._cassette import LATENCY_HEADER, SENT_AT_HEADER
 from evalsuite.cassettes._keys import EXAMPLE_HEADER
 from evalsuite.cassettes._options import CassetteOptions
 from evalsuite.cassettes._use import CassetteHandle, is_not_recorded, not_recorded_reason, use_cassette

@@ -17,7 +17,7 @@ key, unused ones are kept), ``rewrite`` (send everything; the saved file holds o
 interactions; the old file stays intact until the run completes).
 
 vcrpy has no public seam for a cassette's loading and saving, so ``_load``/``_save`` are overridden
-(and vcrpy is pinned to the tested major version in pyproject.toml); everything else goes through
+(vcrpy is pinned to the tested majors in pyproject.toml: 9 and, on Python 3.10, 8.5+); everything else goes through
 vcrpy's constructor arguments and its public ``Cassette`` methods.
 """
 
@@ -38,7 +38,12 @@ from vcr.record_mode import RecordMode
 from vcr.request import Request
 
 import evalsuite
-from evalsuite.cassettes._format import AtomicPersister, JsonSerializer, encode_interaction, gc_paused
+from evalsuite.cassettes._format import (
+    AtomicPersister,
+    JsonSerializer,
+    encode_interaction,
+    gc_paused,
+)
 from evalsuite.cassettes._journal import Journal, recover_journal
 from evalsuite.cassettes._keys import BUILT_IN_KEYS, KeyMaker, RequestKey
 from evalsuite.cassettes._options import CassetteOptions
@@ -46,7 +51,6 @@ from evalsuite.cassettes._redact import Redactor
 from evalsuite.errors import CassetteError
 from evalsuite.records import SampleKey
 
-MODES = ("none", "once", "new_episodes", "all", "rewrite")
 _RECORD_MODE = {
     "none": RecordMode.NONE,
     "once": RecordMode.ONCE,
@@ -254,7 +258,9 @@ class EvalCassette(Cassette):
         else:
             interactions = self.data
         self._metadata = self._metadata_to_save()
-        self._persist({"requests": [r for r, _ in interactions], "responses": [r for _, r in interactions]})
+        cassette = {"requests": [r for r, _ in interactions], "responses": [r for _, r in interactions]}
+        # the persister directly, not vcrpy 9's _persist (absent in 8.x, the newest vcrpy for Python 3.10)
+        self._persister.save_cassette(self._path, {**cassette, "metadata": self._metadata}, serializer=self._serializer)
         self.saved_count = len(interactions)
         self.dirty = False
         self._journal.remove()

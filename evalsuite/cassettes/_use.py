@@ -18,7 +18,8 @@ from typing import Any
 
 from vcr.errors import CannotOverwriteExistingCassetteException
 
-from evalsuite.cassettes._cassette import MODES, EvalCassette
+from evalsuite._util.record_modes import MODES
+from evalsuite.cassettes._cassette import EvalCassette
 from evalsuite.cassettes._options import CassetteOptions
 from evalsuite.records import Call, SampleKey
 

@@ -9,7 +9,10 @@ The hypothesis is the parsed prediction; an unparsed or errored answer is scored
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import math
+import os
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -20,7 +23,7 @@ from sacrebleu.metrics.helpers import extract_all_word_ngrams
 from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
 from evalsuite.metrics._parallel import map_chunks
-from evalsuite.errors import MetricError
+from evalsuite.errors import MetricError, suggest
 from evalsuite.metrics._base import Metric, SummedStats
 from evalsuite.metrics._registry import metric
 from evalsuite.records import Scored
@@ -189,31 +192,49 @@ class NmtBleu(SummedStats):
 
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+ROUGE_BACKEND_ENV = "EVALSUITE_ROUGE_BACKEND"
+ROUGE_BACKENDS = ("rouge-score-rs", "rouge-score")  # fastest first
 _rouge_cache: dict[Any, dict[str, list[float]]] = {}
 
 
-def _rouge_scorer(use_stemmer: bool) -> Any:
-    """rouge-score-rs (a Rust port, scores identical to rouge_score, checked by the tests and the benchmark)
-    scores a batch on all cores; rouge_score itself when the port is not installed."""
-    try:
+def rouge_backend() -> str:
+    """The package that computes ROUGE: rouge-score-rs (the ``fast`` extra) when installed, else rouge-score.
+
+    Why a choice: rouge-score-rs is a young Rust port (scores identical to rouge_score, checked by the tests
+    and benchmarks/metrics_speed.py) that scores a batch on all cores; rouge-score is the reference. The
+    environment variable forces one, to check a number against the reference or to rule the port out.
+    """
+    forced = os.environ.get(ROUGE_BACKEND_ENV, "").strip()
+    if forced and forced not in ROUGE_BACKENDS:
+        raise MetricError(f"{ROUGE_BACKEND_ENV}={forced!r} is not a ROUGE backend; "
+                          f"{suggest(forced, ROUGE_BACKENDS, 'backends')} (unset it: the fastest one installed)")
+    port_installed = importlib.util.find_spec("rouge_score_rs") is not None
+    if forced == "rouge-score-rs" and not port_installed:
+        raise MetricError(f"{ROUGE_BACKEND_ENV}=rouge-score-rs, but rouge-score-rs is not installed; "
+                          "install it with `pip install 'evalsuite[fast]'`, or unset the variable")
+    return forced or ("rouge-score-rs" if port_installed else "rouge-score")
+
+
+def _rouge_scorer(backend: str, use_stemmer: bool) -> Any:
+    if backend == "rouge-score-rs":
         from rouge_score_rs import RougeScorer
-    except ImportError:
-        from rouge_score.rouge_scorer import RougeScorer as PythonRougeScorer
 
-        return PythonRougeScorer(list(ROUGE_TYPES), use_stemmer=use_stemmer)
-    return RougeScorer(list(ROUGE_TYPES), use_stemmer=use_stemmer)
+        return RougeScorer(list(ROUGE_TYPES), use_stemmer=use_stemmer)
+    from rouge_score.rouge_scorer import RougeScorer as PythonRougeScorer
+
+    return PythonRougeScorer(list(ROUGE_TYPES), use_stemmer=use_stemmer)
 
 
-def rouge_f1(items: Sequence[Pair], use_stemmer: bool) -> dict[str, list[float]]:
+def rouge_f1(items: Sequence[Pair], use_stemmer: bool, backend: str) -> dict[str, list[float]]:
     """Per-example F1 for all four ROUGE types in one pass, cached for the last batch.
 
     The four rouge metrics of a case score the same batch one after another; tokenising and matching once
     serves all four.
     """
-    key = (use_stemmer, tuple(hyp for hyp, _ in items), tuple(tuple(refs) for _, refs in items))
+    key = (backend, use_stemmer, tuple(hyp for hyp, _ in items), tuple(tuple(refs) for _, refs in items))
     if key in _rouge_cache:
         return _rouge_cache[key]
-    scorer = _rouge_scorer(use_stemmer)
+    scorer = _rouge_scorer(backend, use_stemmer)
     single = [i for i, (_, refs) in enumerate(items) if len(refs) == 1]
     results: list[Any] = [None] * len(items)
     if hasattr(scorer, "score_batch"):
@@ -241,16 +262,24 @@ class Rouge(Metric):
     rouge_type = ""
     detail = ""
 
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.backend = rouge_backend()
+        super().__init__(params)
+
     def describe(self) -> str:
         stemming = "Porter stemming" if self.params["use_stemmer"] else "no stemming (use_stemmer: false)"
+        computed_by = f"{self.backend} {importlib.metadata.version(self.backend)}"
+        if self.backend != "rouge-score":
+            computed_by += " (a port of rouge_score with identical scores)"
         return (
-            f"mean over examples of {self.rouge_type} F1 from rouge_score.RougeScorer ({self.detail}; default "
-            f"tokenizer: lowercased, only [a-z0-9] kept, so non-ASCII text scores 0; {stemming}); several "
+            f"mean over examples of {self.rouge_type} F1 as rouge_score.RougeScorer defines it ({self.detail}; "
+            f"default tokenizer: lowercased, only [a-z0-9] kept, so non-ASCII text scores 0; {stemming}); several "
             "references: the best F1 (score_multi). Equals HF evaluate rouge with use_aggregator=False, averaged; "
-            "evaluate's default use_aggregator=True reports a bootstrap median instead, which differs slightly"
+            "evaluate's default use_aggregator=True reports a bootstrap median instead, which differs slightly. "
+            f"Computed by {computed_by}"
         )
 
     def score(self, scored: Sequence[Scored]) -> list[Any]:
         items = pairs(scored, self.name)
-        return rouge_f1(items, self.params["use_stemmer"])[self.rouge_type] if items else []
+        return rouge_f1(items, self.params["use_stemmer"], self.backend)[self.rouge_type] if items else []
 

@@ -14,7 +14,7 @@ from evalsuite.cases.schema import ModelSettings
 from evalsuite.cassettes import CassetteHandle
 from evalsuite.model._engine import EngineSettings, run_calls_sync
 from evalsuite.model._pricing import Prices
-from evalsuite.model._progress import Progress
+from evalsuite.model._progress import Progress, current_sink
 from evalsuite.model._providers import get_provider
 from evalsuite.model._wire import recorded_answer
 from evalsuite.records import Answer, Call, ErrorKind
@@ -35,11 +35,12 @@ def answer_calls(
 ) -> list[Answer]:
     """One Answer per call, in order: replayed from ``cassette`` in mode ``none``, else sent live.
 
-    ``label`` and ``prices`` feed the live progress line (``label  done/total ... ~$cost``).
+    ``label`` and ``prices`` feed the live progress line (``label  done/total ... ~$cost``), shown where
+    :func:`~evalsuite.model._progress.progress_to` sends it (pytest's terminal), else on stderr.
     """
     if record_mode == "none":
         return replay_calls(calls, cassette, get_provider(model.provider).endpoint(model))
-    with Progress(label, len(calls), model=model.name, prices=prices) as progress:
+    with Progress(label, len(calls), model=model.name, prices=prices, sink=current_sink()) as progress:
         answers = run_calls_sync(calls, model, settings=settings, progress=progress)
     cassette.keep_previous({a.example_id for a in answers if a.error_kind in TRANSIENT_ERRORS})
     return answers

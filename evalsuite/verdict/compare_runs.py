@@ -69,6 +69,20 @@ def stored_metric(name: str, stored: BaselineMetric) -> MetricInfo | None:
     return None
 
 
+# ``evalsuite compare``'s exit codes; its --help and the README say the same.
+PASSED, FAILED, UNUSABLE = 0, 1, 2
+
+
+def exit_code(results: Sequence[ItemResult]) -> int:
+    """``FAILED`` when a metric regressed, missed a threshold stored in NEW (a missed threshold takes precedence in
+    the verdict and may hide a regression: both gate) or could not be measured; ``UNUSABLE`` when no metric has
+    an example paired with OLD (unrelated files: a gate that compared nothing must not pass); else ``PASSED``."""
+    metrics = [m for item in results for m in item.metrics]
+    if not any(m.n_paired for m in metrics):
+        return UNUSABLE
+    return FAILED if any(m.failed for m in metrics) else PASSED
+
+
 def compare(old_path: str, new_path: str, *, alpha: float, seed: int,
             thresholds: bool = True) -> tuple[list[ItemResult], list[str]]:
     """Every item of NEW judged against OLD; notes for what could not be compared. Raises ``BaselineError``."""

@@ -92,7 +92,8 @@ def test_not_recorded_reason_is_the_first_line_of_vcrpys_message_through_any_wra
         with pytest.raises(Exception) as caught:
             ask(openai_client(OFFLINE), call("e1", "edited prompt"))
     reason = not_recorded_reason(caught.value)
-    assert reason.startswith("Can't play back this request") and "\n" not in reason
+    # vcrpy 9 starts "Can't play back this request", 8.x (Python 3.10) "Can't overwrite existing cassette"
+    assert reason.startswith("Can't") and "\n" not in reason
     try:  # what an SDK or wrapper that wraps transport errors raises instead
         raise RuntimeError("connection error") from caught.value
     except RuntimeError as wrapped:

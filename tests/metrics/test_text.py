@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from rouge_score.rouge_scorer import RougeScorer
 from evalsuite.cases.schema import MetricSpec
 from evalsuite.errors import MetricError
 from evalsuite.metrics import get_metric
+from evalsuite.metrics._text import ROUGE_BACKEND_ENV
 from tests._support.scored import scored, value_of
 from tests._support.texts import HYPS, REFS
 
@@ -109,6 +111,48 @@ def test_rouge_several_references_take_the_best():
     scorer = RougeScorer(["rouge2"])
     expected = np.mean([scorer.score_multi(r, h)["rouge2"].fmeasure for h, r in zip(HYPS, refs)])
     assert value_of("rouge2", [scored(h, r) for h, r in zip(HYPS, refs)]) == pytest.approx(expected) == 1.0
+
+
+ROUGE_HYPS = [*HYPS, "First sentence here.\nSecond one follows running.", "a cat", ""]
+ROUGE_REFS = [*REFS, "Second one follows.\nFirst sentence is here, runs.", ["the cat", "a dog"], "nothing matches"]
+
+
+def rouge_values_and_definitions(use_stemmer: bool) -> tuple[dict[str, list[float]], set[str]]:
+    items = [scored(h, r) for h, r in zip(ROUGE_HYPS, ROUGE_REFS)]
+    spec = MetricSpec(params={"use_stemmer": use_stemmer})
+    metrics = [get_metric(rouge_type, spec) for rouge_type in ["rouge1", "rouge2", "rougeL", "rougeLsum"]]
+    return {m.name: m.score(items) for m in metrics}, {m.definition.rsplit("Computed by ", 1)[1] for m in metrics}
+
+
+@pytest.mark.parametrize("use_stemmer", [False, True])
+def test_rouge_backends_give_identical_numbers_and_the_definition_names_the_one_used(monkeypatch, use_stemmer):
+    pytest.importorskip("rouge_score_rs")  # the `fast` extra, part of the test extra
+    fast, fast_by = rouge_values_and_definitions(use_stemmer)
+    monkeypatch.setenv(ROUGE_BACKEND_ENV, "rouge-score")
+    reference, reference_by = rouge_values_and_definitions(use_stemmer)
+    assert fast == reference  # per-example F1, exactly
+    [fast_computed_by] = fast_by
+    assert fast_computed_by.startswith("rouge-score-rs ") and fast_computed_by.endswith("with identical scores)")
+    assert reference_by == {"rouge-score 0.1.2"}
+
+
+def test_rouge_without_the_fast_extra_is_computed_by_rouge_score(monkeypatch):
+    monkeypatch.setitem(sys.modules, "rouge_score_rs", None)  # as if rouge-score-rs were not installed
+    values, computed_by = rouge_values_and_definitions(use_stemmer=False)
+    scorer = RougeScorer(["rouge2"])
+    assert values["rouge2"] == [scorer.score_multi(r if isinstance(r, list) else [r], h)["rouge2"].fmeasure
+                                for h, r in zip(ROUGE_HYPS, ROUGE_REFS)]
+    assert computed_by == {"rouge-score 0.1.2"}
+    monkeypatch.setenv(ROUGE_BACKEND_ENV, "rouge-score-rs")
+    with pytest.raises(MetricError, match=r"rouge-score-rs is not installed; .*`pip install 'evalsuite\[fast\]'"):
+        get_metric("rouge1", MetricSpec())
+
+
+def test_unknown_rouge_backend_says_which_exist(monkeypatch):
+    monkeypatch.setenv(ROUGE_BACKEND_ENV, "rouge_score")
+    with pytest.raises(MetricError, match=f"{ROUGE_BACKEND_ENV}='rouge_score' is not a ROUGE backend; did you mean "
+                                          "'rouge-score'\\? backends: rouge-score-rs, rouge-score"):
+        get_metric("rougeL", MetricSpec())
 
 
 @pytest.mark.parametrize("name", ["sacrebleu", "chrf", "bleu", "perplexity"])

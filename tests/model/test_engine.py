@@ -159,7 +159,7 @@ def test_request_missing_from_the_cassette_is_not_recorded_and_not_retried(tmp_p
     assert server.statuses == Counter()
     for answer in answers:
         assert answer.error_kind == "not_recorded" and answer.retries == 0
-        assert "record_mode 'none'" in answer.error
+        assert "not in the cassette" in answer.error and "'none'" in answer.error  # vcrpy 8 and 9 word it differently
 
 
 def test_repeats_are_sent_in_sample_order_while_examples_run_concurrently() -> None:

@@ -1,9 +1,13 @@
-"""Re-judging stored runs: which metric a stored one is rebuilt as."""
+"""Re-judging stored runs: which metric a stored one is rebuilt as, and the exit code of the result."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from evalsuite.records import MetricResult
 from evalsuite.verdict.baseline import BaselineMetric
-from evalsuite.verdict.compare_runs import stored_metric
+from evalsuite.verdict.compare_runs import FAILED, PASSED, UNUSABLE, exit_code, stored_metric
+from tests._support.builders import baseline_of, make_item
 
 
 def test_a_registered_metric_is_rebuilt_with_its_vectorised_aggregate() -> None:
@@ -28,3 +32,14 @@ def test_an_unregistered_numeric_metric_is_the_mean_and_a_corpus_one_is_skipped(
     assert wilson is not None and wilson.kind == "proportion"
     assert stored_metric("median", BaselineMetric(value=0.9, per_example={"a#0": 0.25, "b#0": 0.75})) is None
     assert stored_metric("pairs", BaselineMetric(value=0.5, per_example={"a#0": ["x", "y"]}, kind="corpus")) is None
+
+
+def test_the_exit_code_fails_on_any_failed_metric_and_refuses_a_comparison_of_nothing() -> None:
+    old = make_item(0.0, seed=1)
+    same = make_item(0.0, seed=1, baseline=baseline_of(old))
+    assert exit_code([same]) == PASSED
+    assert exit_code([make_item(0.0, accuracy=0.7, seed=4, baseline=baseline_of(old))]) == FAILED  # misses min 0.8
+    unmeasured = MetricResult(name="judged", value=None, n=0, verdict="error", reason="no answer could be judged")
+    assert exit_code([replace(same, metrics=[*same.metrics, unmeasured])]) == FAILED
+    assert exit_code([old]) == UNUSABLE  # judged on thresholds only: nothing was paired with the old run
+    assert exit_code([]) == UNUSABLE

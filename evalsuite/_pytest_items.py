@@ -1,0 +1,102 @@
+"""The pytest side of a case file: its collector, its items, and how an item's result reaches the reports.
+
+Imported by ``evalsuite.plugin`` only once a case file is collected (or a fixture scores), because it
+pulls in the whole pipeline (the SDK, vcrpy, numpy): a project without case files never pays for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evalsuite import runner
+from evalsuite._ci import failure_headline
+from evalsuite.cases import CaseRun, load_suite
+from evalsuite.cassettes import CassetteOptions
+from evalsuite.errors import EvalsuiteError, NotRecorded, Unavailable
+from evalsuite.plugin import results_key, run_settings
+from evalsuite.records import ItemResult
+
+_PROPERTY_FAMILIES = ("xunit1", "legacy")  # the junit families whose schema has testcase <properties>
+
+
+class CaseFile(pytest.File):
+    """A YAML case file: one suite, one item per case x variant."""
+
+    def collect(self) -> Iterator[CaseItem]:
+        runs = load_suite(self.path, Path(self.config.rootpath))
+        for run in runs:
+            item = CaseItem.from_parent(self, name=run.item_id, run=run)
+            item.add_marker(pytest.mark.evalsuite)
+            for tag in run.case.tags:
+                self.config.addinivalue_line("markers", f"{tag}: evalsuite case tag")
+                item.add_marker(getattr(pytest.mark, tag))
+            yield item
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str | Any:  # type: ignore[override]  # pytest's Collector takes no style
+        if isinstance(excinfo.value, EvalsuiteError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+class EvalFailure(Exception):
+    """A case missed a threshold, regressed against the baseline, or was not recorded."""
+
+
+class CaseItem(pytest.Item):
+    def __init__(self, *, run: CaseRun, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.run = run
+
+    def runtest(self) -> None:
+        settings = replace(run_settings(self.config), nodeid=self.nodeid)
+        options = CassetteOptions()
+        self.config.hook.pytest_evalsuite_cassette(config=self.config, item=self, cassette=options)
+        try:
+            result = runner.run_item(self.run, settings, cassette_options=options)
+        except Unavailable as exc:
+            pytest.skip(str(exc))
+        except NotRecorded as exc:
+            raise EvalFailure(str(exc)) from None
+        add_result(self, result)
+        if not result.passed:
+            # pytest's one-line summary shows the first line: the metric and its value, not the title.
+            details = result.message.splitlines()[1:]
+            raise EvalFailure("\n".join([failure_headline(result), *details]))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
+        plain = (EvalFailure, EvalsuiteError, pytest.UsageError)  # UsageError: a bad option, met by an xdist worker
+        if isinstance(excinfo.value, plain) and self.config.getoption("verbose") < 2:
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        line = int(self.run.source.rsplit(":", 1)[1]) - 1 if ":" in self.run.source else 0
+        return self.path, line, f"evalsuite: {self.run.item_id}"
+
+
+def add_result(item: pytest.Item, result: ItemResult) -> None:
+    """Record one result of ``item``: junit properties, the item-result hook, and the report shipped to the controller."""
+    if _junit_takes_properties(item.config):
+        for metric in result.metrics:
+            if metric.value is not None:
+                item.user_properties.append((f"evalsuite.{metric.name}", round(metric.value, 6)))
+                if metric.delta is not None:
+                    item.user_properties.append((f"evalsuite.{metric.name}.delta", round(metric.delta, 6)))
+        item.user_properties.append(("evalsuite.verdict", "pass" if result.passed else "fail"))
+    item.config.hook.pytest_evalsuite_item_result(config=item.config, item=item, result=result)
+    item.stash.setdefault(results_key, []).append(result)
+
+
+def _junit_takes_properties(config: pytest.Config) -> bool:
+    """False only when a junit file of a family without testcase properties (xunit2, pytest's default) is written.
+
+    The metrics are in every family's system-out (``evalsuite._ci``); properties there would make the file invalid.
+    """
+    if not config.getoption("xmlpath", None):
+        return True
+    return str(config.getini("junit_family")) in _PROPERTY_FAMILIES
