@@ -10,6 +10,7 @@ import openai
 import pytest
 
 from evalsuite.cassettes import LATENCY_HEADER, is_not_recorded, not_recorded_reason, use_cassette
+from evalsuite.records import Call
 from tests._support.chat_server import ChatServer
 from tests._support.cassette_calls import META, OFFLINE, Counting, ask, azure_client, call, headers, interactions, openai_client
 
@@ -118,16 +119,21 @@ def test_repeats_replay_in_recorded_order_one_each(tmp_path: Path) -> None:
         assert [ask(client, c) for c in reversed(samples)] == ["answer 2", "answer 1", "answer 0"]
 
 
+
+def record(path: Path, server: ChatServer, *calls: Call) -> None:
+    """Record ``calls`` into a new cassette at ``path`` (mode once)."""
+    with use_cassette(path, "once", metadata=META):
+        client = openai_client(server.base_url)
+        for c in calls:
+            ask(client, c)
+
 # -- record modes -------------------------------------------------------------------------------
 
 
 def test_rewrite_drops_unused_interactions_and_keeps_old_file_until_done(tmp_path: Path) -> None:
     path = tmp_path / "item.json"
     with ChatServer(Counting()) as server:
-        with use_cassette(path, "once", metadata=META):
-            client = openai_client(server.base_url)
-            ask(client, call("a", "kept"))
-            ask(client, call("b", "removed from the case"))
+        record(path, server, call("a", "kept"), call("b", "removed from the case"))
         old = path.read_bytes()
         with use_cassette(path, "rewrite", metadata=META) as handle:
             assert ask(openai_client(server.base_url), call("a", "kept")) == "answer 2"  # re-recorded, not replayed
@@ -142,10 +148,7 @@ def test_rewrite_drops_unused_interactions_and_keeps_old_file_until_done(tmp_pat
 def test_rewrite_keeps_previous_recordings_of_examples_the_runner_asks_to_keep(tmp_path: Path) -> None:
     path = tmp_path / "item.json"
     with ChatServer(Counting()) as server:
-        with use_cassette(path, "once", metadata=META):
-            client = openai_client(server.base_url)
-            ask(client, call("a#1", "first"))  # an example id holding '#' itself
-            ask(client, call("b", "second"))
+        record(path, server, call("a#1", "first"), call("b", "second"))  # an example id holding '#' itself
         with use_cassette(path, "rewrite", metadata=META) as handle:
             ask(openai_client(server.base_url), call("b", "second"))
             handle.keep_previous({"a#1"})  # its call failed transiently this time
@@ -155,10 +158,7 @@ def test_rewrite_keeps_previous_recordings_of_examples_the_runner_asks_to_keep(t
 def test_all_rerecords_what_was_sent_and_keeps_the_rest(tmp_path: Path) -> None:
     path = tmp_path / "item.json"
     with ChatServer(Counting()) as server:
-        with use_cassette(path, "once", metadata=META):
-            client = openai_client(server.base_url)
-            ask(client, call("a", "one"))
-            ask(client, call("b", "two"))
+        record(path, server, call("a", "one"), call("b", "two"))
         with use_cassette(path, "all", metadata=META):
             assert ask(openai_client(server.base_url), call("b", "two")) == "answer 2"
     answers = [i["response"]["body"]["json"]["choices"][0]["message"]["content"] for i in interactions(path)]
