@@ -34,6 +34,7 @@ pytest_plugins = ["evalsuite.fixtures"]
 DEFAULT_CASES = ("cases/*.yaml", "cases/**/*.yaml", "cases/*.yml", "cases/**/*.yml")
 _SUITE_KEY = re.compile(rb"""^["']?cases["']?[ \t]*:""", re.MULTILINE)  # a top-level `cases:` key
 RESULTS_ATTR = "evalsuite_results"  # on a TestReport: the item's results as plain data (what crosses xdist)
+HEADLINE_ATTR = "evalsuite_headline"  # on a failed case item's TestReport: its one-line reason
 settings_key = pytest.StashKey["RunSettings"]()
 results_key = pytest.StashKey["list[ItemResult]"]()  # on an item: every result it produced (a test may score twice)
 _case_file_seen_key = pytest.StashKey[bool]()  # even one that failed to load: its options are checked too
@@ -43,9 +44,9 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     group = parser.getgroup("evalsuite", "LLM regression suites from YAML case files")
-    if importlib.util.find_spec("pytest_recording") is None:  # nobody else can define it: no need to wait
+    if not _recording_may_still_load(pluginmanager):  # nobody else will define it: no need to wait
         _add_record_mode(parser)
     group.addoption("--eval-concurrency", type=int, default=None, help="max concurrent model calls per case")
     group.addoption("--eval-rpm", type=float, default=None, help="requests-per-minute budget per endpoint (live calls)")
@@ -80,6 +81,14 @@ def pytest_load_initial_conftests(parser: pytest.Parser) -> Generator[None, None
     """
     yield
     _add_record_mode(parser)
+
+
+def _recording_may_still_load(pluginmanager: pytest.PytestPluginManager) -> bool:
+    """pytest-recording is installed, not loaded yet, and will be autoloaded: it defines ``--record-mode`` then."""
+    return (importlib.util.find_spec("pytest_recording") is not None
+            and not os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+            and not pluginmanager.is_blocked("recording")
+            and not pluginmanager.has_plugin("recording"))
 
 
 def _add_record_mode(parser: pytest.Parser) -> None:
@@ -198,6 +207,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     test_report = yield
     if call.when == "call" and item.stash.get(results_key, None):
         setattr(test_report, RESULTS_ATTR, [r.to_dict() for r in item.stash[results_key]])
+    if call.when == "call" and call.excinfo is not None and _is_case_item(item):
+        # The reason's first line, whatever -v/--tb print: what a CI annotation shows.
+        setattr(test_report, HEADLINE_ATTR, (str(call.excinfo.value).splitlines() or ["failed"])[0])
     return test_report
 
 
@@ -213,9 +225,10 @@ class SessionReport:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call":
             return
-        if report.failed and "evalsuite" in report.keywords:
+        headline = getattr(report, HEADLINE_ATTR, None)
+        if report.failed and headline is not None:
             path, line, _ = report.location
-            self.failed_cases.append((path, (line or 0) + 1, (report.longreprtext.splitlines() or ["failed"])[0]))
+            self.failed_cases.append((path, (line or 0) + 1, headline))
         data = getattr(report, RESULTS_ATTR, ())
         if not data:
             return
@@ -228,6 +241,7 @@ class SessionReport:
 
     def pytest_sessionfinish(self) -> None:
         if self.items and not hasattr(self.config, "workerinput"):
+            run_settings(self.config)  # pytest_evalsuite_configure runs first here too (under xdist, nothing ran yet)
             self.items.sort(key=lambda r: r.nodeid)
             self.config.hook.pytest_evalsuite_session_result(config=self.config, items=self.items)
 

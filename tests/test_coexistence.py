@@ -66,3 +66,13 @@ def test_with_pytest_recording_disabled_evalsuite_still_defines_record_mode(pyte
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("sentiment[") == 4
     assert run(project, "-p", "no:recording", "--help").stdout.count("--record-mode") == 1
+
+
+def test_loaded_from_a_conftest_with_autoload_off_evalsuite_defines_record_mode(pytester: pytest.Pytester) -> None:
+    """pytest-recording is installed but never loaded here, so nobody else will define --record-mode."""
+    project = make_project(pytester)
+    (project.path / "conftest.py").write_text('pytest_plugins = ["evalsuite.plugin"]\n')
+    result = run(project, "cases", "--record-mode=none", "--collect-only", "-q",
+                 env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("sentiment[") == 4

@@ -219,6 +219,8 @@ def test_a_failing_item_gives_its_metric_and_value_in_one_line_everywhere_ci_loo
     assert f"::error file=cases/reviews.yaml,line=4::{reason}" in result.stdout
     [failure] = ElementTree.parse(project.path / "junit.xml").getroot().iter("failure")
     assert failure.get("message", "").startswith(reason)
+    verbose = run(project, "cases", "-k", "plain and t0 and not t0.7", "-vv", env=env)  # -vv prints a traceback
+    assert verbose.returncode == 1 and f"::error file=cases/reviews.yaml,line=4::{reason}" in verbose.stdout
     outside_actions = run(project, "cases", "-k", "plain and t0 and not t0.7", env={**env, "GITHUB_ACTIONS": "false"})
     assert outside_actions.returncode == 1 and "::error" not in outside_actions.stdout
 

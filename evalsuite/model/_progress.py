@@ -115,8 +115,9 @@ def terminal_sink(config: Any) -> Sink | None:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if hasattr(config, "workerinput") or reporter is None:
         return None
+    isatty = reporter.isatty  # a method from pytest 8.4.1 on, a bool before
     return TerminalSink(config.get_terminal_writer(), config.pluginmanager.get_plugin("capturemanager"),
-                        in_place=bool(reporter.isatty()))
+                        in_place=bool(isatty() if callable(isatty) else isatty))
 
 
 _sink: ContextVar[Sink | None] = ContextVar("evalsuite_progress_sink")
@@ -164,14 +165,13 @@ class Progress:
         model: str | None = None,
         prices: Prices | None = None,
         sink: Sink | None = None,
-        enabled: bool = True,
     ) -> None:
-        """``sink`` None or ``enabled`` False: count only (callers that read the totals themselves)."""
+        """``sink`` None: count only (callers that read the totals themselves)."""
         self.label = label
         self.total = total
         self.model = model
         self.prices = prices
-        self.sink = sink if enabled else None
+        self.sink = sink
         self.done = 0
         self.errors = 0
         self.retries = 0

@@ -94,7 +94,7 @@ def test_retry_after_beyond_the_limit_gives_a_rate_limited_answer_without_waitin
 
 class RecordingProgress(Progress):
     def __init__(self, total: int) -> None:
-        super().__init__("case", total, enabled=False)
+        super().__init__("case", total)
         self.limits: list[int] = []
 
     def set_concurrency(self, limit: int) -> None:
