@@ -16,6 +16,7 @@ from evalsuite.metrics import MetricInfo
 from evalsuite.records import ItemResult
 from evalsuite.report import write_reports
 from evalsuite.verdict import write_baseline
+from tests._support.dist_info import install_package
 from tests._support.builders import make_item, rejudge
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,12 +177,8 @@ def _with_median(item: ItemResult, shift: float) -> ItemResult:
 
 def test_compare_finds_an_entry_point_metric(tmp_path: Path) -> None:
     site = tmp_path / "site"
-    (site / "evalsuite_median-0.1.dist-info").mkdir(parents=True)
-    (site / "evalsuite_median-0.1.dist-info" / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: evalsuite-median\nVersion: 0.1\n")
-    (site / "evalsuite_median-0.1.dist-info" / "entry_points.txt").write_text(
-        "[evalsuite.metrics]\nmedian_score = median_metric:MedianScore\n")
-    (site / "median_metric.py").write_text(EXTENSION)
+    install_package(site, "evalsuite-median", {"evalsuite.metrics": {"median_score": "median_metric:MedianScore"}},
+                    {"median_metric": EXTENSION})
     old = write_reports(tmp_path / "old", [_with_median(make_item(0.0, seed=1), 0.0)], {})["json"]
     new = write_reports(tmp_path / "new", [_with_median(make_item(0.0, seed=1), -0.2)], {})["json"]
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
 
 from evalsuite.cases.schema import ParseSpec
 from evalsuite.parsing import check, names, parse
+from tests._support.dist_info import install_package
 from tests._support.chat_server import ChatServer, sentiment_responder
 from tests._support.project import CANARY, REVIEWS, make_project, report_json, run
 
@@ -182,14 +182,11 @@ def test_a_parser_registered_in_conftest_parses_recorded_and_replayed_answers(py
 
 def test_a_parser_from_an_installed_package_entry_point(pytester: pytest.Pytester) -> None:
     project = words_project(pytester, "{kind: abbreviation, params: {length: 3}}")
-    site = project.path / "site"
-    dist = site / "evalsuite_abbreviation-0.1.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: evalsuite-abbreviation\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[evalsuite.parsers]\nabbreviation = abbreviation_parser:abbreviation\n")
-    (site / "abbreviation_parser.py").write_text(ABBREVIATION)  # a plain function: the package need not import evalsuite
-    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
-    record_then_replay(project, env={"PYTHONPATH": path})
+    env = install_package(  # a plain function: the package need not import evalsuite
+        project.path / "site", "evalsuite-abbreviation",
+        {"evalsuite.parsers": {"abbreviation": "abbreviation_parser:abbreviation"}},
+        {"abbreviation_parser": ABBREVIATION})
+    record_then_replay(project, env=env)
 
 
 def test_a_python_parser_beside_the_case_file_runs_in_every_worker(pytester: pytest.Pytester) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests._support.dist_info import install_package
 from tests._support.chat_server import ChatServer, sentiment_responder
 from tests._support.evaluate_modules import OVERLAP
 from tests._support.project import CANARY, REVIEWS, report_json, run
@@ -105,11 +106,9 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     (cases / "local_metrics.py").write_text(LOCAL_METRICS)
     (cases / "metrics" / "overlap").mkdir(parents=True)
     (cases / "metrics" / "overlap" / "overlap.py").write_text(OVERLAP)
-    (pytester.path / "caps_metric.py").write_text(CAPS_MODULE)
-    info = pytester.path / "caps_metric-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: caps-metric\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[evalsuite.metrics]\ncapitals = caps_metric:Capitals\n")
+    # on sys.path already: pytest's rootdir is the working directory of the nested run
+    install_package(pytester.path, "caps-metric", {"evalsuite.metrics": {"capitals": "caps_metric:Capitals"}},
+                    {"caps_metric": CAPS_MODULE})
     return pytester
 
 
