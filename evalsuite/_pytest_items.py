@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest._code.code import ReprExceptionInfo, ReprFileLocation, ReprTracebackNative
 
 from evalsuite import runner
 from evalsuite._ci import failure_headline
@@ -39,7 +40,7 @@ class CaseFile(pytest.File):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str | Any:  # type: ignore[override]  # pytest's Collector takes no style
         if isinstance(excinfo.value, EvalsuiteError):
-            return str(excinfo.value)
+            return plain_failure(str(self.path), 0, str(excinfo.value))
         return super().repr_failure(excinfo)
 
 
@@ -71,12 +72,25 @@ class CaseItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
         plain = (EvalFailure, EvalsuiteError, pytest.UsageError)  # UsageError: a bad option, met by an xdist worker
         if isinstance(excinfo.value, plain) and self.config.getoption("verbose") < 2:
-            return str(excinfo.value)
+            path, line, _ = self.reportinfo()
+            return plain_failure(str(path), line + 1, str(excinfo.value))
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self) -> tuple[Path, int, str]:
         line = int(self.run.source.rsplit(":", 1)[1]) - 1 if ":" in self.run.source else 0
         return self.path, line, f"evalsuite: {self.run.item_id}"
+
+
+def plain_failure(path: str, line: int, text: str) -> ReprExceptionInfo:
+    """The reason as written, no traceback; its first line is pytest's one-line summary.
+
+    A bare string would be repeated whole in the short summary wherever pytest sees ``CI`` set.
+    """
+    headline = (text.splitlines() or ["failed"])[0]
+    return ReprExceptionInfo(
+        reprtraceback=ReprTracebackNative([text if text.endswith("\n") else text + "\n"]),
+        reprcrash=ReprFileLocation(path, line, headline),
+    )
 
 
 def add_result(item: pytest.Item, result: ItemResult) -> None:

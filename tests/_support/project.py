@@ -67,8 +67,12 @@ def write_case(pytester: pytest.Pytester, *, min_accuracy: float = 0.75, min_f1:
 
 
 def run(pytester: pytest.Pytester, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run pytest in a fresh process, as a user would, with only the given credentials in the environment."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_OPENAI_"))}
+    """Run pytest in a fresh process, as a user would, with only the given credentials in the environment.
+
+    ``CI``/``BUILD_NUMBER`` are dropped (pytest prints longer summaries under them) unless passed in ``env``.
+    """
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("OPENAI_", "AZURE_OPENAI_")) and k not in ("CI", "BUILD_NUMBER")}
     base.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
