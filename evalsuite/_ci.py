@@ -41,8 +41,12 @@ def _why(metric: MetricResult) -> str:
 
 def metric_summary(result: ItemResult) -> str:
     """One line per metric (value, interval, limits, baseline, verdict): the item's system-out in a JUnit file."""
-    lines = [f"evalsuite {result.item_id} ({result.source}): {'pass' if result.passed else 'FAIL'}, "
-             f"{result.n_examples} examples"]
+    if not result.metrics and result.outcome not in ("passed", "failed"):  # not run to a verdict: say why
+        reason = (result.message.strip().splitlines() or [""])[0]
+        return f"evalsuite {result.item_id} ({result.source}): {result.outcome.replace('_', ' ')}: {reason}"
+    verdict = {"xfailed": "FAIL (quarantined)", "xpassed": "pass (quarantined)"}.get(result.outcome)
+    verdict = verdict or ("pass" if result.passed else "FAIL")
+    lines = [f"evalsuite {result.item_id} ({result.source}): {verdict}, {result.n_examples} examples"]
     for m in result.metrics:
         value = "n/a" if m.value is None else f"{m.value:.4g}"
         parts = [f"{m.name} = {value}"]

@@ -18,9 +18,10 @@ from evalsuite import runner
 from evalsuite._ci import failure_headline
 from evalsuite.cases import CaseRun, load_suite
 from evalsuite.cassettes import CassetteOptions
-from evalsuite.errors import EvalsuiteError, NotRecorded, Unavailable
-from evalsuite.plugin import results_key, run_settings
+from evalsuite.errors import CaseFileWarning, EvalsuiteError, NotRecorded, Unavailable
+from evalsuite.plugin import quarantine_key, results_key, run_settings, settings_key
 from evalsuite.records import ItemResult
+from evalsuite.verdict._coverage import case_file
 
 _PROPERTY_FAMILIES = ("xunit1", "legacy")  # the junit families whose schema has testcase <properties>
 
@@ -30,6 +31,8 @@ class CaseFile(pytest.File):
 
     def collect(self) -> Iterator[CaseItem]:
         runs = load_suite(self.path, Path(self.config.rootpath))
+        # Every item the file defines, whatever -k/--lf/-x then run: baseline entries absent here are "missing".
+        self.defined = {f"{run.suite}::{run.item_id}": case_file(run.source) for run in runs}
         for run in runs:
             item = CaseItem.from_parent(self, name=run.item_id, run=run)
             item.add_marker(pytest.mark.evalsuite)
@@ -41,11 +44,13 @@ class CaseFile(pytest.File):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str | Any:  # type: ignore[override]  # pytest's Collector takes no style
         if isinstance(excinfo.value, EvalsuiteError):
             return plain_failure(str(self.path), 0, str(excinfo.value))
+        if isinstance(excinfo.value, CaseFileWarning):  # made an error by -W error / filterwarnings = error
+            return plain_failure(str(self.path), 0, f"{excinfo.value.location}: {excinfo.value}")
         return super().repr_failure(excinfo)
 
 
 class EvalFailure(Exception):
-    """A case missed a threshold, regressed against the baseline, or was not recorded."""
+    """A case missed a threshold or regressed against the baseline (not recorded: ``NotRecorded`` itself)."""
 
 
 class CaseItem(pytest.Item):
@@ -61,8 +66,6 @@ class CaseItem(pytest.Item):
             result = runner.run_item(self.run, settings, cassette_options=options)
         except Unavailable as exc:
             pytest.skip(str(exc))
-        except NotRecorded as exc:
-            raise EvalFailure(str(exc)) from None
         add_result(self, result)
         if not result.passed:
             # pytest's one-line summary shows the first line: the metric and its value, not the title.
@@ -104,6 +107,49 @@ def add_result(item: pytest.Item, result: ItemResult) -> None:
         item.user_properties.append(("evalsuite.verdict", "pass" if result.passed else "fail"))
     item.config.hook.pytest_evalsuite_item_result(config=item.config, item=item, result=result)
     item.stash.setdefault(results_key, []).append(result)
+
+
+def reported_results(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> list[ItemResult]:
+    """The results ``report`` ships to the reports, with pytest's outcome: the scored ones after the call, or, for a
+    case item that ended without a verdict (not recorded, an error, a skip at setup or call), one not-run result.
+
+    Only the report that ends the item carries one (setup when it did not pass, else call), so each item is
+    listed exactly once, whatever xdist does with the reports.
+    """
+    outcome = _outcome(call, report)
+    quarantine = item.stash.get(quarantine_key, None)
+    scored = item.stash.get(results_key, []) if call.when == "call" else []
+    if scored:
+        for result in scored:
+            result.outcome, result.quarantine = ("failed" if outcome == "error" else outcome), quarantine
+        return scored
+    ends_item = call.when == "call" or (call.when == "setup" and not report.passed)
+    settings = item.config.stash.get(settings_key, None)
+    if not (isinstance(item, CaseItem) and ends_item and settings is not None):
+        return []
+    result = runner.not_run_result(item.run, replace(settings, nodeid=item.nodeid), outcome, _why(call, report))
+    result.quarantine = quarantine
+    return [result]
+
+
+def _outcome(call: pytest.CallInfo[None], report: pytest.TestReport) -> str:
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else "xpassed"
+    if report.passed or report.skipped:
+        return report.outcome
+    if call.excinfo is not None and call.excinfo.errisinstance(NotRecorded):
+        return "not_recorded"
+    return "failed" if call.excinfo is not None and call.excinfo.errisinstance(EvalFailure) else "error"
+
+
+def _why(call: pytest.CallInfo[None], report: pytest.TestReport) -> str:
+    """The reason as the user should read it: the skip reason, or the error's own message (its type if not ours)."""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    if call.excinfo is None:
+        return ""
+    error = call.excinfo.value
+    return str(error) if isinstance(error, (EvalsuiteError, EvalFailure)) else f"{type(error).__name__}: {error}"
 
 
 def _junit_takes_properties(config: pytest.Config) -> bool:

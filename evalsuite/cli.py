@@ -1,9 +1,10 @@
-"""Command line: ``evalsuite compare|schema|serve-local`` (and ``python -m evalsuite ...``): argparse only.
+"""Command line: ``evalsuite compare|schema|scan|serve-local`` (and ``python -m evalsuite ...``): argparse only.
 
 The main interface is pytest (``pytest cases``); these are the helpers around it. ``compare`` re-runs the
 verdict's paired tests between two stored runs (``verdict.compare_runs``) and prints the same table as the
 test session: a gate usable outside pytest, e.g. to compare two models' reports. ``schema`` prints the JSON
-Schema of the case-file format (``cases.json_schema``) for YAML editors.
+Schema of the case-file format (``cases.json_schema``) for YAML editors. ``scan`` looks for secrets in
+cassettes and reports (``evalsuite.scan``), for pre-commit hooks and CI.
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ exit codes:
      (no metric of NEW has an example paired with OLD, e.g. two unrelated files)"""
 
 
+SCAN_EXIT_CODES = """\
+exit codes:
+  0  nothing secret-looking found
+  1  something found (listed as file:line: kind)
+  2  unusable input: a path that does not exist, a bad eval_redact line"""
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from evalsuite.report import render  # the verdict and report stack is only needed by compare
     from evalsuite.verdict.compare_runs import UNUSABLE, compare, exit_code
@@ -50,6 +58,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
               f"{args.old} (items are matched by id, examples by key; see the notes). Fix: compare two runs of the "
               "same case files, e.g. the report.json of the main branch against this branch's", file=sys.stderr)
     return code
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from evalsuite import scan
+
+    return scan.main(args.paths)
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -108,6 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "the package as evalsuite/cases/case-file.schema.json.")
     schema.add_argument("--output", "-o", type=Path, metavar="FILE", help="write the schema to FILE instead of stdout")
     schema.set_defaults(func=_cmd_schema)
+    scan = commands.add_parser(
+        "scan", help="find secret-looking text in cassettes and reports; exit 1 if any (for pre-commit and CI)",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SCAN_EXIT_CODES,
+        description="Look for the current environment's secrets (in any encoding), the eval_redact list of the\n"
+                    "project's pytest config, and well-known key shapes (sk-..., Bearer ..., AKIA..., ghp_...,\n"
+                    "JWTs, Azure api-key headers). Each finding is printed as file:line: kind, never the value.")
+    scan.add_argument("paths", nargs="*", metavar="PATH",
+                      help="files or directories to scan (default: the project's cassette and report directories)")
+    scan.set_defaults(func=_cmd_scan)
     serve = commands.add_parser(
         "serve-local", add_help=False, help="serve a local GGUF model (Gemma 3 270M) on 127.0.0.1 for recording",
         description="Thin wrapper over llama-cpp-python's OpenAI-compatible server; see --help.")

@@ -4,12 +4,18 @@ Why ``datasets``: one loader for local JSONL/JSON/CSV/parquet files and Hub data
 tables, so a 25k-row file stays a memory-mapped table and only the selected rows become Python objects.
 CSV columns are read as strings (no "007" -> 7 or "NA" -> null guessing). Sampling (shuffle, stratify,
 limit) is deterministic for a given seed, so the same rows (and cassettes) come back on every run.
+
+``preview`` gives collection the first rows without ``datasets`` (a second to import, a full read of a
+25k-row file): the file's own first lines, mapped exactly as ``load_examples`` maps rows, so a missing
+file, column or label fails ``pytest --collect-only`` rather than the run.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
+import itertools
 import json
 import random
 from collections import defaultdict
@@ -24,6 +30,7 @@ from evalsuite.errors import DatasetError, DatasetUnavailable
 from evalsuite.records import Example
 
 BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+PREVIEW_ROWS = 3
 
 
 def load_examples(spec: DatasetSpec, base_dir: Path, limit: int | None = None) -> list[Example]:
@@ -52,6 +59,40 @@ def load_examples(spec: DatasetSpec, base_dir: Path, limit: int | None = None) -
     return examples
 
 
+def preview(spec: DatasetSpec, base_dir: Path, rows: int = PREVIEW_ROWS) -> list[Example] | None:
+    """The first ``rows`` examples of the source, read cheaply, raising the ``DatasetError`` a run would raise
+    for a missing file, a missing column or an unmapped label; None for a Hub dataset (not checkable offline) and
+    for a JSON file in a shape only ``datasets`` knows how to read.
+
+    The rows are the file's first ones, not the sampled ones: they check the case's shape, not its numbers."""
+    if spec.examples is not None:
+        return load_examples(spec, base_dir)[:rows]  # inline rows are few: the run's own path, every check
+    if spec.path is None:
+        return None
+    path = _local_file(spec, Path(base_dir))
+    try:
+        columns, head, class_labels = _read_head(path, rows)
+        try:
+            _check_columns(spec, columns)
+        except DatasetError:
+            if path.suffix.lower() not in (".jsonl", ".json"):
+                raise
+            columns = _json_columns(path)  # a JSON row may add a column below the head: read them all
+            _check_columns(spec, columns)
+    except DatasetError:
+        raise
+    except _NoPreview:
+        return None
+    except Exception as exc:  # a file that cannot be read at all; the run would fail on it the same way
+        raise DatasetError(f"dataset.path {spec.path!r}: cannot read {path.name}: {_reason(exc)}",
+                           key=("dataset", "path")) from None
+    label_names = spec.label_names
+    if label_names is None and spec.expected is not None:  # a ClassLabel column, as load_examples reads it
+        label_names = class_labels.get(spec.columns.get(spec.expected, spec.expected))
+    return [_example(spec, index, {name: row.get(name) for name in columns} | row, label_names)
+            for index, row in enumerate(head)]
+
+
 def fingerprint(examples: Sequence[Example]) -> str:
     """sha256 (16 hex chars) of ids, fields and expected values in order: changes when any row changes."""
     digest = hashlib.sha256()
@@ -70,21 +111,16 @@ def _load_table(spec: DatasetSpec, base_dir: Path) -> Any:
 
     datasets.disable_progress_bars()  # evalsuite prints its own progress line
     if spec.path is not None:
-        path = (base_dir / spec.path).resolve()
-        builder = BUILDERS.get(path.suffix.lower())
-        if builder is None:
-            raise DatasetError(f"dataset.path {spec.path!r}: unsupported file type {path.suffix!r}; "
-                               f"use one of {', '.join(BUILDERS)}")
-        if not path.is_file():
-            raise DatasetError(f"dataset.path {spec.path!r}: no such file {path} "
-                               "(paths are relative to the case file's directory)")
+        path = _local_file(spec, base_dir)
+        builder = BUILDERS[path.suffix.lower()]
         options: dict[str, Any] = {}
         if builder == "csv":
             options = {"features": _string_features(path), "keep_default_na": False}
         try:
             return datasets.load_dataset(builder, data_files=str(path), split="train", **options)
         except Exception as exc:  # datasets wraps parse errors in several exception types
-            raise DatasetError(f"dataset.path {spec.path!r}: cannot read {path.name}: {_reason(exc)}") from exc
+            raise DatasetError(f"dataset.path {spec.path!r}: cannot read {path.name}: {_reason(exc)}",
+                               key=("dataset", "path")) from exc
 
     local = base_dir / spec.hf if spec.hf else None
     source = str(local.resolve()) if local is not None and local.is_dir() else spec.hf
@@ -97,14 +133,105 @@ def _load_table(spec: DatasetSpec, base_dir: Path) -> Any:
                                  "check the name, or run once online to fill the Hugging Face cache") from exc
 
 
+def _local_file(spec: DatasetSpec, base_dir: Path) -> Path:
+    path = (base_dir / str(spec.path)).resolve()
+    if path.suffix.lower() not in BUILDERS:
+        raise DatasetError(f"dataset.path {spec.path!r}: unsupported file type {path.suffix!r}; "
+                           f"use one of {', '.join(BUILDERS)}", key=("dataset", "path"))
+    if not path.is_file():
+        raise DatasetError(f"dataset.path {spec.path!r}: no such file {path} "
+                           "(paths are relative to the case file's directory)", key=("dataset", "path"))
+    return path
+
+
+def _read_head(path: Path, rows: int) -> tuple[list[str], list[dict[str, Any]], dict[str, list[str]]]:
+    """(columns, the first ``rows`` rows, column -> ClassLabel names stored in a parquet file) of a local file."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # a BOM is not part of the first name
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if not header:
+                raise DatasetError(f"{path.name}: the CSV file is empty; its first line must name the columns",
+                                   key=("dataset", "path"))
+            head = [dict(zip(header, cells)) for cells in itertools.islice(reader, rows)]
+        return header, head, {}
+    if suffix == ".parquet":
+        return _parquet_head(path, rows)
+    head = _json_rows(path, rows)
+    return list(dict.fromkeys(k for row in head for k in row)), head, {}
+
+
+class _NoPreview(Exception):
+    """A file in a shape ``datasets`` may still read (a JSON document of columns, an array of strings): only the
+    run can tell, so collection does not guess."""
+
+
+def _json_rows(path: Path, limit: int | None) -> list[dict[str, Any]]:
+    """Rows of a JSON Lines file, or of a .json file holding one array of objects; the first ``limit`` (all when
+    None)."""
+    with path.open("rb") as handle:
+        start = handle.read(64).removeprefix(codecs.BOM_UTF8).lstrip()
+        handle.seek(0)
+        if start.startswith(b"["):
+            rows = _json_document(handle.read().removeprefix(codecs.BOM_UTF8))
+        else:
+            rows = []
+            for number, line in enumerate(handle):
+                if line.strip():
+                    rows.append(_json_document(line.removeprefix(codecs.BOM_UTF8) if number == 0 else line))
+                    if limit is not None and len(rows) >= limit:
+                        break
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise _NoPreview
+    return rows if limit is None else rows[:limit]
+
+
+def _json_document(text: bytes) -> Any:
+    """One JSON document, parsed as leniently as the Arrow reader that ``datasets`` uses."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        try:
+            return json.loads(text)  # NaN and Infinity, which orjson refuses and the Arrow reader accepts
+        except ValueError:
+            raise _NoPreview from None  # e.g. a pretty-printed document: datasets falls back to pandas
+
+
+def _json_columns(path: Path) -> list[str]:
+    return list(dict.fromkeys(k for row in _json_rows(path, None) for k in row))
+
+
+def _parquet_head(path: Path, rows: int) -> tuple[list[str], list[dict[str, Any]], dict[str, list[str]]]:
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]  # installed with datasets
+
+    file = pq.ParquetFile(path)
+    schema = file.schema_arrow
+    head = next(file.iter_batches(batch_size=rows), None)
+    return list(schema.names), head.to_pylist()[:rows] if head is not None else [], _class_labels(schema)
+
+
+def _class_labels(schema: Any) -> dict[str, list[str]]:
+    """The names of each ClassLabel column, as ``datasets`` stores its features in a parquet file's metadata."""
+    try:
+        features = json.loads((schema.metadata or {})[b"huggingface"])["info"]["features"]
+    except (KeyError, TypeError, ValueError):  # not written by datasets, or metadata of another shape
+        return {}
+    if not isinstance(features, dict):
+        return {}
+    return {column: list(feature["names"]) for column, feature in features.items()
+            if isinstance(feature, dict) and feature.get("_type") == "ClassLabel" and feature.get("names")}
+
+
 def _string_features(path: Path) -> Any:
     """Every CSV column as a string: the header names them, the file's author decides what they mean."""
     import datasets
 
-    with path.open(newline="", encoding="utf-8") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # a BOM is not part of the first name
         header = next(csv.reader(handle), None)
     if not header:
-        raise DatasetError(f"{path.name}: the CSV file is empty; its first line must name the columns")
+        raise DatasetError(f"{path.name}: the CSV file is empty; its first line must name the columns",
+                           key=("dataset", "path"))
     return datasets.Features({name: datasets.Value("string") for name in header})
 
 
@@ -121,21 +248,27 @@ def _check_columns(spec: DatasetSpec, columns: list[str]) -> None:
     known = set(columns)
     for new, source in spec.columns.items():
         if source not in known:
-            raise DatasetError(f"dataset.columns.{new}: no column {source!r}; available: {available}")
+            raise DatasetError(f"dataset.columns.{new}: no column {source!r}; available: {available}",
+                               key=("dataset", "columns", new))
     known |= set(spec.columns)
     if spec.id is not None and spec.id not in known:
-        raise DatasetError(f"dataset.id: no column {spec.id!r}; available: {available}")
+        raise DatasetError(f"dataset.id: no column {spec.id!r}; available: {available}", key=("dataset", "id"))
     if spec.expected is not None and spec.expected not in known:
         raise DatasetError(f"dataset.expected: no column {spec.expected!r}; available: {available}; set "
-                           "dataset.expected to the reference column, or to null for a reference-free case")
+                           "dataset.expected to the reference column, or to null for a reference-free case",
+                           key=("dataset", "expected"))
     if spec.stratify is not None and spec.stratify not in known:
-        raise DatasetError(f"dataset.stratify: no column {spec.stratify!r}; available: {available}")
+        raise DatasetError(f"dataset.stratify: no column {spec.stratify!r}; available: {available}",
+                           key=("dataset", "stratify"))
 
 
 def _example(spec: DatasetSpec, index: int, row: dict[str, Any], label_names: Any) -> Example:
     fields = dict(row)
     for new, source in spec.columns.items():
         fields[new] = row.get(source)
+    if spec.id is not None and fields.get(spec.id) is None:
+        raise DatasetError(f"dataset.id: row {index} has no value in column {spec.id!r}; give every row an id "
+                           "(ids pair results with the baseline)", key=("dataset", "id"))
     example_id = str(fields[spec.id]) if spec.id is not None else str(index)
     expected = None
     if spec.expected is not None:
@@ -162,7 +295,7 @@ def _label_name(value: Any, names: list[str] | dict[Any, str], example_id: str) 
             return value
         known = f"0..{len(names) - 1}"
     raise DatasetError(f"dataset.label_names: example {example_id!r} has label {value!r}, which label_names does "
-                       f"not map (known: {known}); add it to label_names")
+                       f"not map (known: {known}); add it to label_names", key=("dataset", "label_names"))
 
 
 def _as_int(value: Any) -> int | None:
@@ -180,7 +313,7 @@ def _check_unique_ids(spec: DatasetSpec, examples: list[Example]) -> None:
     for example in examples:
         if example.id in seen:
             raise DatasetError(f"dataset.id: the id {example.id!r} occurs twice in column {spec.id!r}; example ids "
-                               "pair results with the baseline, so they must be unique")
+                               "pair results with the baseline, so they must be unique", key=("dataset", "id"))
         seen.add(example.id)
 
 

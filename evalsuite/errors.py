@@ -59,7 +59,12 @@ class UnknownName(EvalsuiteError, ValueError):
 
 
 class DatasetError(EvalsuiteError):
-    """The dataset cannot be read or lacks what the case needs."""
+    """The dataset cannot be read or lacks what the case needs; ``key`` is the ``dataset.*`` key the case loader
+    points at when it finds the problem at collection."""
+
+    def __init__(self, message: str, *, key: tuple[str, ...] = ("dataset",)) -> None:
+        self.key = key
+        super().__init__(message)
 
 
 class DatasetUnavailable(EvalsuiteError):
@@ -76,6 +81,10 @@ class MissingCredentials(EvalsuiteError):
 
 class CassetteError(EvalsuiteError):
     """A cassette file exists but cannot be used; the message names the file and the fix."""
+
+
+class QuarantineError(CaseFileError):
+    """quarantine.yaml cannot be used (malformed, unknown key, an expired entry): ``<file>:<line>: <problem>; <fix>``."""
 
 
 class NotRecorded(EvalsuiteError):
@@ -116,3 +125,24 @@ class SettingsError(EvalsuiteError):
 
 class ServeLocalError(EvalsuiteError):
     """The local llama.cpp server cannot be started; the message says what to install."""
+
+
+class WriteError(EvalsuiteError, OSError):
+    """A file cannot be written (read-only or full disk): names the path, the errno reason and the fix.
+    Also an ``OSError``, so callers that handled the plain error still do."""
+
+
+class EvalsuiteWarning(UserWarning):
+    """Something that may be legitimate but changes the numbers (a regex timeout, ROUGE dropping text):
+    shown in pytest's warnings summary."""
+
+
+class CaseFileWarning(EvalsuiteWarning):
+    """A case setting that is usually a mistake but can be meant (``repeats`` at temperature 0), reported at its
+    file and line; silence it with ``filterwarnings = ignore::evalsuite.errors.CaseFileWarning``.
+
+    ``location`` (``cases/x.yaml:12``) names the place again where ``-W error`` turns the warning into an error."""
+
+    def __init__(self, message: str, location: str = "") -> None:
+        super().__init__(message)
+        self.location = location

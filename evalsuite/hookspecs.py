@@ -52,6 +52,11 @@ def pytest_evalsuite_item_result(config: pytest.Config, item: pytest.Item, resul
 def pytest_evalsuite_session_result(config: pytest.Config, items: list[ItemResult]) -> None:
     """Once per session, on the controller, with every item's result (from every xdist worker), sorted by node id.
 
+    Every selected item is there, run or not: an item that was not recorded, errored, or was skipped (by a
+    marker or because it cannot run here) has ``outcome`` set ("not_recorded", "error", "skipped"), ``message``
+    saying why, and no records or metrics; a quarantined item's ``outcome`` is "xfailed" or "xpassed".
+    Deselected items (``-k``, ``-m``, ``--lf``) are not.
+
     ``items`` are copies, not the objects the item-result hook saw: each result travels inside its test
     report as ``ItemResult.to_dict()`` and is rebuilt with ``ItemResult.from_dict`` (with or without
     xdist), so what survives is exactly what ``to_dict`` carries; attributes set on a result object

@@ -24,6 +24,7 @@ import inspect
 import json
 import re
 import typing
+import warnings
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -33,8 +34,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from evalsuite._registry import Registry
 from evalsuite._util.python_ref import load_function, resolve_ref
+from evalsuite._util.user_regex import RegexTimeout, UserPattern, user_pattern
 from evalsuite.cases.schema import ParseSpec
-from evalsuite.errors import EvalsuiteError, ParseSpecError, suggest
+from evalsuite.errors import EvalsuiteError, EvalsuiteWarning, ParseSpecError, suggest
 
 __all__ = ["ParseSpec", "check", "names", "parse", "parser"]
 
@@ -235,30 +237,34 @@ def _label(text: str, spec: ParseSpec) -> str | None:
 def _check_regex(spec: ParseSpec) -> None:
     if not spec.pattern:
         raise ValueError(r"parse.kind regex needs parse.pattern, e.g. 'answer: (\w+)'")
-    try:
-        _compile(spec.pattern, spec.case_sensitive)
-    except re.error as error:
-        raise ValueError(f"parse.pattern {spec.pattern!r} is not a valid regular expression: {error}") from None
+    _compile(spec.pattern, spec.case_sensitive)
 
 
-@lru_cache(maxsize=64)
-def _compile(pattern: str, case_sensitive: bool) -> re.Pattern[str]:
-    return re.compile(pattern, 0 if case_sensitive else re.IGNORECASE)
+def _compile(pattern: str, case_sensitive: bool) -> UserPattern:
+    return user_pattern(pattern, "parse.pattern", ignore_case=not case_sensitive)
 
 
 @parser("regex", check=_check_regex)
 def _regex(text: str, spec: ParseSpec) -> str | None:
-    """Group "answer" if the pattern names it, else group 1, else the whole match; the first match wins."""
-    match = _compile(spec.pattern or "", spec.case_sensitive).search(text)
+    """Group "answer" if the pattern names it, else group 1, else the whole match; the first match wins.
+
+    A search that runs past the time limit (catastrophic backtracking) leaves the answer unparsed, with a
+    warning naming the pattern."""
+    pattern = _compile(spec.pattern or "", spec.case_sensitive)
+    try:
+        match = pattern.search(text)
+    except RegexTimeout as timeout:
+        warnings.warn(str(timeout), EvalsuiteWarning, stacklevel=2)
+        return None
     if match is None:
         return None
-    if "answer" in match.re.groupindex:
+    if "answer" in pattern.groupindex:
         value = match.group("answer")
     else:
-        value = match.group(1) if match.re.groups else match.group(0)
+        value = match.group(1) if pattern.groups else match.group(0)
     if value is None:  # the group sits in a branch that did not match
         return None
-    return value.strip() if spec.strip else value
+    return str(value).strip() if spec.strip else str(value)
 
 
 # ------------------------------------------------------------------------------------------- json, raw

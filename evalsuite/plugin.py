@@ -18,7 +18,7 @@ import re
 import sys
 from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -26,17 +26,24 @@ from evalsuite import hookspecs
 from evalsuite._util.record_modes import MODES
 
 if TYPE_CHECKING:
+    from evalsuite._pytest_items import CaseItem
+    from evalsuite.quarantine import QuarantineEntry
     from evalsuite.records import ItemResult
     from evalsuite.runner import RunSettings
+    from evalsuite.verdict import Coverage
 
 pytest_plugins = ["evalsuite.fixtures"]
 
 DEFAULT_CASES = ("cases/*.yaml", "cases/**/*.yaml", "cases/*.yml", "cases/**/*.yml")
 _SUITE_KEY = re.compile(rb"""^["']?cases["']?[ \t]*:""", re.MULTILINE)  # a top-level `cases:` key
+QUARANTINE_FILE = "quarantine.yaml"  # at rootdir, unless the ini key eval_quarantine names another file
 RESULTS_ATTR = "evalsuite_results"  # on a TestReport: the item's results as plain data (what crosses xdist)
 HEADLINE_ATTR = "evalsuite_headline"  # on a failed case item's TestReport: its one-line reason
+DEFINED_ATTR = "evalsuite_defined"  # beside RESULTS_ATTR: every item its case file defines (identity -> file)
 settings_key = pytest.StashKey["RunSettings"]()
 results_key = pytest.StashKey["list[ItemResult]"]()  # on an item: every result it produced (a test may score twice)
+quarantine_key = pytest.StashKey["dict[str, Any]"]()  # on a quarantined item: its quarantine.yaml entry
+_quarantine_entries_key = pytest.StashKey["list[QuarantineEntry]"]()
 _case_file_seen_key = pytest.StashKey[bool]()  # even one that failed to load: its options are checked too
 
 
@@ -61,6 +68,8 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     group.addoption("--eval-update-baseline", action="store_true",
                     help="write this run's results as the baseline (to --eval-baseline / eval_baseline)")
     group.addoption("--eval-alpha", type=float, default=None, help="significance level of the baseline gate (0.05)")
+    group.addoption("--eval-fail-on-missing", action="store_true", default=None,
+                    help="fail the session when baseline items did not run (renamed or removed cases)")
     parser.addini("eval_cases", "glob patterns (relative to rootdir) of case files; set, every match is a suite "
                   f"(default: {' '.join(DEFAULT_CASES)}, holding a top-level cases: key)", type="linelist")
     parser.addini("eval_cassette_dir", "cassette directory, relative to rootdir", default="cassettes")
@@ -71,6 +80,11 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     parser.addini("eval_tpm", "tokens-per-minute budget per endpoint", default="")
     parser.addini("eval_baseline", "baseline JSON path, relative to rootdir", default="")
     parser.addini("eval_alpha", "significance level of the baseline gate", default="0.05")
+    parser.addini("eval_redact", "secrets to redact from cassettes and reports, besides the environment's: "
+                  "one per line, a literal value or re:<regex>", type="linelist")
+    parser.addini("eval_fail_on_missing", "fail the session when baseline items did not run", type="bool", default=False)
+    parser.addini("eval_quarantine", "quarantine file, relative to rootdir (default: quarantine.yaml if present)",
+                  default="")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -137,6 +151,7 @@ def run_settings(config: pytest.Config) -> RunSettings:
         "alpha": _option(config, "eval_alpha", "eval_alpha"),
         "baseline": _option(config, "eval_baseline", "eval_baseline"),
         "update_baseline": config.getoption("eval_update_baseline"),
+        "redact": config.getini("eval_redact"),
     }
     try:
         settings = RunSettings.from_options(options)
@@ -175,11 +190,70 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if not (config.stash.get(_case_file_seen_key, False) or any(_uses_fixtures(item) for item in items)):
         return
     try:
-        run_settings(config)  # a bad option value is a usage error now, not a failure of every item
+        settings = run_settings(config)  # a bad option value is a usage error now, not a failure of every item
+        if settings.baseline is not None:  # a legacy entry that several collected suites share serves none of them
+            settings.baseline.resolve(ident for ident in map(_case_identity, items) if ident)
+        _apply_quarantine(config, items)  # an expired entry too: the run stops before anything runs
     except pytest.UsageError as exc:
         if not hasattr(config, "workerinput"):
             raise
         session.shouldstop = str(exc)  # an xdist worker: the controller stops the run and prints why
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """An expired or malformed quarantine.yaml stops the run before collection (under xdist: on the controller,
+    before any worker runs an item)."""
+    if not hasattr(session.config, "workerinput"):
+        _quarantine(session.config)
+
+
+def _quarantine_path(config: pytest.Config) -> Path | None:
+    """ini ``eval_quarantine`` (relative to rootdir; it must exist), else ``quarantine.yaml`` at rootdir if present."""
+    configured = config.getini("eval_quarantine")
+    if configured:
+        path = config.rootpath / configured
+        if not path.is_file():
+            raise pytest.UsageError(f"eval_quarantine = {configured}: no such file under {config.rootpath}; "
+                                    "create it or remove the ini key")
+        return path
+    default = config.rootpath / QUARANTINE_FILE
+    return default if default.is_file() else None
+
+
+def _quarantine(config: pytest.Config) -> list[QuarantineEntry]:
+    """The quarantine entries, read once per process (nothing imported without a file); any problem in the file
+    is a usage error naming its line."""
+    entries = config.stash.get(_quarantine_entries_key, None)
+    if entries is not None:
+        return entries
+    path = _quarantine_path(config)
+    entries = []
+    if path is not None:
+        from evalsuite.errors import EvalsuiteError
+        from evalsuite.quarantine import load_quarantine
+
+        try:
+            entries = load_quarantine(path, config.rootpath)
+        except EvalsuiteError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    config.stash[_quarantine_entries_key] = entries
+    return entries
+
+
+def _apply_quarantine(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each item named in quarantine.yaml as a non-strict xfail: it runs, a failure is expected, a pass is xpass."""
+    entries = _quarantine(config)
+    if not entries:
+        return
+    from evalsuite.quarantine import find_entry
+
+    for item in items:
+        ident = _case_identity(item)
+        names = (ident, item.nodeid) if ident is not None else (item.nodeid,)
+        entry = find_entry(entries, names)
+        if entry is not None:
+            item.add_marker(pytest.mark.xfail(reason=entry.describe(), strict=False))
+            item.stash[quarantine_key] = entry.to_dict()
 
 
 def _uses_fixtures(item: pytest.Item) -> bool:
@@ -189,6 +263,14 @@ def _uses_fixtures(item: pytest.Item) -> bool:
 def _is_case_item(item: pytest.Item) -> bool:
     items = sys.modules.get("evalsuite._pytest_items")  # not imported: no case file was collected
     return items is not None and isinstance(item, items.CaseItem)
+
+
+def _case_identity(item: pytest.Item) -> str | None:
+    """``suite::item_id`` (``ItemResult.identity``) of a case item; None for other tests."""
+    if not _is_case_item(item):
+        return None
+    run = cast("CaseItem", item).run
+    return f"{run.suite}::{run.item_id}"
 
 
 @pytest.hookimpl(wrapper=True)
@@ -202,11 +284,16 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
         return (yield)
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: the report as pytest's xfail handling left it
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     test_report = yield
-    if call.when == "call" and item.stash.get(results_key, None):
-        setattr(test_report, RESULTS_ATTR, [r.to_dict() for r in item.stash[results_key]])
+    if item.stash.get(results_key, None) or _is_case_item(item):
+        from evalsuite._pytest_items import reported_results
+
+        results = reported_results(item, call, test_report)
+        if results:
+            setattr(test_report, RESULTS_ATTR, [r.to_dict() for r in results])
+            setattr(test_report, DEFINED_ATTR, getattr(item.parent, "defined", {}))
     if call.when == "call" and call.excinfo is not None and _is_case_item(item):
         # The reason's first line, whatever -v/--tb print: what a CI annotation shows.
         setattr(test_report, HEADLINE_ATTR, (str(call.excinfo.value).splitlines() or ["failed"])[0])
@@ -220,16 +307,16 @@ class SessionReport:
         self.config = config
         self.items: list[ItemResult] = []
         self.failed_cases: list[tuple[str, int, str]] = []  # (case file, line, one-line reason) for CI annotations
+        self.coverage: Coverage | None = None  # against the baseline, once the session ends
+        self.defined: dict[str, str] = {}  # identity -> case file, of every item the case files that ran define
 
     @pytest.hookimpl(trylast=True)  # after pytest's junit writer opened the testcase (and added any <failure>)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call":
-            return
         headline = getattr(report, HEADLINE_ATTR, None)
-        if report.failed and headline is not None:
+        if report.when == "call" and report.failed and headline is not None:
             path, line, _ = report.location
             self.failed_cases.append((path, (line or 0) + 1, headline))
-        data = getattr(report, RESULTS_ATTR, ())
+        data = getattr(report, RESULTS_ATTR, ())  # on the report that ended the item: setup (not run) or call
         if not data:
             return
         from evalsuite._ci import metric_summary, write_junit_system_out
@@ -237,13 +324,29 @@ class SessionReport:
 
         results = [ItemResult.from_dict(d) for d in data]
         self.items.extend(results)
+        self.defined.update(getattr(report, DEFINED_ATTR, {}))
         write_junit_system_out(self.config, report, "\n".join(metric_summary(r) for r in results))
 
-    def pytest_sessionfinish(self) -> None:
-        if self.items and not hasattr(self.config, "workerinput"):
-            run_settings(self.config)  # pytest_evalsuite_configure runs first here too (under xdist, nothing ran yet)
-            self.items.sort(key=lambda r: r.nodeid)
-            self.config.hook.pytest_evalsuite_session_result(config=self.config, items=self.items)
+    def _reports_due(self) -> bool:
+        """Reports are written whenever evalsuite took part, even if nothing ran: a stale report is worse than none."""
+        config = self.config
+        if hasattr(config, "workerinput") or config.option.collectonly:  # --collect-only runs nothing to report
+            return False
+        return bool(self.items or config.stash.get(_case_file_seen_key, False))
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if not self._reports_due() or _usage_failed(session):
+            return
+        config = self.config
+        settings = run_settings(config)  # pytest_evalsuite_configure runs first here too (under xdist, nothing ran yet)
+        self.items.sort(key=lambda r: r.nodeid)
+        config.hook.pytest_evalsuite_session_result(config=config, items=self.items)
+        if settings.baseline is not None:
+            from evalsuite.verdict import coverage
+
+            self.coverage = coverage(self.items, settings.baseline, defined=self.defined)
+            if self.coverage.missing and _fail_on_missing(config):
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         config = self.config
@@ -254,7 +357,7 @@ class SessionReport:
 
             for path, line, message in self.failed_cases:
                 terminalreporter.write_line(github_annotation(path, line, message))
-        if not self.items:
+        if not self._reports_due() or settings_key not in config.stash:
             return
         from evalsuite import report
         from evalsuite.verdict import write_baseline
@@ -266,9 +369,30 @@ class SessionReport:
         reasons = config.getoption("tbstyle") == "no"  # otherwise pytest's failure section shows each reason
         terminalreporter.write_line(report.render(items, width=writer.fullwidth, markup=writer.markup, reasons=reasons))
         baseline = settings.baseline_path.as_posix() if settings.baseline_path else None
-        meta = {"record_mode": settings.record_mode, "alpha": settings.alpha, "baseline": baseline}
-        written = report.write_reports(settings.rootdir / settings.report_dir, items, meta)
+        meta: dict[str, Any] = {"record_mode": settings.record_mode, "alpha": settings.alpha, "baseline": baseline}
+        if self.coverage is not None:
+            for text in self.coverage.lines():
+                terminalreporter.write_line(text)
+            meta["coverage"] = {**self.coverage.to_dict(), "lines": self.coverage.lines()}  # lines: for report.md/html
+            if self.coverage.missing and _fail_on_missing(config):
+                terminalreporter.write_line(
+                    f"evalsuite: failing the session (--eval-fail-on-missing): {len(self.coverage.missing)} baseline "
+                    f"item(s) did not run: {', '.join(self.coverage.missing)}", red=True)
+        written = report.write_reports(settings.rootdir / settings.report_dir, items, meta, redact=settings.redact)
         terminalreporter.write_line("reports: " + ", ".join(str(p) for p in written.values()))
         if config.getoption("eval_update_baseline") and settings.baseline_path:
-            write_baseline(settings.rootdir / settings.baseline_path, items)
-            terminalreporter.write_line(f"baseline written: {baseline} ({len(items)} items)")
+            scored = [item for item in items if item.metrics]  # the others keep their old entry
+            write_baseline(settings.rootdir / settings.baseline_path, items, redact=settings.redact)
+            kept = len(items) - len(scored)
+            terminalreporter.write_line(f"baseline written: {baseline} ({len(scored)} items"
+                                        + (f"; {kept} not scored, their entries kept)" if kept else ")"))
+
+
+def _fail_on_missing(config: pytest.Config) -> bool:
+    option = config.getoption("eval_fail_on_missing", None)
+    return bool(option) if option is not None else bool(config.getini("eval_fail_on_missing"))
+
+
+def _usage_failed(session: pytest.Session) -> bool:
+    """A usage error (a bad option, an expired quarantine) stopped the run: no settings, nothing to report."""
+    return session.exitstatus == pytest.ExitCode.USAGE_ERROR

@@ -2,7 +2,9 @@
 
 Why a sandbox: case files are reviewed like code but run in CI with secrets in the environment, so
 templates are rendered by Jinja2's ``SandboxedEnvironment`` (no ``__class__``/``__globals__`` escapes)
-with ``StrictUndefined`` (a typo'd field is an error, not an empty prompt).
+with ``StrictUndefined`` (a typo'd field is an error, not an empty prompt), bounded in what it may
+build (:mod:`evalsuite._util.bounded_jinja`: 10 M characters per string and rendered text, 1 M list
+items, ``range`` of 100,000), so ``{{ 'x' * 3000000000 }}`` is an error, not an exhausted machine.
 
 Templates see the example's fields plus ``expected`` and ``example_id``.
 
@@ -37,8 +39,9 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.sandbox import SecurityError
 
+from evalsuite._util.bounded_jinja import BoundedSandbox, TemplateLimit, render_bounded
 from evalsuite.cases.schema import Case, Truncate
 from evalsuite.errors import PromptError
 from evalsuite.records import Call, Example
@@ -63,7 +66,7 @@ _encodings_lock = threading.Lock()
 
 def build_calls(case: Case, examples: list[Example]) -> list[Call]:
     """One Call per example and repeat (samples 0..repeats-1, identical bodies), in example order."""
-    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    env = BoundedSandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     prompt = case.prompt
     templates: list[tuple[str, str, jinja2.Template, set[str]]] = []  # (key, role, template, names used)
     sources = [("prompt.system", "system", prompt.system)] if prompt.system is not None else []
@@ -122,13 +125,16 @@ def _render(case: Case, key: str, template: jinja2.Template, names: set[str], co
     missing = names - context.keys()
     if not missing:
         try:
-            return template.render(context)
+            return render_bounded(template, context)
         except jinja2.TemplateError as exc:
             error: Exception = exc
     where = f"case {case.id!r}: {key} (example {example.id!r})"
     available = ", ".join(sorted(context))
     if missing:
         raise PromptError(f"{where}: undefined variable {sorted(missing)[0]!r}; available fields: {available}")
+    if isinstance(error, TemplateLimit):
+        raise PromptError(f"{where}: template too large: {error}; produce less text (render the field, not copies "
+                          "of it), or shorten the data") from None
     if isinstance(error, SecurityError):
         raise PromptError(f"{where}: blocked by the template sandbox: {str(error).rstrip('.')}; templates may only "
                           f"read the example's fields; available fields: {available}") from None

@@ -159,12 +159,17 @@ class MetricResult:
     definition: str = ""
     baseline: float | None = None
     delta: float | None = None
-    p_value: float | None = None
+    p_value: float | None = None  # one-sided p for a worsening (a drop, or a rise when lower is better)
+    p_improvement: float | None = None  # one-sided p for a change in the good direction
+    p_method: str = ""  # "exact" | "monte-carlo" | "" (no comparison)
+    p_mc_se: float | None = None  # Monte Carlo standard error of p_value (None when exact)
+    mde: float | None = None  # minimum detectable worsening at this n (80% power, one-sided alpha); None: none known
     test: str = ""  # "mcnemar-exact" | "paired-permutation" | ""
     n_paired: int = 0
     n_new: int = 0  # examples with no counterpart in the baseline
     n_missing: int = 0  # baseline examples absent from this run
     max_drop: float | None = None
+    max_increase: float | None = None  # tolerated rise against the baseline (lower-is-better metrics)
     verdict: Literal["pass", "fail", "regression", "improved", "unchanged", "error"] = "pass"
     reason: str = ""
 
@@ -199,7 +204,21 @@ class ItemResult:
     passed: bool = True
     message: str = ""  # the failure message shown by pytest
     agreement: float | None = None  # mean per-example agreement across repeats (repeats > 1)
+    flakiness: float | None = None  # probability that the pass/fail verdict flips on a re-run (repeats > 1)
+    flaky_examples: list[str] = field(default_factory=list)  # example ids whose samples agree least, worst first
     meta: dict[str, Any] = field(default_factory=dict)
+    # Examples whose per-example value changed against the baseline, worst first (capped):
+    # {"example_id", "metric", "before", "after", "baseline_answer", "answer"}; empty without a baseline.
+    flipped: list[dict[str, Any]] = field(default_factory=list)
+    # What pytest made of the item: "passed", "failed", "not_recorded", "error", "skipped", "xfailed" (a quarantined
+    # failure) or "xpassed"; an item that did not run has no records or metrics and ``message`` says why.
+    outcome: str = "passed"
+    quarantine: dict[str, Any] | None = None  # the quarantine.yaml entry that covers it: {item, reason, owner, expires}
+
+    @property
+    def identity(self) -> str:
+        """``"<suite>::<item_id>"``: unique across suites (item ids alone collide), the baseline key."""
+        return f"{self.suite}::{self.item_id}" if self.suite else self.item_id
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (what crosses an xdist worker boundary and what report.json's items hold)."""

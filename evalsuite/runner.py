@@ -6,6 +6,7 @@ Kept free of pytest so a notebook or a Spark job can call ``run_item`` directly.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -14,16 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite import dataset, parsing, prompts, verdict
+from evalsuite._util.secrets import user_secrets
 from evalsuite.cases import CaseRun, tool_settings
 from evalsuite.cases.schema import Case, ModelSettings
 from evalsuite.cassettes import MODES, CassetteOptions, use_cassette
 from evalsuite.errors import DatasetUnavailable, EvalsuiteError, NotRecorded, SettingsError, Unavailable, display_path
 from evalsuite.metrics import Metric, get_metric
 from evalsuite.model import EngineSettings, answer_calls, estimate_cost, get_provider, model_prices
-from evalsuite.records import Answer, Example, ExampleRecord, ItemResult, MetricResult, Scored
+from evalsuite.records import Answer, Call, Example, ExampleRecord, ItemResult, MetricResult, Scored
 from evalsuite.verdict import Baseline, load_baseline
+from evalsuite.verdict.flakiness import flakiness
 
-EXCERPT_CHARS = 160
+EXCERPT_CHARS = 200
+SHARED_MIN = 40  # a prefix all inputs share (instructions, few-shot) is cut when longer, keeping its last word
 WORST_SHOWN = 3
 
 
@@ -43,6 +47,7 @@ class RunSettings:
     baseline: Baseline | None = None
     prices: dict[str, Any] = field(default_factory=dict)
     nodeid: str = ""
+    redact: tuple[str, ...] = ()  # eval_redact lines: secrets redacted besides the built-in ones
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> RunSettings:
@@ -50,7 +55,7 @@ class RunSettings:
 
         Keys: ``rootdir`` (required), ``record_mode``, ``cassette_dir``, ``report_dir``, ``concurrency``, ``rpm``, ``tpm``,
         ``limit``, ``model`` (``[provider:]name`` for every case), ``api``, ``alpha``, ``baseline`` (a path
-        relative to ``rootdir``) and ``update_baseline``; a missing or empty value takes the default, and
+        relative to ``rootdir``), ``update_baseline`` and ``redact`` (``eval_redact`` lines); a missing or empty value takes the default, and
         numbers may be strings (ini files). Loads the baseline and the ``[tool.evalsuite]`` prices; raises
         ``SettingsError`` naming the option and the fix.
         """
@@ -84,16 +89,24 @@ class RunSettings:
                 requests_per_minute=_number(given, "rpm", float),
                 tokens_per_minute=_number(given, "tpm", float),
             ),
-            limit=_number(given, "limit", int),
+            limit=_positive_limit(given),
             model_override=_model_override(given.get("model"), given.get("api")),
             alpha=_number(given, "alpha", float, 0.05),
             baseline=baseline,
             prices=tool_settings(rootdir).get("prices", {}),
+            redact=_redact_lines(given.get("redact", ())),
         )
 
 
 _OPTION_KEYS = {"rootdir", "record_mode", "cassette_dir", "report_dir", "concurrency", "rpm", "tpm", "limit", "model", "api",
-                "alpha", "baseline", "update_baseline"}
+                "alpha", "baseline", "update_baseline", "redact"}
+
+
+def _redact_lines(lines: str | Sequence[str]) -> tuple[str, ...]:
+    """The ``eval_redact`` lines, checked now: a bad pattern stops the run before anything is recorded."""
+    lines = (lines,) if isinstance(lines, str) else tuple(lines)
+    user_secrets(lines)
+    return lines
 
 
 def _model_override(model: str | None, api: str | None) -> dict[str, str]:
@@ -107,6 +120,15 @@ def _model_override(model: str | None, api: str | None) -> dict[str, str]:
                 raise SettingsError(f"--eval-model {model}: {exc}") from None
         override.update({"name": name, **({"provider": provider} if provider else {})})
     return override
+
+
+def _positive_limit(given: Mapping[str, Any]) -> int | None:
+    """``--eval-limit 0`` would run nothing and pass; a negative one would silently mean "all"."""
+    limit: int | None = _number(given, "limit", int)
+    if limit is not None and limit < 1:
+        raise SettingsError(f"--eval-limit {limit} (limit): expected at least 1 example per dataset; "
+                            "drop the option to run every example")
+    return limit
 
 
 def _number(given: Mapping[str, Any], key: str, kind: type[int] | type[float], default: Any = None) -> Any:
@@ -151,21 +173,26 @@ def run_item(run: CaseRun, settings: RunSettings, *, cassette_options: CassetteO
     fingerprint = dataset.fingerprint(rows)
     prices = model_prices(case.model, settings.prices)
     metadata = {"dataset_fingerprint": fingerprint, "item_id": run.item_id}
-    with use_cassette(path, settings.record_mode, metadata=metadata, options=cassette_options) as cassette:
+    options = cassette_options or CassetteOptions()
+    options = replace(options, redact=[*settings.redact, *options.redact])
+    with use_cassette(path, settings.record_mode, metadata=metadata, options=options) as cassette:
         answers = answer_calls(calls, case.model, cassette, record_mode=settings.record_mode,
                                settings=settings.engine, label=run.item_id, prices=prices)
         missing = [a for a in answers if a.error_kind == "not_recorded"]
-        stale = cassette.stale(calls) if missing else []
-    if missing:
+        misses = cassette.explain_misses(calls, provider=case.model.provider,
+                                         endpoint=get_provider(case.model.provider).endpoint(case.model)) if missing else None
+    if missing and misses is not None:
         ids = sorted({a.example_id for a in missing})
         shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
         raise NotRecorded(not_recorded_message(
             f"{run.item_id}: {len(missing)} call(s)", path, case.model, settings, settings.nodeid or run.source,
-            details=[f"examples: {shown}", *(f"  {line}" for line in stale[:10])],
+            details=[f"examples: {shown}", *(f"  {line}" for line in misses.lines[:10])],
+            recorded_with=misses.recorded_with,
         ))
 
     return score(replace(run, case=case), rows, answers, metrics, settings, prompt_hashes=[c.prompt_hash for c in calls],
-                 fingerprint=fingerprint, cassette_file=path, cassette_interactions=cassette.n_interactions, started=started)
+                 inputs=[prompt_text(c) for c in calls], fingerprint=fingerprint, cassette_file=path,
+                 cassette_interactions=cassette.n_interactions, started=started)
 
 
 def score(
@@ -176,6 +203,7 @@ def score(
     settings: RunSettings,
     *,
     prompt_hashes: Sequence[str] | None = None,
+    inputs: Sequence[str] | None = None,
     fingerprint: str | None = None,
     cassette_file: Path | None = None,
     cassette_interactions: int = 0,
@@ -184,7 +212,8 @@ def score(
     """Parse, score and judge answers already had (one per example and sample): the rest of :func:`run_item`.
 
     Also what a hand-written test's ``evalsuite_score`` uses, so its answers meet the same parsers,
-    metrics, thresholds and baseline gate as a case file's.
+    metrics, thresholds and baseline gate as a case file's. ``inputs`` (one per answer, like ``prompt_hashes``)
+    is the prompt text a report shows as each example's input; without it, the example's first text field.
     """
     started = time.perf_counter() if started is None else started
     case = run.case
@@ -195,7 +224,8 @@ def score(
     scored = [_parse(by_example[a.example_id], a, prompt_hash, case) for a, prompt_hash in zip(answers, hashes)]
     values = {name: metric.score(scored) for name, metric in metrics.items()}
     keys = [str(s.answer.key) for s in scored]
-    baseline_item = settings.baseline.item(run.item_id) if settings.baseline else None
+    baseline_entry = settings.baseline.entry(verdict.identity(run.suite, run.item_id)) if settings.baseline else None
+    baseline_item = {name: m.per_example for name, m in baseline_entry.metrics.items()} if baseline_entry else None
     results = [
         verdict.judge(
             metric.info(),  # after scoring: a function metric knows its kind once it has scored
@@ -207,7 +237,9 @@ def score(
         )
         for name, metric in metrics.items()
     ]
-    records = [_record(s, {name: values[name][i] for name in metrics}) for i, s in enumerate(scored)]
+    texts = excerpts(inputs if inputs is not None else [_first_text(s.example) for s in scored])
+    records = [_record(s, {name: values[name][i] for name in metrics}, text)
+               for i, (s, text) in enumerate(zip(scored, texts))]
     tokens = Counter[str]()
     for a in answers:
         tokens["prompt"] += a.prompt_tokens or 0
@@ -236,10 +268,29 @@ def score(
         meta={"prompt_variant": run.prompt_variant, "tags": case.tags, "repeats": case.repeats,
               "cassette_interactions": cassette_interactions},
     )
+    if case.repeats > 1:  # how likely the verdict flips on a re-run, from the spread of the repeats
+        flaky = flakiness([(metric.info(), case.metrics[name], values[name]) for name, metric in metrics.items()],
+                          keys, ((s.example.id, s.prediction) for s in scored))
+        result.flakiness, result.flaky_examples = flaky.probability, flaky.examples
+    result.flipped = verdict.flipped_examples(result, baseline_entry)
     result.passed = not any(m.failed for m in results)
     if not result.passed:
         result.message = failure_message(result)
     return result
+
+
+def not_run_result(run: CaseRun, settings: RunSettings, outcome: str, message: str) -> ItemResult:
+    """The result of an item that never reached a verdict (not recorded, an error, a skip): no records or metrics,
+    ``message`` says why, so every report still lists it and its counts match pytest's."""
+    case = run.case
+    model = case.model.model_copy(update=settings.model_override) if settings.model_override else case.model
+    return ItemResult(
+        nodeid=settings.nodeid, suite=run.suite, case=case.id, variant=run.variant, item_id=run.item_id,
+        source=run.source, model={"provider": model.provider, "name": model.name, "api": model.api},
+        params=_params(case), record_mode=settings.record_mode, cassette=None, dataset_fingerprint="",
+        n_examples=0, records=[], metrics=[], passed=outcome == "skipped", message=message, outcome=outcome,
+        meta={"prompt_variant": run.prompt_variant, "tags": case.tags, "repeats": case.repeats},
+    )
 
 
 def _parse(example: Example, answer: Answer, prompt_hash: str, case: Case) -> Scored:
@@ -247,13 +298,28 @@ def _parse(example: Example, answer: Answer, prompt_hash: str, case: Case) -> Sc
     return Scored(example=example, answer=answer, prompt_hash=prompt_hash, prediction=prediction, parsed=ok)
 
 
-def _record(s: Scored, scores: dict[str, Any]) -> ExampleRecord:
-    first_field = next((str(v) for v in s.example.fields.values() if isinstance(v, str)), "")
+def prompt_text(call: Call) -> str:
+    """What a reader recognises an example by: the last user message sent (chat) or the prompt (completions)."""
+    if call.api == "completions":
+        return str(call.body.get("prompt", ""))
+    user = [m.get("content") for m in call.body.get("messages", []) if m.get("role") == "user"]
+    content = user[-1] if user else ""
+    if isinstance(content, list):  # content parts: keep the text ones
+        content = " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return str(content or "")
+
+
+def _first_text(example: Example) -> str:
+    """Without a prompt (a hand-written test's answers): the first text field that is not the id."""
+    return next((v for v in example.fields.values() if isinstance(v, str) and v != example.id), "")
+
+
+def _record(s: Scored, scores: dict[str, Any], input_text: str) -> ExampleRecord:
     return ExampleRecord(
         example_id=s.example.id,
         sample=s.answer.sample,
         prompt_hash=s.prompt_hash,
-        input_excerpt=_excerpt(first_field),
+        input_excerpt=input_text,
         expected=s.example.expected,
         answer=s.answer.text,
         prediction=s.prediction,
@@ -269,8 +335,17 @@ def _record(s: Scored, scores: dict[str, Any]) -> ExampleRecord:
     )
 
 
-def _excerpt(text: str) -> str:
-    text = " ".join(text.split())
+def excerpts(texts: Sequence[str]) -> list[str]:
+    """Each input as a reader tells examples apart: whitespace collapsed, the instructions and few-shot
+    examples every prompt of the item starts with cut to "…", trimmed to ``EXCERPT_CHARS``."""
+    flat = [" ".join(text.split()) for text in texts]
+    shared = os.path.commonprefix(list(set(flat))) if len(set(flat)) > 1 else ""
+    whole_words = shared[: shared.rfind(" ") + 1].rstrip()  # a prefix that ends inside a word keeps the word
+    cut = whole_words.rfind(" ") + 1 if len(whole_words) > SHARED_MIN else 0  # the last shared word stays
+    return [("…" if cut else "") + _trim(text[cut:]) for text in flat]
+
+
+def _trim(text: str) -> str:
     return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
 
 
@@ -282,19 +357,27 @@ def _params(case: Case) -> dict[str, Any]:
 
 
 def not_recorded_message(what: str, path: Path, model: ModelSettings, settings: RunSettings, nodeid: str,
-                         *, details: Sequence[str] = ()) -> str:
+                         *, details: Sequence[str] = (), recorded_with: Sequence[str] = ()) -> str:
     """The one message for calls missing from a cassette (case items and hand-written tests alike).
 
     Names the cassette, then ``details``, then the command that records the calls, with what
-    ``model``'s provider needs set (:meth:`~evalsuite.model.Provider.record_hint`).
+    ``model``'s provider needs set (:meth:`~evalsuite.model.Provider.record_hint`). ``recorded_with``:
+    the flags the cassette was recorded with when that was another endpoint; then the fix is those
+    flags or a full re-record, never ``new_episodes``, which would mix two endpoints in one cassette.
     """
     hint = get_provider(model.provider).record_hint(model)
-    return "\n".join([
-        (f"{what} not recorded in {display_path(path, settings.rootdir)} "
-         f"(record mode '{settings.record_mode}'; no request was sent)"),
-        *details,
-        f"To record them, {hint} and run:\n  pytest '{nodeid}' --record-mode=new_episodes",
-    ])
+    head = [(f"{what} not recorded in {display_path(path, settings.rootdir)} "
+             f"(record mode '{settings.record_mode}'; no request was sent)"), *details]
+    if recorded_with:
+        return "\n".join([
+            *head,
+            f"The cassette was recorded with {' or '.join(recorded_with)}. To replay it, run with the same flags:",
+            f"  pytest '{nodeid}' {recorded_with[0]}",
+            f"or, to re-record the whole cassette for the current settings, {hint} and run:",
+            f"  pytest '{nodeid}' --record-mode=rewrite",
+            "(not --record-mode=new_episodes: it would mix two endpoints in one cassette)",
+        ])
+    return "\n".join([*head, f"To record them, {hint} and run:\n  pytest '{nodeid}' --record-mode=new_episodes"])
 
 
 def failure_message(result: ItemResult) -> str:
@@ -313,16 +396,48 @@ def failure_message(result: ItemResult) -> str:
         worst = _worst(result.records, failed)
         if worst:
             lines.append(f"  worst examples for {failed.name}:")
-            for r in worst:
+            for r, note in worst:
                 got = r.error or (repr(r.answer[:80]) if r.answer is not None else "None")
-                lines.append(f"    - {r.example_id}: input {r.input_excerpt!r}\n      expected {r.expected!r}, got {got}")
+                lines.append(f"    - {r.example_id}{note}: input {r.input_excerpt!r}\n"
+                             f"      expected {r.expected!r}, got {got}")
+    if result.flipped:
+        shown = ", ".join(f"{f['example_id']} ({f['metric']} {f['before']} -> {f['after']})"
+                          for f in result.flipped[:WORST_SHOWN])
+        more = f" and {len(result.flipped) - WORST_SHOWN} more" if len(result.flipped) > WORST_SHOWN else ""
+        lines.append(f"  flipped against the baseline: {shown}{more}")
     return "\n".join(lines)
 
 
-def _worst(records: Sequence[ExampleRecord], result: MetricResult) -> list[ExampleRecord]:
-    if result.kind == "corpus":
-        wrong = [r for r in records if r.error or not r.parsed or r.prediction != r.expected]
-        return wrong[:WORST_SHOWN]
-    numeric = [r for r in records if isinstance(r.scores.get(result.name), (int, float))]
-    numeric.sort(key=lambda r: r.scores[result.name], reverse=not result.higher_is_better)
-    return numeric[:WORST_SHOWN]
+def _worst(records: Sequence[ExampleRecord], result: MetricResult) -> list[tuple[ExampleRecord, str]]:
+    """Distinct examples, worst first, each as (its worst sample, e.g. " (2 of 3 samples wrong)"): with
+    ``repeats`` one example must not fill the list with its own samples."""
+    by_example: dict[str, list[ExampleRecord]] = {}
+    for r in records:
+        by_example.setdefault(r.example_id, []).append(r)
+    ranked: list[tuple[float, ExampleRecord, str]] = []
+    for samples in by_example.values():
+        if result.kind == "corpus":
+            wrong = [r for r in samples if r.error or not r.parsed or r.prediction != r.expected]
+            if wrong:
+                ranked.append((-len(wrong) / len(samples), wrong[0], _share(len(wrong), len(samples))))
+            continue
+        sign = 1.0 if result.higher_is_better else -1.0  # ranks worst first whatever the direction
+        scored = sorted(((sign * r.scores[result.name], r) for r in samples
+                         if isinstance(r.scores.get(result.name), (int, float))), key=lambda pair: pair[0])
+        if not scored:
+            continue
+        values = [r.scores[result.name] for _, r in scored]
+        if set(values) <= {0, 1}:
+            wrong_count = values.count(0 if result.higher_is_better else 1)
+            if not wrong_count:
+                continue  # right in every sample: not an example to look at
+            note = _share(wrong_count, len(values))
+        else:
+            note = f" (mean of {len(values)} samples)" if len(values) > 1 else ""
+        ranked.append((sum(v for v, _ in scored) / len(scored), scored[0][1], note))
+    ranked.sort(key=lambda entry: entry[0])
+    return [(r, note) for _, r, note in ranked[:WORST_SHOWN]]
+
+
+def _share(wrong: int, samples: int) -> str:
+    return f" ({wrong} of {samples} samples wrong)" if samples > 1 else ""

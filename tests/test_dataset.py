@@ -13,7 +13,8 @@ import datasets
 import pytest
 
 from evalsuite.cases.schema import DatasetSpec
-from evalsuite.dataset import DatasetError, fingerprint, load_examples
+from evalsuite import dataset
+from evalsuite.dataset import DatasetError, fingerprint, load_examples, preview
 from evalsuite.records import Example
 
 IMDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "imdb-test.jsonl"
@@ -175,6 +176,8 @@ def test_bad_files_ids_and_labels(tmp_path: Path) -> None:
     rows = [{"k": "same", "expected": 1}, {"k": "same", "expected": 0}]
     with pytest.raises(DatasetError, match="the id 'same' occurs twice in column 'k'"):
         load_examples(spec(examples=rows, id="k"), tmp_path)
+    with pytest.raises(DatasetError, match=r"dataset.id: row 1 has no value in column 'k'; give every row an id"):
+        load_examples(spec(examples=[{"k": "a", "expected": 1}, {"expected": 0}], id="k"), tmp_path)
     with pytest.raises(DatasetError, match=r"example '0' has label 7, which label_names does not map \(known: 0..1\)"):
         load_examples(spec(examples=[{"expected": 7}], label_names=["no", "yes"]), tmp_path)
 
@@ -200,3 +203,85 @@ def test_25k_row_jsonl_stratified_sample(tmp_path: Path) -> None:
                          tmp_path)
     assert Counter(r.expected for r in rows) == {0: 100, 1: 100}
     assert len({r.id for r in rows}) == 200
+
+
+# -------------------------------------------------------------------------------- preview (collection)
+
+
+@pytest.fixture
+def no_full_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A preview that reached for ``datasets`` (a full read of the file) fails the test."""
+    def full_load(*args: object, **kwargs: object) -> None:
+        raise AssertionError("preview loaded the whole dataset")
+    monkeypatch.setattr(dataset, "_load_table", full_load)
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "json", "csv", "parquet"])
+def test_preview_gives_the_first_rows_as_the_run_maps_them(tmp_path: Path, kind: str) -> None:
+    rows = [{**row, "label": str(row["label"])} if kind == "csv" else row for row in ROWS]
+    path = tmp_path / f"reviews.{kind}"
+    if kind == "jsonl":
+        write_jsonl(path, rows)
+    elif kind == "json":
+        path.write_text(json.dumps(rows))
+    elif kind == "csv":
+        path.write_text("rid,review,label\n" + "".join(f"{r['rid']},{r['review']},{r['label']}\n" for r in rows))
+    else:
+        datasets.Dataset.from_list(rows).to_parquet(str(path))
+    case_spec = spec(path=path.name, id="rid", expected="label", columns={"text": "review"},
+                     label_names=["negative", "positive"], shuffle=True, limit=4)
+    expected = [Example(r["rid"], {"rid": r["rid"], "review": r["review"], "text": r["review"]},
+                        "positive" if int(r["label"]) else "negative") for r in ROWS[:3]]
+    assert preview(case_spec, tmp_path) == expected  # the file's first rows: shape, not sampling
+
+
+def test_preview_reads_only_the_head_of_a_large_file(tmp_path: Path, no_full_load: None) -> None:
+    write_jsonl(tmp_path / "big.jsonl", [{"t": f"row {i}", "expected": "x"} for i in range(5000)])
+    (tmp_path / "big.jsonl").open("a").write("not json\n")  # never read: the preview stops at row 3
+    assert [e.fields["t"] for e in preview(spec(path="big.jsonl"), tmp_path) or []] == ["row 0", "row 1", "row 2"]
+
+
+def test_preview_raises_what_the_run_raises_with_the_key_to_point_at(tmp_path: Path, no_full_load: None) -> None:
+    write_jsonl(tmp_path / "r.jsonl", ROWS)
+    cases = [
+        (spec(path="nope.jsonl"), ("dataset", "path"), "dataset.path 'nope.jsonl': no such file"),
+        (spec(path="r.jsonl", expected="label", columns={"text": "body"}), ("dataset", "columns", "text"),
+         "dataset.columns.text: no column 'body'; available: rid, review, label"),
+        (spec(path="r.jsonl"), ("dataset", "expected"), "dataset.expected: no column 'expected'"),
+        (spec(path="r.jsonl", expected="label", id="key"), ("dataset", "id"), "dataset.id: no column 'key'"),
+        (spec(path="r.jsonl", expected="label", label_names={0: "neg"}), ("dataset", "label_names"),
+         "dataset.label_names: example '0' has label 1, which label_names does not map"),
+    ]
+    for case_spec, key, message in cases:
+        with pytest.raises(DatasetError) as info:
+            preview(case_spec, tmp_path)
+        assert (info.value.key, str(info.value)[:len(message)]) == (key, message)
+
+
+def test_preview_finds_a_column_that_first_appears_below_the_head(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "r.jsonl", [{"t": "a", "expected": "x"}] * 3 + [{"t": "b", "expected": "y", "hint": "h"}])
+    assert [e.fields for e in preview(spec(path="r.jsonl", columns={"clue": "hint"}), tmp_path) or []] == [
+        {"t": "a", "hint": None, "clue": None}] * 3  # as the run's table has it: the column, empty in these rows
+
+
+def test_preview_uses_the_class_label_names_a_parquet_file_stores(tmp_path: Path, no_full_load: None) -> None:
+    repo = make_hub_repo(tmp_path)
+    head = preview(spec(path=str(repo / "data" / "train-00000-of-00001.parquet"), expected="label"), tmp_path)
+    assert [e.expected for e in head or []] == ["pos", "neg", "pos"]
+
+
+def test_preview_of_a_hub_dataset_is_none_and_of_inline_rows_is_the_run_s(tmp_path: Path, no_full_load: None) -> None:
+    assert preview(spec(hf="imdb"), tmp_path) is None
+    rows = [{"q": str(i), "expected": i} for i in range(5)]
+    assert preview(spec(examples=rows), tmp_path) == load_examples(spec(examples=rows), tmp_path)[:3]
+    with pytest.raises(DatasetError, match="the id 'same' occurs twice"):
+        preview(spec(examples=[{"k": "same", "expected": 1}] * 2, id="k"), tmp_path)
+
+
+def test_preview_leaves_json_shapes_only_datasets_reads_to_the_run(tmp_path: Path) -> None:
+    (tmp_path / "columns.json").write_text(json.dumps({"question": ["a", "b"], "expected": ["x", "y"]}, indent=2))
+    (tmp_path / "texts.json").write_text(json.dumps(["a", "b"]))
+    (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + json.dumps({"q": "a", "expected": "x"}).encode() + b"\n")
+    assert preview(spec(path="columns.json"), tmp_path) is None
+    assert preview(spec(path="texts.json", expected=None), tmp_path) is None
+    assert preview(spec(path="bom.jsonl"), tmp_path) == [Example("0", {"q": "a"}, "x")]

@@ -101,4 +101,5 @@ def test_the_configure_hook_moves_the_reports_and_the_baseline(pytester: pytest.
     written = json.loads((project.path / "out" / "evals" / "report.json").read_text())
     assert written["run"]["baseline"] == "baselines/moved.json"
     assert "baseline written: baselines/moved.json (4 items)" in result.stdout
-    assert set(json.loads((project.path / "baselines" / "moved.json").read_text())["items"]) == SENTIMENT_ITEMS
+    assert set(json.loads((project.path / "baselines" / "moved.json").read_text())["items"]) == {
+        f"reviews::{item}" for item in SENTIMENT_ITEMS}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import pytest
@@ -210,3 +211,21 @@ def test_a_misspelt_custom_parser_or_a_bad_python_path_fails_collection_with_one
     assert ("cases/words.yaml:7: parse.python: cases/parsers.py does not exist (the path is relative to the case "
             "file's folder); create it or fix the path") in result.stdout, result.stdout
     assert "Traceback" not in result.stdout
+
+
+@pytest.mark.parametrize("pattern", [r"^(a+)+$", r"(a|aa)+$"])
+def test_a_catastrophic_parse_pattern_leaves_the_answer_unparsed(pattern: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`^(a+)+$` on a 34-character answer hung scoring with `re`; now the answer is unparsed, with a warning."""
+    from evalsuite._util import user_regex
+
+    monkeypatch.setattr(user_regex, "MATCH_TIMEOUT_S", 0.05)
+    spec = ParseSpec(kind="regex", pattern=pattern, case_sensitive=True)
+    check(spec)
+    with pytest.warns(UserWarning, match="parse.pattern .* counts as not matched") if "|" in pattern else nullcontext():
+        assert parse("a" * 34 + "!", spec) == (None, False)
+    assert parse("aaaa", spec) == ("a" if "|" in pattern else "aaaa", True)
+
+
+def test_an_invalid_parse_pattern_says_which_key_and_the_fix() -> None:
+    with pytest.raises(ValueError, match=r"parse.pattern '\(unclosed' is not a valid regular expression: .*fix the pattern"):
+        check(ParseSpec(kind="regex", pattern="(unclosed"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -60,6 +61,8 @@ def test_k_markers_and_strict_markers_select_items(project: pytest.Pytester) -> 
     assert "plain" not in result.stdout
     result = run(project, "cases", "--collect-only", "-q", "-m", "smoke", "--strict-markers")
     assert result.stdout.count("sentiment[") == 4, result.stdout
+    # Collecting runs nothing: no score report, and no report file replaced by an empty one.
+    assert "evalsuite score report" not in result.stdout and not (project.path / "reports").exists()
 
 
 def test_missing_recording_fails_with_the_command_to_record_and_sends_nothing(project: pytest.Pytester) -> None:
@@ -119,12 +122,12 @@ def test_a_bad_option_value_stops_an_xdist_run_with_the_same_message(project: py
 
 
 def test_threshold_failure_names_metric_value_threshold_and_worst_examples(project: pytest.Pytester) -> None:
-    write_case(project, min_accuracy=1.01)
-    with ChatServer(sentiment_responder) as server:
+    write_case(project, min_accuracy=0.75)
+    with ChatServer(lambda body: "positive") as server:  # right on half of the reviews
         result = run(project, "cases", "-k", "plain and t0 and not t0.7", "--record-mode=once",
                      env={"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": CANARY})
     assert result.returncode == 1
-    assert "accuracy" in result.stdout and "1.01" in result.stdout
+    assert "accuracy 0.5 < min 0.75" in result.stdout
 
 
 def test_baseline_gate_detects_a_regression(project: pytest.Pytester) -> None:
@@ -134,7 +137,11 @@ def test_baseline_gate_detects_a_regression(project: pytest.Pytester) -> None:
         first = run(project, "cases", "-k", "plain and t0 and not t0.7", "--record-mode=once",
                     "--eval-baseline", "baseline.json", "--eval-update-baseline", env=env_live)
     assert first.returncode == 0, first.stdout
-    assert (project.path / "baseline.json").exists()
+    baseline = json.loads((project.path / "baseline.json").read_text())
+    # A case renamed or removed since: its entry stays in the baseline but no item runs it.
+    baseline["items"]["reviews::sentiment[gone]"] = {**baseline["items"]["reviews::sentiment[plain-t0]"],
+                                                      "item_id": "sentiment[gone]"}
+    (project.path / "baseline.json").write_text(json.dumps(baseline))
     # The model changes: it now calls everything positive. 4 of 8 examples flip to wrong.
     with ChatServer(lambda body: "positive") as server:
         env_live["OPENAI_BASE_URL"] = server.base_url
@@ -151,6 +158,15 @@ def test_baseline_gate_detects_a_regression(project: pytest.Pytester) -> None:
     assert accuracy["p_value"] == pytest.approx(0.0625)
     assert accuracy["verdict"] == "unchanged"
     assert second.returncode == 0, second.stdout
+    assert "did not run (renamed or removed?): reviews::sentiment[gone]" in second.stdout
+    assert report_json(project)["run"]["coverage"]["missing"] == ["reviews::sentiment[gone]"]
+    # The examples that flipped are listed with both answers.
+    assert "flipped against the baseline" in second.stdout and "'positive'" in second.stdout
+    strict = run(project, "cases", "-k", "plain and t0 and not t0.7", "--eval-baseline", "baseline.json",
+                 "--eval-fail-on-missing")
+    assert strict.returncode == 1, strict.stdout
+    assert "failing the session (--eval-fail-on-missing): 1 baseline item(s) did not run: reviews::sentiment[gone]" \
+        in strict.stdout.replace("\n", " ")
 
 
 def test_azure_provider_records_and_replays(project: pytest.Pytester) -> None:
@@ -208,10 +224,9 @@ def test_junit_shows_metrics_in_system_out_and_properties_only_where_the_family_
 
 
 def test_a_failing_item_gives_its_metric_and_value_in_one_line_everywhere_ci_looks(project: pytest.Pytester) -> None:
-    write_case(project, min_accuracy=1.01)
     env = {"OPENAI_API_KEY": CANARY, "GITHUB_ACTIONS": "true", "COLUMNS": "200"}
-    reason = "sentiment[plain-t0]: accuracy 1 < min 1.01 (n=8)"
-    with ChatServer(sentiment_responder) as server:
+    reason = "sentiment[plain-t0]: accuracy 0.5 < min 0.75 (n=8)"
+    with ChatServer(lambda body: "positive") as server:  # right on half of the reviews
         result = run(project, "cases", "-k", "plain and t0 and not t0.7", "--record-mode=once", "--junitxml=junit.xml",
                      env={**env, "OPENAI_BASE_URL": server.base_url})
     assert result.returncode == 1
@@ -314,3 +329,119 @@ def test_pytest_main_twice_in_one_process_writes_only_reports_and_cassettes(proj
     assert result.stdout.count("evalsuite score report") == 2
     created = {p for p in project.path.rglob("*") if "__pycache__" not in p.parts} - before
     assert created and all(p.relative_to(project.path).parts[0] == "reports" for p in created), created
+
+
+EXTRA_CASES = """
+suite: extra
+defaults:
+  model: {{name: test-model, temperature: 0, max_tokens: 3}}
+  dataset: {{path: data/reviews.jsonl, label_names: [negative, positive], expected: label}}
+  prompt: {{system: Classify the sentiment of the review as positive or negative., user: "Review: {{{{ text }}}}"}}
+  parse: {{kind: label, labels: {{positive: [positive], negative: [negative]}}}}
+cases:
+  - id: strict
+    metrics: {{accuracy: {{max: {limit}}}}}
+  - id: flaky
+    metrics: {{accuracy: {{max: {limit}}}}}
+  - id: steady
+    metrics: {{accuracy: {{min: 0.5}}}}
+  - id: broken
+    prompt: {{user: "Review: {{{{ (text if id != 'r8' else none).upper() }}}}"}}  # fails on the last row only
+    metrics: {{accuracy: {{min: 0.5}}}}
+"""
+HUB_CASE = """
+suite: extra
+cases:
+  - id: hub
+    model: {name: test-model, temperature: 0, max_tokens: 3}
+    dataset: {hf: imdb, split: test, limit: 4, expected: label, label_names: [negative, positive]}
+    prompt: {user: "Review: {{ text }}"}
+    parse: {kind: label, labels: {positive: [positive], negative: [negative]}}
+    metrics: {accuracy: {min: 0.5}}
+"""
+QUARANTINE = """\
+- item: extra::flaky
+  reason: flips between runs
+  owner: alice
+  expires: 2999-12-31
+- item: "cases/extra.yaml::stead*"
+  reason: was flaky last month
+  owner: bob
+  expires: 2999-12-31
+"""
+
+
+def _pytest_counts(stdout: str) -> dict[str, int]:
+    """pytest's final line, ``3 failed, 1 passed, 2 skipped, ...``, as counts."""
+    final = [line for line in stdout.splitlines() if line.strip() and " in " in line][-1]
+    counts: dict[str, int] = {}
+    for number, word in re.findall(r"(\d+) (\w+)", final.split(" in ")[0]):
+        counts[word.rstrip("s") if word != "passed" else word] = int(number)
+    return counts
+
+
+def test_every_selected_item_is_in_every_report_with_its_outcome_and_pytests_counts(project: pytest.Pytester) -> None:
+    (project.path / "cases" / "extra.yaml").write_text(EXTRA_CASES.format(limit=1.0))
+    (project.path / "cases" / "hub.yaml").write_text(HUB_CASE)
+    with ChatServer(sentiment_responder) as server:
+        recorded = run(project, "cases", "--record-mode=once", "-k", "not broken and not hub",
+                       env={"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": CANARY})
+    assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+    # One prompt changed without re-recording, thresholds tightened, a skip marker, a quarantine, a deselection.
+    (project.path / "cassettes" / "reviews" / "sentiment[terse-t0.7].json").unlink()
+    (project.path / "cases" / "extra.yaml").write_text(EXTRA_CASES.format(limit=0.5))
+    (project.path / "quarantine.yaml").write_text(QUARANTINE)
+    project.makeconftest("""
+import pytest
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.name == "sentiment[plain-t0.7]":
+            item.add_marker(pytest.mark.skip(reason="skipped by conftest"))
+""")
+    (project.path / "reports").mkdir(exist_ok=True)
+    result = run(project, "cases", "-rA", "--junitxml=junit.xml", "--deselect", "cases/reviews.yaml::sentiment[terse-t0]")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout
+    pytest_counts = _pytest_counts(result.stdout)
+    assert pytest_counts == {"failed": 3, "passed": 1, "skipped": 2, "xfailed": 1, "xpassed": 1, "deselected": 1}
+
+    doc = report_json(project)
+    outcomes = {item["identity"] if "identity" in item else f"{item['suite']}::{item['item_id']}": item["outcome"]
+                for item in doc["items"]}
+    assert outcomes == {
+        "reviews::sentiment[plain-t0]": "passed", "reviews::sentiment[plain-t0.7]": "skipped",
+        "reviews::sentiment[terse-t0.7]": "not_recorded", "extra::strict": "failed", "extra::broken": "error",
+        "extra::hub": "skipped", "extra::flaky": "xfailed", "extra::steady": "xpassed",
+    }
+    assert doc["summary"]["outcomes"] == {"passed": 1, "failed": 1, "not_recorded": 1, "error": 1, "skipped": 2,
+                                          "xfailed": 1, "xpassed": 1}
+    assert (doc["summary"]["passed"], doc["summary"]["failed"]) == (pytest_counts["passed"], pytest_counts["failed"])
+    by_id = {item["item_id"]: item for item in doc["items"]}
+    assert "has no attribute 'upper'" in by_id["broken"]["message"] and by_id["broken"]["records"] == []
+    assert by_id["sentiment[plain-t0.7]"]["message"] == "skipped by conftest"
+    assert "imdb" in by_id["hub"]["message"]
+    assert by_id["flaky"]["quarantine"]["owner"] == "alice" and by_id["steady"]["quarantine"]["owner"] == "bob"
+    assert "evalsuite: 8 items: 1 passed, 1 failed, 1 not recorded, 1 error, 2 skipped, 1 xfailed (quarantined), " \
+           "1 xpassed" in result.stdout.replace("\n  ", " ")
+
+    markdown = (project.path / "reports" / "report.md").read_text()
+    html = (project.path / "reports" / "report.html").read_text()
+    for item_id in by_id:
+        assert item_id in markdown and item_id in html
+    assert "not recorded" in markdown and "flips between runs" in markdown and "flips between runs" in html
+    system_out = {case.get("name"): "".join(out.text or "" for out in case.iter("system-out"))
+                  for case in ElementTree.parse(project.path / "junit.xml").getroot().iter("testcase")}
+    assert len(system_out) == 8 and all("evalsuite " in text for text in system_out.values()), system_out
+    assert "not recorded" in system_out["sentiment[terse-t0.7]"] and "skipped by conftest" in system_out["sentiment[plain-t0.7]"]
+
+
+def test_a_report_is_written_even_when_every_item_fails_replacing_the_previous_one(project: pytest.Pytester) -> None:
+    stale = project.path / "reports" / "report.json"
+    stale.parent.mkdir()
+    stale.write_text('{"stale": true}')
+    result = run(project, "cases")  # nothing recorded: every item fails
+    assert result.returncode == 1
+    doc = report_json(project)
+    assert [item["outcome"] for item in doc["items"]] == ["not_recorded"] * 4
+    assert doc["summary"]["failed"] == 4
+    assert "evalsuite: 4 items: 0 passed, 0 failed, 4 not recorded" in result.stdout

@@ -151,3 +151,37 @@ def test_truncation_works_without_network() -> None:
     out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "'one two three four' 4"
+
+
+@pytest.mark.parametrize("template,limit", [
+    ("{{ 'x' * 3000000000 }}", "limit is 10,000,000 characters"),
+    ("{{ ([text] * 3000000000)|length }}", "limit is 1,000,000 items"),
+    ("{% for i in range(3000000000) %}{% endfor %}", "limit is 100,000 items"),
+    ("{% set ns = namespace(s=text) %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+     "limit is 10,000,000 characters"),
+    ("{{ ((text * 1000)|replace('a', text * 1000))|length }}", "limit is 10,000,000 characters"),
+    ("{{ (text * 100000, text * 100000)|join * 1 }}{{ ([text * 100000] * 1000)|join }}", "limit is 10,000,000 characters"),
+    ("{{ '%3000000000s' % text }}{{ '{:>3000000000}'.format(text) }}", "limit is 10,000,000 characters"),
+    ("{{ text|center(3000000000) }}", "limit is 10,000,000 characters"),
+    ("{{ 2 ** 3000000000 }}", "limit is 100,000 bits"),
+    ("{% for i in range(100000) %}{{ text * 100 }}{% endfor %}", "passed 10,000,000 characters"),
+    ("{{ '{:{}}'.format(text, 3000000000) }}{{ '%*s' % (3000000000, text) }}", "limit is 10,000,000 characters"),
+    ("{% set items = [text] %}{% for i in range(64) %}{% set _ = items.extend(items) %}{% endfor %}",
+     "limit is 1,000,000 items"),
+])
+def test_templates_cannot_build_unbounded_values(template: str, limit: str) -> None:
+    """Each bound is checked before the value is built: none of these allocates more than a few MB."""
+    with pytest.raises(PromptError) as error:
+        build_calls(case(user=template), [Example("r1", {"text": "abcdefghijklmnopqrstuvwxyz"}, None)])
+    message = str(error.value)
+    assert message.startswith("case 'c': prompt.user (example 'r1'): template too large: ")
+    assert limit in message
+
+
+def test_bounded_sandbox_keeps_ordinary_templates_working() -> None:
+    template = ("{{ 'ab' * 2 }} {{ [1] + [2] }} {{ 2 ** 10 }} {{ '%3s|' % text }} {{ '{:>4}'.format(text) }} "
+                "{{ range(3)|join(',') }} {{ text ~ '!' }} {{ text|center(5) }} {{ text.replace('a', 'A') }} {{ 7 % 3 }} "
+                "{{ '%d over 20000000' % n }} {{ '{:,}'.format(n) }} {{ '%d'|format(n) }} {{ range(2)|map('string')|join }}")
+    [call] = build_calls(case(user=template), [Example("r1", {"text": "a", "n": 30000000}, None)])
+    assert call.body["messages"][-1]["content"] == ("abab [1, 2] 1024   a|    a 0,1,2 a!   a   A 1 "
+                                                     "30000000 over 20000000 30,000,000 30000000 01")

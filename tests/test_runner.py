@@ -109,8 +109,70 @@ def test_settings_carry_the_report_dir_and_the_baseline_path(tmp_path: Path) -> 
     ({"model": "opnai:gpt-4o"}, "--eval-model opnai:gpt-4o: unknown provider 'opnai'; did you mean 'openai'? valid: azure_openai, openai"),
     ({"concurrency": "four"}, "concurrency = 'four': expected a number (int), e.g. 4"),
     ({"record_mod": "once"}, "unknown run option(s) record_mod; valid: alpha, api, baseline,"),
+    ({"limit": 0}, "--eval-limit 0 (limit): expected at least 1 example per dataset; drop the option to run every example"),
+    ({"limit": "-3"}, "--eval-limit -3 (limit): expected at least 1 example per dataset"),
 ])
 def test_a_bad_option_names_itself_and_the_fix(tmp_path: Path, options: dict, message: str) -> None:
     with pytest.raises(SettingsError) as raised:
         runner.RunSettings.from_options({"rootdir": tmp_path, **options})
     assert message in str(raised.value)
+
+
+REPEATS_CASE = """
+cases:
+  - id: echo
+    model: {name: test-model, temperature: 0.7}
+    repeats: 3
+    dataset:
+      id: id
+      examples: [%s]
+    prompt: {system: "Repeat the text.", user: "Text: {{ text }}"}
+    metrics: {exact_match: {min: 0.9}}
+"""
+
+
+def scored(project: Path, wrong: dict[tuple[str, int], str], *, baseline: object = None) -> runner.ItemResult:
+    """The repeats case scored on answers given here (no model call): right except for ``wrong``."""
+    from evalsuite import dataset, prompts
+    from evalsuite.metrics import get_metric
+    from evalsuite.records import Answer
+
+    rows_text = ", ".join(f"{{id: e{i}, text: 'row {i}', expected: 'row {i}'}}" for i in range(4))
+    (project / "cases" / "repeats.yaml").write_text(REPEATS_CASE % rows_text)
+    [case_run] = load_suite(project / "cases" / "repeats.yaml", project)
+    rows = dataset.load_examples(case_run.case.dataset, case_run.base_dir)
+    calls = prompts.build_calls(case_run.case, rows)
+    answers = [Answer(example_id=c.example_id, sample=c.sample,
+                      text=wrong.get((c.example_id, c.sample), f"row {c.example_id[1:]}")) for c in calls]
+    metrics = {name: get_metric(name, spec) for name, spec in case_run.case.metrics.items()}
+    settings = runner.RunSettings(rootdir=project, baseline=baseline)  # type: ignore[arg-type]
+    return runner.score(case_run, rows, answers, metrics, settings, prompt_hashes=[c.prompt_hash for c in calls],
+                        inputs=[runner.prompt_text(c) for c in calls])
+
+
+def test_failure_message_shows_the_prompt_and_each_wrong_example_once(project: Path) -> None:
+    result = scored(project, {("e1", 0): "nope", ("e1", 1): "nope", ("e2", 2): "nope"})
+    assert {r.input_excerpt for r in result.records if r.example_id == "e1"} == {"Text: row 1"}  # not the id "e1"
+    lines = result.message.splitlines()
+    worst = [line for line in lines if line.startswith("    - ")]
+    assert worst == ["    - e1 (2 of 3 samples wrong): input 'Text: row 1'",
+                     "    - e2 (1 of 3 samples wrong): input 'Text: row 2'"]
+
+
+def test_examples_that_flip_against_the_baseline_are_listed_with_both_answers(project: Path, tmp_path: Path) -> None:
+    from evalsuite.verdict import load_baseline, write_baseline
+
+    before = scored(project, {("e3", 0): "nope"})
+    baseline = load_baseline(write_baseline(tmp_path / "baseline.json", [before]))
+    after = scored(project, {("e1", 1): "nope", ("e1", 2): "nope"}, baseline=baseline)  # misses min 0.9
+    assert [(f["example_id"], f["before"], f["after"], f["baseline_answer"], f["answer"]) for f in after.flipped] == [
+        ("e1", 1, 0, "row 1", "nope"), ("e3", 0, 1, "nope", "row 3")]  # once per example, the drop first
+    assert "flipped against the baseline: e1 (exact_match 1 -> 0), e3 (exact_match 0 -> 1)" in after.message
+
+
+def test_input_excerpts_cut_the_instructions_every_prompt_shares() -> None:
+    shots = "Classify each movie review as positive or negative. Review: Great fun. Sentiment: positive Review:"
+    assert runner.excerpts([f"{shots}  A warm\n film. Sentiment:", f"{shots} Dull. Sentiment:"]) == [
+        "…Review: A warm film. Sentiment:", "…Review: Dull. Sentiment:"]
+    assert runner.excerpts(["Text: row 1", "Text: row 2"]) == ["Text: row 1", "Text: row 2"]  # short: kept whole
+    assert runner.excerpts(["x" * 300]) == ["x" * 199 + "…"]

@@ -1,26 +1,59 @@
-"""Crash-safe file writes, shared by cassettes, reports and baselines: a reader never sees half a file."""
+"""Crash-safe file writes, shared by cassettes, reports and baselines: a reader never sees half a file.
+
+A write that the file system refuses (read-only or full disk, a parent that is a file) raises
+:class:`~evalsuite.errors.WriteError` naming the path, the errno reason and the fix, and leaves the
+previous file as it was.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from contextlib import suppress
 from pathlib import Path
 
+from evalsuite.errors import WriteError
 
-def write_atomic(path: Path, data: bytes | str) -> None:
+_FIXES = {
+    errno.ENOSPC: "free disk space",
+    errno.EDQUOT: "free space within your disk quota",
+    errno.EROFS: "the file system is read-only: write somewhere else",
+    errno.EACCES: "make the folder writable, or write somewhere else",
+    errno.EPERM: "make the folder writable, or write somewhere else",
+    errno.ENOTDIR: "a parent of this path is a file, not a folder: remove it or choose another folder",
+    errno.EEXIST: "a parent of this path is a file, not a folder: remove it or choose another folder",
+}
+
+
+def write_failure(path: Path, exc: OSError, what: str = "file") -> WriteError:
+    """The one wording of "cannot write": path, strerror [ERRNO], the fix."""
+    if isinstance(exc, WriteError):
+        return exc
+    code = errno.errorcode.get(exc.errno or 0, "")
+    reason = f"{exc.strerror or exc}{f' [{code}]' if code else ''}"
+    fix = _FIXES.get(exc.errno or 0, "check the path and its permissions")
+    return WriteError(f"{path}: cannot write the {what}: {reason}; {fix}")
+
+
+def write_atomic(path: Path, data: bytes | str, *, what: str = "file") -> None:
     """Temp file (pid + random in its name, so xdist workers never share one) + fsync + os.replace."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies, like a plain open()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies, like a plain open()
+    except OSError as exc:
+        raise write_failure(path, exc, what) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise write_failure(path, exc, what) from None
         raise

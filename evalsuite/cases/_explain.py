@@ -92,9 +92,11 @@ def _explain(model: type[BaseModel], key: KeyPath, error: ErrorDetails, siblings
         return "required key is missing; add it"
     if kind == "literal_error":
         if loc and loc[-1] == "[key]":  # a dict whose keys are a Literal (variants.matrix)
-            dict_type = _annotation_at(model, key[:-1])
-            choices = [str(c) for c in typing.get_args(typing.get_args(dict_type)[0])] if dict_type else []
-            return f"unknown key {key[-1]!r}; {suggest(key[-1], choices, 'valid keys')}"
+            bad_key = error["input"]  # the key as written (pydantic's loc holds it as text: None -> 'None')
+            dict_type = _annotation_at(model, key[:-1] if key and key[-1] == bad_key else key)
+            key_type = typing.get_args(dict_type)[0] if typing.get_origin(dict_type) is dict else None
+            choices = [str(c) for c in typing.get_args(key_type)]
+            return f"unknown key {bad_key!r}; {suggest(bad_key, choices, 'valid keys')}"
         annotation = _annotation_at(model, key)
         choices = [str(c) for c in typing.get_args(annotation)] if typing.get_origin(annotation) is Literal else []
         if choices:

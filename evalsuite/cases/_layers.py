@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalsuite.cases._source import KeyPath, dotted, read_tool_table, read_yaml, toml_lines
+from evalsuite.cases._source import TEXT_START, KeyPath, dotted, read_tool_table, read_yaml, toml_lines
 from evalsuite.errors import CaseFileError
 
 DEFAULTS_FILE = "defaults.yaml"
@@ -84,6 +84,18 @@ def line_of(layers: list[Layer], key: KeyPath) -> tuple[Path, int]:
                         return layer.path, layer.lines[layer.prefix + prefix[:known]]
     last = layers[-1]
     return last.path, last.lines.get(last.prefix, 1)
+
+
+def line_in_text(layers: list[Layer], key: KeyPath, text_line: int) -> tuple[Path, int]:
+    """File and line of line ``text_line`` (1-based) of the text at ``key``: counted from the line below the
+    key for a block scalar (``user: |``), else the key's own line (a one-line or quoted string)."""
+    for layer in reversed(layers):
+        if _has(layer.data, key):
+            start = layer.lines.get(layer.prefix + key + (TEXT_START,))
+            if start is not None:
+                return layer.path, start + text_line - 1
+            break
+    return line_of(layers, key)
 
 
 def _has(data: Any, key: KeyPath) -> bool:

@@ -4,25 +4,31 @@ Why this module exists: users edit YAML by hand, so every mistake must come back
 names the file, the line, the key and the fix (``cases/x.yaml:12: metrics.acuracy: unknown metric
 'acuracy'; did you mean 'accuracy'? valid: ...``), never as a pydantic traceback. ``load_suite`` reads
 the file with its lines (``_source``), merges it over its layers (``_layers``), validates it
-(``_explain`` turns a pydantic error into that line), checks that its parser and metrics can work, and
-expands its variants (``_variants``), all before any model call is paid for.
+(``_explain`` turns a pydantic error into that line), checks that its parser and metrics can work and
+that its settings mean what they say (``_checks``), expands its variants (``_variants``), and renders its
+templates on the dataset's first rows (``_preview``), all before any model call is paid for.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from evalsuite import parsing
+from evalsuite.cases._checks import check_metric_settings, check_repeats
 from evalsuite.cases._explain import from_validation
 from evalsuite.cases._layers import DEFAULTS_FILE, Layer, base_layers, deep_merge, error_at, line_of, reject_secrets
+from evalsuite.cases._preview import check_rows
 from evalsuite.cases._source import KeyPath, dotted, read_yaml
 from evalsuite.cases._variants import SAFE_NAME, expand
 from evalsuite.cases.schema import Case, ParseSpec, SuiteFile
 from evalsuite.errors import CaseFileError, MetricParamError, ParseSpecError, UnknownName, display_path
+
+if TYPE_CHECKING:
+    from evalsuite.metrics import Metric
 
 _PARSER_KEYS = ("kind", "python")  # two ways to name the parser: a layer naming one replaces the other
 
@@ -82,15 +88,21 @@ def load_suite(path: Path, rootdir: Path) -> list[CaseRun]:
                            "give every case in a file its own id", rootdir)
         seen[case.id] = case_line
         case = case.model_copy(update={"parse": _check_parse(case, all_layers, rootdir)})
-        _check_metrics(case, all_layers, rootdir)
+        metrics = _check_metrics(case, all_layers, rootdir)
+        check_metric_settings(case, metrics, all_layers, rootdir)
         source = f"{display_path(path, rootdir)}:{case_line}"
+        case_runs = []
         for variant, prompt_name, variant_case in expand(case, all_layers, rootdir):
             if variant_case.prompt.user is None:
                 where = ("variants", "prompts", prompt_name) if prompt_name else ("prompt",)
                 raise error_at(all_layers, where, "prompt.user is missing; add a user template (the chat user "
                                "message, or the whole prompt for api: completions)", rootdir)
             item_id = f"{case.id}[{variant}]" if variant else case.id
-            runs.append(CaseRun(suite, variant_case, variant, item_id, source, path.parent, prompt_name or ""))
+            check_repeats(variant_case, item_id, all_layers, rootdir)
+            case_runs.append(CaseRun(suite, variant_case, variant, item_id, source, path.parent, prompt_name or ""))
+        check_rows(case, [(run.prompt_variant, run.case) for run in case_runs], metrics, all_layers, path.parent,
+                   rootdir)
+        runs.extend(case_runs)
     return runs
 
 
@@ -116,11 +128,12 @@ def _check_parse(case: Case, layers: list[Layer], rootdir: Path) -> ParseSpec:
         raise CaseFileError(file, line, str(exc), rootdir=rootdir) from None  # the message names its parse.* key
 
 
-def _check_metrics(case: Case, layers: list[Layer], rootdir: Path) -> None:
+def _check_metrics(case: Case, layers: list[Layer], rootdir: Path) -> dict[str, Metric]:
     """Every metric is built at collection: unknown names, bad parameters and a missing logprobs setting fail
     here, with the metric's line, not after the model calls were paid for."""
     from evalsuite.metrics import get_metric  # metrics build on the schema: imported once a case is checked
 
+    metrics = {}
     for name, spec in case.metrics.items():
         try:
             metric = get_metric(name, spec, base_dir=layers[-1].path.parent)
@@ -130,10 +143,12 @@ def _check_metrics(case: Case, layers: list[Layer], rootdir: Path) -> None:
             problem = str(exc).removeprefix(f"{name}: ")
         else:
             if not metric.needs_logprobs or case.model.logprobs:
+                metrics[name] = metric
                 continue
             problem = f"{name} needs token logprobs; set model.logprobs: true"
         file, line = line_of(layers, _metric_key(layers, name))
         raise CaseFileError(file, line, f"{dotted(('metrics', name))}: {problem}", rootdir=rootdir)
+    return metrics
 
 
 def _metric_key(layers: list[Layer], name: str) -> KeyPath:

@@ -66,6 +66,9 @@ def _matrix(case: Case, layers: list[Layer], rootdir: Path) -> list[tuple[str, l
                            "remove the key", rootdir)
         checked = []
         for index, value in enumerate(values):
+            if value is None:  # "unset" is not a setting to sweep: the item id and the request need a value
+                raise error_at(layers, ("variants", "matrix", param, index), "null is not a value to sweep; give a "
+                               "number, or remove it", rootdir)
             try:
                 checked.append(getattr(ModelSettings.model_validate({param: value}), param))
             except ValidationError as exc:

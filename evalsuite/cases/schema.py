@@ -174,6 +174,9 @@ class MetricSpec(Strict):
     max: float | None = Field(default=None, description="Fail when the value is above.")
     max_drop: float | None = Field(default=None, ge=0, description="Tolerated drop against the baseline, in metric "
                                    "units.")
+    max_increase: float | None = Field(default=None, ge=0, description="Tolerated rise against the baseline, in "
+                                       "metric units, for lower-is-better metrics (latency, tokens); setting it (or "
+                                       "max_drop) also turns on their baseline gate.")
     params: dict[str, Any] = Field(default_factory=dict, description='Metric parameters, e.g. {"average": "macro"}, '
                                    '{"use_stemmer": true}; they may also be written beside min/max.')
     python: str | None = Field(default=None, description='"local_metrics.py:score": a function or Metric class, '
@@ -210,6 +213,16 @@ class Case(Strict):
         min_length=1, json_schema_extra=_metric_shorthands,
         description="Metric name -> thresholds and parameters ({min: 0.8}, or 0.8 for a minimum), or a list of "
                     "names.")
+
+    @field_validator("tags")
+    @classmethod
+    def _marker_names(cls, value: list[str]) -> list[str]:
+        """Tags become pytest markers, which refuse empty names and names starting with "_"."""
+        for tag in value:
+            if not tag or tag.startswith("_"):
+                raise ValueError(f"tag {tag!r} cannot be a pytest marker name (empty, or starting with '_'); "
+                                 "rename it")
+        return value
 
     @field_validator("metrics", mode="before")
     @classmethod

@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import orjson
 from vcr.cassette import Cassette
 from vcr.errors import UnhandledHTTPRequestError
 from vcr.persisters.filesystem import CassetteNotFoundError
@@ -64,6 +65,17 @@ LATENCY_HEADER = "x-evalsuite-latency-ms"
 Interaction = tuple[Request, dict[str, Any]]
 
 
+def _is_completion(response: dict[str, Any]) -> bool:
+    """Only a 2xx completion's JSON is recorded: a 401, a 404 or a proxy's HTML page would replay an outage."""
+    if not 200 <= response["status"]["code"] < 300:
+        return False
+    try:
+        data = orjson.loads(response["body"]["string"] or b"")
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(data, dict) and isinstance(data.get("choices"), list)
+
+
 class EvalCassette(Cassette):
     """vcrpy ``Cassette`` with an O(1) index by match key, a crash journal and evalsuite metadata."""
 
@@ -71,7 +83,7 @@ class EvalCassette(Cassette):
         self, path: str, *, evalsuite_mode: str, new_metadata: dict[str, Any], options: CassetteOptions, **kwargs: Any
     ) -> None:
         self.keys = KeyMaker(options.match_body) if options.match_body else BUILT_IN_KEYS
-        self._redactor = Redactor(self.keys)
+        self._redactor = Redactor(self.keys, options.redact)
         self.options = options
         super().__init__(
             path,
@@ -187,7 +199,8 @@ class EvalCassette(Cassette):
         if same_key:
             return [(r, ["same_request"], []) for r in same_key]
         same_example = [self.data[i][0] for i in self._by_tag.get(info.tag, [])[:3]] if info.tag else []
-        return [(r, ["method", "path"], [("body", "prompt or parameters changed since recording")]) for r in same_example]
+        why = "recorded with another prompt, parameters, model or endpoint (the item's message says which)"
+        return [(r, ["method"], [("body", why)]) for r in same_example]
 
     def _same_request(self, r1: Request, r2: Request) -> None:
         """vcrpy matcher (used only by vcrpy's own linear helpers): equal match keys."""
@@ -206,6 +219,8 @@ class EvalCassette(Cassette):
 
     def _stored_response(self, response: dict[str, Any]) -> dict[str, Any] | None:
         stored = self._redactor.response(response)
+        if stored is not None and not _is_completion(stored):
+            return None
         for user_filter in self.options.before_record_response:
             stored = user_filter(stored) if stored is not None else None
         return stored

@@ -100,10 +100,87 @@ class JsonSerializer:
     @staticmethod
     def deserialize(data: bytes) -> Interactions:
         parsed = orjson.loads(data)
-        if not isinstance(parsed, dict) or not isinstance(parsed.get("interactions"), list):
-            raise ValueError("not an evalsuite cassette (no 'interactions' list)")
+        validate(parsed)
         pairs = [decode_interaction(i) for i in parsed["interactions"]]
         return [r for r, _ in pairs], [r for _, r in pairs], parsed.get("metadata") or {}
+
+
+class ShapeError(ValueError):
+    """A parsed cassette whose layout is not the one written here; ``where`` is e.g. ``interaction 3: response.status``."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(f"{where}: {problem}")
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], where: str, example: str) -> None:
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        raise ShapeError(where, f"expected {example}, got {type(value).__name__} {_short(value)}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _headers(headers: Any, where: str) -> None:
+    _expect(headers, dict, where, 'an object of header lists, e.g. {"content-type": ["application/json"]}')
+    for name, values in headers.items():
+        _expect(values, list, f"{where}.{name}", 'a list of strings, e.g. ["application/json"]')
+        for value in values:
+            _expect(value, str, f"{where}.{name}", "a list of strings")
+
+
+def _one_body(holder: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
+    present = [key for key in keys if key in holder]
+    if len(present) != 1:
+        raise ShapeError(where, f"expected exactly one of {', '.join(keys)}, found {', '.join(present) or 'none'}")
+    key = present[0]
+    value = holder[key]
+    if key.endswith("base64"):
+        _expect(value, str, f"{where}.{key}", "base64 text")
+        try:
+            base64.b64decode(value, validate=True)
+        except ValueError:
+            raise ShapeError(f"{where}.{key}", "not valid base64") from None
+    elif key in ("body", "string"):
+        _expect(value, (str, type(None)), f"{where}.{key}", "text or null")
+
+
+def validate(parsed: Any) -> None:
+    """Raise :class:`ShapeError` naming the interaction and field unless ``parsed`` has the layout written here.
+
+    Why before decoding: a hand-edited file (a status written as "200", an interaction as a string) would
+    otherwise fail deep inside replay as a Python error that names neither the file nor the field."""
+    _expect(parsed, dict, "the file", 'an object {"version": 1, "metadata": {...}, "interactions": [...]}')
+    if "version" in parsed and parsed["version"] != 1:
+        raise ShapeError("version", f"expected 1 (this evalsuite's cassette format), got {_short(parsed['version'])}")
+    if "interactions" not in parsed:
+        raise ShapeError("the file", "no 'interactions' list: not an evalsuite cassette")
+    _expect(parsed["interactions"], list, "interactions", "a list of {request, response} objects")
+    _expect(parsed.get("metadata") or {}, dict, "metadata", "an object")
+    for index, interaction in enumerate(parsed["interactions"]):
+        where = f"interaction {index}"
+        _expect(interaction, dict, where, "an object with 'request' and 'response'")
+        for part in ("request", "response"):
+            if part not in interaction:
+                raise ShapeError(where, f"no '{part}'")
+            _expect(interaction[part], dict, f"{where}: {part}", "an object")
+        request, response = interaction["request"], interaction["response"]
+        for field in ("method", "uri"):
+            if field not in request:
+                raise ShapeError(f"{where}: request", f"no '{field}'")
+            _expect(request[field], str, f"{where}: request.{field}", "text, e.g. POST" if field == "method" else "a URL")
+        _headers(request.get("headers", {}), f"{where}: request.headers")
+        _one_body(request, ("body_json", "body", "body_base64"), f"{where}: request")
+        for field in ("status", "headers", "body"):
+            if field not in response:
+                raise ShapeError(f"{where}: response", f"no '{field}'")
+        status = response["status"]
+        _expect(status, dict, f"{where}: response.status", 'an object like {"code": 200, "message": "OK"}')
+        _expect(status.get("code"), int, f"{where}: response.status.code", "an integer HTTP status, e.g. 200")
+        _headers(response["headers"], f"{where}: response.headers")
+        _expect(response["body"], dict, f"{where}: response.body", 'an object like {"json": {...}} or {"string": "..."}')
+        _one_body(response["body"], ("json", "string", "base64"), f"{where}: response.body")
 
 
 @contextmanager
@@ -135,6 +212,11 @@ class AtomicPersister:
             raise CassetteNotFoundError() from None
         try:
             loaded: Interactions = serializer.deserialize(data)
+        except ShapeError as exc:
+            raise CassetteError(
+                f"{path}: {exc}. Nothing was sent and the file is unchanged. Fix: correct that field by hand, "
+                f"restore the file (git checkout -- '{path}'), or re-record it with --record-mode=rewrite."
+            ) from None
         except Exception as exc:  # any parse or layout problem: name the file, never treat as empty
             raise CassetteError(
                 f"{path}: cassette cannot be loaded ({exc}). It is not re-recorded silently: restore it "
@@ -144,7 +226,7 @@ class AtomicPersister:
 
     @staticmethod
     def save_cassette(cassette_path: str | Path, cassette_dict: dict[str, Any], serializer: Any) -> None:
-        write_atomic(Path(cassette_path), serializer.serialize(cassette_dict))
+        write_atomic(Path(cassette_path), serializer.serialize(cassette_dict), what="cassette")
 
 
 def load(path: Path) -> Interactions:

@@ -15,8 +15,10 @@ from typing import IO, Any
 
 import orjson
 
+from evalsuite._util.atomic import write_failure
 from evalsuite.cassettes._format import AtomicPersister, JsonSerializer, decode_interaction, load
 from evalsuite.cassettes._keys import KeyMaker
+from evalsuite.errors import WriteError
 
 JOURNAL_SUFFIX = ".journal.jsonl"
 
@@ -31,19 +33,31 @@ class Journal:
     def __init__(self, cassette_path: Path) -> None:
         self.path = journal_path(cassette_path)
         self._file: IO[bytes] | None = None
+        self.failure: WriteError | None = None
 
     def append(self, interaction: dict[str, Any], header: Callable[[], dict[str, Any]]) -> None:
+        """Never raises: a refused write (full disk) stops journaling and is kept in ``failure``.
+
+        The answer in hand is still used and saved with the cassette at the end; if that save fails
+        too, it raises, and the lines journaled before the disk filled are recovered on the next load."""
+        if self.failure is not None:
+            return
         line = orjson.dumps(interaction) + b"\n"
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "ab")  # noqa: SIM115 - kept open while recording, closed in close()
-            self._file.write(orjson.dumps({"journal": 1, **header()}) + b"\n")
-        self._file.write(line)
-        self._file.flush()
+        try:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "ab")  # noqa: SIM115 - kept open while recording, closed in close()
+                self._file.write(orjson.dumps({"journal": 1, **header()}) + b"\n")
+            self._file.write(line)
+            self._file.flush()
+        except OSError as exc:
+            self.failure = write_failure(self.path, exc, "cassette journal")
+            self.close()
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            with suppress(OSError):  # a flush refused by a full disk: the failure is already known
+                self._file.close()
             self._file = None
 
     def remove(self) -> None:

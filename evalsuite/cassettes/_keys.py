@@ -8,7 +8,9 @@ against another; the ``api-version`` query parameter and the credential paramete
 other query parameters count. The body is parsed, integral top-level numbers become ints
 (``temperature`` ``1.0 == 1``), and the top-level fields that do not change the answer are dropped
 (``user``, ``metadata``, ``stream_options``, ``store``, ``service_tier``, and ``n`` when it is 1;
-see :func:`evalsuite.records.canonical_body`). Keys are sorted and hashed.
+see :func:`evalsuite.records.canonical_body`). Keys are sorted and hashed. A stored request whose body
+was redacted carries ``x-evalsuite-body-digest``, the digest of the body as sent (see ``_redact``), which
+is used instead of hashing the stored body, so the same prompt still replays.
 
 Custom matching (``CassetteOptions.match_body``) applies the user's normalizers to the parsed body
 first, alike for recorded requests, live requests and the engine's direct replay of a ``Call``.
@@ -30,6 +32,7 @@ from evalsuite._util.secrets import CREDENTIAL_QUERY
 from evalsuite.records import Call, body_hash
 
 EXAMPLE_HEADER = "x-evalsuite-example"
+BODY_DIGEST_HEADER = "x-evalsuite-body-digest"  # on a stored request whose body was redacted (see _redact)
 IGNORED_QUERY = CREDENTIAL_QUERY | {"api-version"}
 _DEPLOYMENT = re.compile(r"(?:^|/)deployments/([^/]+)/(.+)$")
 
@@ -87,19 +90,19 @@ class KeyMaker:
         parsed = urlparse(uri)
         endpoint = endpoint_tail(parsed.path)
         query = sorted((k, v) for k, v in parse_qsl(parsed.query, keep_blank_values=True) if k.lower() not in IGNORED_QUERY)
+        digest = _header(headers, BODY_DIGEST_HEADER) or self._digest(body)  # stored redacted: keyed as sent
+        tag = _header(headers, EXAMPLE_HEADER)
+        return RequestKey(_format(method, endpoint, urlencode(query), digest), _api(endpoint), digest, tag)
+
+    def _digest(self, body: Any) -> str:
         if isinstance(body, (bytes, str)):
             with suppress(ValueError):
                 body = orjson.loads(body)
         if isinstance(body, dict):
-            digest = self.body_digest(body)
-        elif isinstance(body, (bytes, str)) or body is None:  # not JSON: the exact bytes
-            digest = hashlib.sha256(body.encode() if isinstance(body, str) else body or b"").hexdigest()
-        else:  # a JSON array or scalar
-            digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
-        tag = headers.get(EXAMPLE_HEADER, "") if headers is not None else ""
-        if isinstance(tag, list):
-            tag = tag[0] if tag else ""
-        return RequestKey(_format(method, endpoint, urlencode(query), digest), _api(endpoint), digest, tag)
+            return self.body_digest(body)
+        if isinstance(body, (bytes, str)) or body is None:  # not JSON: the exact bytes
+            return hashlib.sha256(body.encode() if isinstance(body, str) else body or b"").hexdigest()
+        return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()  # a JSON array or scalar
 
     def of_request(self, request: Any) -> RequestKey:
         """The key of a vcrpy ``Request``, cached on it: the transport asks twice (can play? play)."""
@@ -118,6 +121,14 @@ class KeyMaker:
         """The key the transport would compute for ``call`` sent to ``endpoint`` (any URL path the SDK calls)."""
         digest = self.call_digest(call)
         return RequestKey(_post_prefix(endpoint) + digest, call.api, digest, str(call.key))
+
+
+def _header(headers: Any, name: str) -> str:
+    """A header's value, stored (a list) or live (a string); "" if absent."""
+    value = headers.get(name, "") if headers is not None else ""
+    if isinstance(value, list):
+        return str(value[0]) if value else ""
+    return str(value)
 
 
 @functools.lru_cache(maxsize=64)

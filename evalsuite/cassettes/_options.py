@@ -23,8 +23,12 @@ class CassetteOptions:
     ``match_body`` normalizers take a request's parsed JSON body (a shallow copy) and return the
     body to match on, e.g. ``lambda body: {k: v for k, v in body.items() if k != "seed"}``. They
     apply to recorded and live requests and to the engine's direct replay alike.
+
+    ``redact`` adds secrets to the built-in redaction, in the syntax of the ``eval_redact`` ini key:
+    each a literal value or ``re:<regex>``, replaced by ``[REDACTED:eval_redact]``.
     """
 
     before_record_request: list[Callable[[Request], Request | None]] = field(default_factory=list)
     before_record_response: list[Callable[[dict[str, Any]], dict[str, Any] | None]] = field(default_factory=list)
     match_body: list[BodyNormalizer] = field(default_factory=list)
+    redact: list[str] = field(default_factory=list)

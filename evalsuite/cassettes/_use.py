@@ -5,23 +5,33 @@ vcrpy's ``CannotOverwriteExistingCassetteException`` inside the transport, befor
 opened. openai 3.57 lets it propagate unwrapped (it wraps only httpx2 request errors; measured), while
 other SDK versions or wrappers may raise ``APIConnectionError`` with it as ``__cause__``.
 :func:`is_not_recorded` and :func:`not_recorded_reason` look through the whole
-``__cause__``/``__context__`` chain.
+``__cause__``/``__context__`` chain. :meth:`CassetteHandle.explain_misses` then says why each example
+missed (new row, fewer repeats, changed prompt or parameters, or recorded for another endpoint, with the
+flags that recorded it, so the fix never mixes two endpoints in one cassette).
 """
 
 from __future__ import annotations
 
 import collections
+import os
+import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
+import orjson
 from vcr.errors import CannotOverwriteExistingCassetteException
+
+from evalsuite._util.atomic import write_failure
 
 from evalsuite._util.record_modes import MODES
 from evalsuite.cassettes._cassette import EvalCassette
+from evalsuite.cassettes._keys import endpoint_tail
 from evalsuite.cassettes._options import CassetteOptions
-from evalsuite.records import Call, SampleKey
+from evalsuite.records import Call, SampleKey, canonical_body
 
 
 def _not_recorded_cause(exc: BaseException | None) -> BaseException | None:
@@ -88,10 +98,15 @@ class CassetteHandle:
         self._cassette.keep_examples |= example_ids
 
     def stale(self, calls: Sequence[Call]) -> list[str]:
-        """One line per example whose call has no recording, plus a line if the dataset changed.
+        """One line per example whose call has no recording, plus a line if the dataset changed."""
+        return self.explain_misses(calls).lines
 
-        Calls carry no endpoint, so this compares the API kind and canonical body (the deployment is
-        not checked); repeats are counted, so a sample beyond those recorded is reported too.
+    def explain_misses(self, calls: Sequence[Call], *, provider: str = "", endpoint: str = "") -> Misses:
+        """Why calls have no recording: one line per example, and the flags that recorded them elsewhere.
+
+        Calls carry no endpoint: pass the current ``provider`` and ``endpoint`` (the provider's URL path
+        tail) so a recording for another deployment, provider or API is told apart from a changed prompt;
+        repeats are counted, so a sample beyond those recorded is reported too.
         """
         lines = []
         recorded_fp = self._cassette.recorded_metadata.get("dataset_fingerprint")
@@ -100,8 +115,12 @@ class CassetteHandle:
             lines.append(f"dataset changed: recorded fingerprint {recorded_fp}, now {current_fp}")
         infos = self._cassette.infos
         available = collections.Counter((info.api, info.body_hash) for info in infos)
-        recorded_examples = {SampleKey.parse(info.tag).example_id for info in infos if info.tag}
+        first_recording: dict[str, int] = {}
+        for index, info in enumerate(infos):
+            if info.tag:
+                first_recording.setdefault(SampleKey.parse(info.tag).example_id, index)
         reported: set[str] = set()
+        flags: list[str] = []
         for call in calls:
             wanted = (call.api, self._cassette.keys.call_digest(call))
             if available[wanted] > 0:
@@ -112,11 +131,73 @@ class CassetteHandle:
             reported.add(call.example_id)
             if wanted in available:
                 lines.append(f"example {call.example_id}: sample {call.sample} not in the cassette (fewer repeats recorded)")
-            elif call.example_id in recorded_examples:
-                lines.append(f"example {call.example_id}: prompt or parameters changed since recording")
+            elif call.example_id in first_recording:
+                request = self._cassette.data[first_recording[call.example_id]][0]
+                line, recorded_flags = _compare(call, request, provider, endpoint)
+                lines.append(f"example {call.example_id}: {line}")
+                if recorded_flags and recorded_flags not in flags:
+                    flags.append(recorded_flags)
             else:
                 lines.append(f"example {call.example_id}: not in the cassette (new row)")
-        return lines
+        return Misses(lines, flags)
+
+
+@dataclass
+class Misses:
+    """``recorded_with``: the ``--eval-model``/``--eval-api`` flags the missing examples were recorded with,
+    when that was another endpoint (then ``new_episodes`` would mix two endpoints in one cassette)."""
+
+    lines: list[str]
+    recorded_with: list[str] = field(default_factory=list)
+
+
+_PROMPT_FIELDS = ("messages", "prompt")
+
+
+def _setup(endpoint: str, body: dict[str, Any], provider: str) -> dict[str, str]:
+    """provider / model / api of a request; the provider is known only as far as the URL tells it (Azure's
+    deployments/<name>/ path), so a non-Azure path counts as the current provider unless that is Azure."""
+    deployment = endpoint.split("/")[1] if endpoint.startswith("deployments/") else ""
+    if deployment:
+        guessed = "azure_openai"
+    else:
+        guessed = "openai" if provider == "azure_openai" else provider
+    return {"provider": guessed, "model": deployment or str(body.get("model", "")),
+            "api": "chat" if endpoint.endswith("chat/completions") else "completions"}
+
+
+def _compare(call: Call, request: Any, provider: str, endpoint: str) -> tuple[str, str]:
+    """(what differs between the recording of this example and the call, the flags that recorded it)."""
+    recorded_endpoint = endpoint_tail(urlparse(request.uri).path)
+    try:
+        recorded_body = orjson.loads(request.body or b"{}")
+    except orjson.JSONDecodeError:
+        recorded_body = {}
+    recorded_body = orjson.loads(canonical_body(recorded_body)) if isinstance(recorded_body, dict) else {}
+    current_body = orjson.loads(canonical_body(call.body))  # what matching compares: ignored fields dropped
+    current_endpoint = endpoint or ("chat/completions" if call.api == "chat" else "completions")
+    before = _setup(recorded_endpoint, recorded_body, provider)
+    after = _setup(current_endpoint, current_body, provider)
+    if not provider:
+        before["provider"] = after["provider"] = ""  # unknown here: not compared
+    moved = [f"{name} {before[name]} -> {after[name]}" for name in ("provider", "model", "api") if before[name] != after[name]]
+    if moved:
+        model_flag = f"{before['provider']}:{before['model']}" if before["provider"] != after["provider"] else before["model"]
+        parts = [f"--eval-model {model_flag}"] if before["provider"] != after["provider"] or before["model"] != after["model"] else []
+        if before["api"] != after["api"]:
+            parts.append(f"--eval-api {before['api']}")
+        return f"recorded for another endpoint ({', '.join(moved)})", " ".join(parts)
+    params = [f"{name} {_value(recorded_body, name)} -> {_value(current_body, name)}"
+              for name in sorted(set(recorded_body) | set(current_body))
+              if name not in (*_PROMPT_FIELDS, "model") and recorded_body.get(name) != current_body.get(name)]
+    prompt = any(recorded_body.get(name) != current_body.get(name) for name in _PROMPT_FIELDS)
+    if params:
+        return f"{'prompt and ' if prompt else ''}parameters changed since recording ({', '.join(params)})", ""
+    return ("prompt changed since recording" if prompt else "prompt or parameters changed since recording"), ""
+
+
+def _value(body: dict[str, Any], name: str) -> str:
+    return "unset" if name not in body else orjson.dumps(body[name]).decode()
 
 
 @contextmanager
@@ -133,7 +214,7 @@ def use_cassette(
         raise ValueError(f"record mode {mode!r} is not valid; valid: {', '.join(MODES)}")
     path = Path(path)
     if mode != "none":
-        path.parent.mkdir(parents=True, exist_ok=True)  # concurrent workers: never a FileExistsError
+        _check_writable(path.parent)
     context = EvalCassette.use(
         path=str(path), evalsuite_mode=mode, new_metadata=dict(metadata), options=options or CassetteOptions(),
         record_on_exception=False,
@@ -144,3 +225,16 @@ def use_cassette(
         except BaseException:
             cassette.save_interrupted()
             raise
+
+
+def _check_writable(folder: Path) -> None:
+    """Before anything is sent: a folder that cannot take the cassette (read-only, a file in the way)
+    would otherwise waste every answer recorded. Creating it here also spares concurrent workers a
+    FileExistsError."""
+    probe = folder / f".evalsuite-write-check.{os.getpid()}.{secrets.token_hex(4)}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(probe)
+    except OSError as exc:
+        raise write_failure(folder, exc, "cassette folder (nothing was sent)") from None

@@ -32,6 +32,9 @@ class MetricInfo:
     # Optional: the aggregate of every row of an int matrix [resamples, n] of indices at once. Corpus metrics with a
     # costly aggregate (sklearn F1 at n = 25,000 costs ~70 ms a call; a gated metric needs ~3,000) provide it.
     aggregate_resamples: Callable[[Sequence[Any], np.ndarray], np.ndarray] | None = None
+    # False: measures the machine more than the model (latency, tokens): compared with the baseline, and only gated
+    # when the case sets max_increase or max_drop.
+    gated_by_default: bool = True
 
 
 class Metric:
@@ -47,6 +50,12 @@ class Metric:
     kind: Kind
     higher_is_better: ClassVar[bool] = True
     needs_logprobs: ClassVar[bool] = False
+    gated_by_default: ClassVar[bool] = True
+    # Read by the case loader to refuse silent mistakes: a metric comparing with ``expected`` when no column is
+    # mapped, one comparing parsed labels when the case has no ``parse:``, a threshold the metric cannot reach.
+    needs_expected: ClassVar[bool] = False
+    needs_parser: ClassVar[bool] = False
+    value_range: ClassVar[tuple[float, float] | None] = None  # the values it can take, when bounded
     defaults: ClassVar[dict[str, Any]] = {}
     choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
 
@@ -57,9 +66,13 @@ class Metric:
     def describe(self) -> str:
         raise NotImplementedError
 
+    def bounds(self) -> tuple[float, float] | None:
+        """The values the metric can take: 0..1 for a proportion, else ``value_range`` (None when unbounded)."""
+        return (0.0, 1.0) if self.kind == "proportion" else self.value_range
+
     def info(self) -> MetricInfo:
         return MetricInfo(self.name, self.kind, self.higher_is_better, self.definition, self.aggregate,
-                          getattr(self, "aggregate_resamples", None))
+                          getattr(self, "aggregate_resamples", None), self.gated_by_default)
 
     def score(self, scored: Sequence[Scored]) -> list[Any]:
         raise NotImplementedError

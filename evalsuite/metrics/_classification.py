@@ -13,13 +13,14 @@ tp / predicted / true counts, and sklearn's formulas (zero_division=0) apply to 
 from __future__ import annotations
 
 import math
-import re
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from evalsuite.errors import MetricParamError
+from evalsuite._util.user_regex import RegexTimeout, UserPattern
+from evalsuite.errors import EvalsuiteWarning, MetricParamError
 from evalsuite.metrics._base import REQUIRED, Metric
 from evalsuite.metrics._registry import metric
 from evalsuite.records import Scored
@@ -42,6 +43,7 @@ def same(prediction: Any, expected: Any) -> bool:
 @metric("accuracy")
 class Accuracy(Metric):
     kind = "proportion"
+    needs_expected = needs_parser = True
 
     def describe(self) -> str:
         return (
@@ -58,6 +60,8 @@ class Accuracy(Metric):
 @metric("f1", index=2)
 class PrecisionRecallF(Metric):
     kind = "corpus"
+    needs_expected = needs_parser = True
+    value_range = (0.0, 1.0)
     defaults = {"average": "macro", "pos_label": None}
     choices = {"average": ("macro", "micro", "binary", "weighted")}
     index = 0  # position in precision_recall_fscore_support's result
@@ -176,6 +180,7 @@ def _text(value: Any, ignore_case: bool, strip: bool) -> str:
 @metric("exact_match")
 class ExactMatch(Metric):
     kind = "proportion"
+    needs_expected = True
     defaults = {"ignore_case": False, "strip": True}
 
     def describe(self) -> str:
@@ -190,6 +195,7 @@ class ExactMatch(Metric):
 @metric("contains")
 class Contains(Metric):
     kind = "proportion"
+    needs_expected = True
     defaults = {"ignore_case": False}
 
     def describe(self) -> str:
@@ -211,13 +217,21 @@ class RegexMatch(Metric):
 
     def __init__(self, params: dict[str, Any]) -> None:
         try:
-            self.pattern = re.compile(params["pattern"], re.IGNORECASE if params["ignore_case"] else 0)
-        except (re.error, TypeError) as error:
-            raise MetricParamError(f"regex_match: pattern {params['pattern']!r} is not a valid regular expression: {error}") from None
+            self.pattern = UserPattern(params["pattern"], "regex_match: pattern", ignore_case=bool(params["ignore_case"]))
+        except ValueError as error:
+            raise MetricParamError(str(error)) from None
         super().__init__(params)
 
     def describe(self) -> str:
         return f"share of answers whose raw text matches re.search({self.params['pattern']!r}) (ignore_case={self.params['ignore_case']}); errored = wrong"
 
     def score(self, scored: Sequence[Scored]) -> list[Any]:
-        return [int(s.answer.text is not None and self.pattern.search(s.answer.text) is not None) for s in scored]
+        return [int(s.answer.text is not None and self._matches(s.answer.text)) for s in scored]
+
+    def _matches(self, text: str) -> bool:
+        """A search past the time limit (catastrophic backtracking) counts as no match, with a warning."""
+        try:
+            return self.pattern.search(text) is not None
+        except RegexTimeout as timeout:
+            warnings.warn(str(timeout), EvalsuiteWarning, stacklevel=2)
+            return False

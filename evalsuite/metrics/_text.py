@@ -13,17 +13,21 @@ import importlib.metadata
 import importlib.util
 import math
 import os
+import re
+import unicodedata
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+import regex
 from sacrebleu.metrics.bleu import BLEU
 from sacrebleu.metrics.chrf import CHRF
 from sacrebleu.metrics.helpers import extract_all_word_ngrams
 from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
 from evalsuite.metrics._parallel import map_chunks
-from evalsuite.errors import MetricError, suggest
+from evalsuite.errors import EvalsuiteWarning, MetricError, MetricParamError, suggest
 from evalsuite.metrics._base import Metric, SummedStats
 from evalsuite.metrics._registry import metric
 from evalsuite.records import Scored
@@ -81,6 +85,8 @@ class _SacreMetric(SummedStats):
 
     cls_name = ""
     _nrefs = 1
+    needs_expected = True
+    value_range = (0.0, 100.0)
 
     def kwargs(self) -> dict[str, Any]:
         """The scorer's constructor arguments: the metric's parameters, named as sacrebleu names them."""
@@ -158,6 +164,8 @@ def _nmt_stats(items: Sequence[Pair], max_order: int) -> list[list[int]]:
 @metric("bleu")
 class NmtBleu(SummedStats):
     defaults = {"max_order": 4, "smooth": False}
+    needs_expected = True
+    value_range = (0.0, 1.0)
 
     def describe(self) -> str:
         smoothing = "add-one (Lin & Och 2004) on orders > 1" if self.params["smooth"] else "none"
@@ -215,26 +223,51 @@ def rouge_backend() -> str:
     return forced or ("rouge-score-rs" if port_installed else "rouge-score")
 
 
-def _rouge_scorer(backend: str, use_stemmer: bool) -> Any:
+ROUGE_TOKENIZERS = ("default", "unicode")
+_NON_ASCII_WORD = re.compile(r"(?=[^\x00-\x7f])[^\W_]")  # a letter or digit the default tokenizer drops
+# unicode: every Han / Hiragana / Katakana character is a token (no spaces between words there), else a
+# maximal run of letters, marks and digits.
+_KANA_HAN = r"[\p{Han}\p{Hiragana}\p{Katakana}\u30fc]"  # U+30FC, the long-vowel mark, is in no script
+_UNICODE_TOKEN = regex.compile(rf"{_KANA_HAN}|(?:(?!{_KANA_HAN})[\p{{L}}\p{{M}}\p{{N}}])+")
+
+
+class UnicodeTokenizer:
+    """``tokenizer: unicode``: NFKC-normalized, casefolded, letters and digits of any script kept.
+
+    Why ours rather than a backend's: the same Python object is handed to rouge-score and rouge-score-rs,
+    so both backends score identical tokens. On ASCII text it yields the default tokenizer's tokens
+    (without stemming), so English numbers do not move."""
+
+    def tokenize(self, text: str) -> list[str]:
+        return list(_UNICODE_TOKEN.findall(unicodedata.normalize("NFKC", text).casefold()))
+
+
+def loses_text(text: str) -> bool:
+    """True if the default rouge_score tokenizer (lowercased ``[a-z0-9]`` runs) drops letters of ``text``."""
+    return _NON_ASCII_WORD.search(text) is not None
+
+
+def _rouge_scorer(backend: str, use_stemmer: bool, tokenizer: str = "default") -> Any:
+    custom = UnicodeTokenizer() if tokenizer == "unicode" else None
     if backend == "rouge-score-rs":
         from rouge_score_rs import RougeScorer
 
-        return RougeScorer(list(ROUGE_TYPES), use_stemmer=use_stemmer)
+        return RougeScorer(list(ROUGE_TYPES), use_stemmer=use_stemmer, tokenizer=custom)
     from rouge_score.rouge_scorer import RougeScorer as PythonRougeScorer
 
-    return PythonRougeScorer(list(ROUGE_TYPES), use_stemmer=use_stemmer)
+    return PythonRougeScorer(list(ROUGE_TYPES), use_stemmer=use_stemmer, tokenizer=custom)
 
 
-def rouge_f1(items: Sequence[Pair], use_stemmer: bool, backend: str) -> dict[str, list[float]]:
+def rouge_f1(items: Sequence[Pair], use_stemmer: bool, backend: str, tokenizer: str = "default") -> dict[str, list[float]]:
     """Per-example F1 for all four ROUGE types in one pass, cached for the last batch.
 
     The four rouge metrics of a case score the same batch one after another; tokenising and matching once
     serves all four.
     """
-    key = (backend, use_stemmer, tuple(hyp for hyp, _ in items), tuple(tuple(refs) for _, refs in items))
+    key = (backend, use_stemmer, tokenizer, tuple(hyp for hyp, _ in items), tuple(tuple(refs) for _, refs in items))
     if key in _rouge_cache:
         return _rouge_cache[key]
-    scorer = _rouge_scorer(backend, use_stemmer)
+    scorer = _rouge_scorer(backend, use_stemmer, tokenizer)
     single = [i for i, (_, refs) in enumerate(items) if len(refs) == 1]
     results: list[Any] = [None] * len(items)
     if hasattr(scorer, "score_batch"):
@@ -258,12 +291,18 @@ def rouge_f1(items: Sequence[Pair], use_stemmer: bool, backend: str) -> dict[str
 @metric("rougeLsum", rouge_type="rougeLsum", detail="union LCS over sentences split on newlines")
 class Rouge(Metric):
     kind = "mean"
-    defaults = {"use_stemmer": False}
+    needs_expected = True
+    value_range = (0.0, 1.0)
+    defaults = {"use_stemmer": False, "tokenizer": "default"}
+    choices = {"tokenizer": ROUGE_TOKENIZERS}
     rouge_type = ""
     detail = ""
 
     def __init__(self, params: dict[str, Any]) -> None:
         self.backend = rouge_backend()
+        if params.get("tokenizer") == "unicode" and params.get("use_stemmer"):
+            raise MetricParamError(f"{self.name}: use_stemmer (the English Porter stemmer) works with the default "
+                                   "tokenizer only; drop use_stemmer or tokenizer: unicode")
         super().__init__(params)
 
     def describe(self) -> str:
@@ -271,9 +310,15 @@ class Rouge(Metric):
         computed_by = f"{self.backend} {importlib.metadata.version(self.backend)}"
         if self.backend != "rouge-score":
             computed_by += " (a port of rouge_score with identical scores)"
+        if self.params["tokenizer"] == "unicode":
+            tokens = ("tokenizer: unicode, NFKC-normalized and casefolded, every Han/Hiragana/Katakana character a "
+                      "token, else runs of letters, marks and digits of any script (ASCII text: the default's tokens)")
+        else:
+            tokens = ("default tokenizer: lowercased, only [a-z0-9] kept, so non-ASCII text is dropped (a warning "
+                      "says how many examples lost text; tokenizer: unicode keeps it)")
         return (
             f"mean over examples of {self.rouge_type} F1 as rouge_score.RougeScorer defines it ({self.detail}; "
-            f"default tokenizer: lowercased, only [a-z0-9] kept, so non-ASCII text scores 0; {stemming}); several "
+            f"{tokens}; {stemming}); several "
             "references: the best F1 (score_multi). Equals HF evaluate rouge with use_aggregator=False, averaged; "
             "evaluate's default use_aggregator=True reports a bootstrap median instead, which differs slightly. "
             f"Computed by {computed_by}"
@@ -281,5 +326,21 @@ class Rouge(Metric):
 
     def score(self, scored: Sequence[Scored]) -> list[Any]:
         items = pairs(scored, self.name)
-        return rouge_f1(items, self.params["use_stemmer"], self.backend)[self.rouge_type] if items else []
+        if not items:
+            return []
+        tokenizer = self.params["tokenizer"]
+        if tokenizer == "default":
+            self._warn_lost_text(items)
+        return rouge_f1(items, self.params["use_stemmer"], self.backend, tokenizer)[self.rouge_type]
+
+    def _warn_lost_text(self, items: Sequence[Pair]) -> None:
+        """ROUGE of Chinese or Russian text under the default tokenizer is 0 whatever the answer: say so."""
+        lost = sum(1 for hyp, refs in items if loses_text(hyp) or any(loses_text(r) for r in refs))
+        if lost:
+            warnings.warn(
+                f"{self.name}: the default rouge_score tokenizer keeps only [a-z0-9], so {lost} of {len(items)} "
+                "examples lost non-ASCII text (scored on what was left: 0 when nothing was). "
+                f"Set `{self.name}: {{tokenizer: unicode}}` to score text in any script",
+                EvalsuiteWarning, stacklevel=2,
+            )
 

@@ -22,6 +22,7 @@ from evalsuite.records import Scored
 class Latency(Metric):
     kind = "corpus"
     higher_is_better = False
+    gated_by_default = False  # a loaded machine is not a regression
     percentile = 50
 
     def describe(self) -> str:
@@ -43,6 +44,7 @@ class Latency(Metric):
 class Tokens(Metric):
     kind = "mean"
     higher_is_better = False
+    gated_by_default = False
     field = ""
 
     def describe(self) -> str:

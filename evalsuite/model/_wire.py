@@ -2,6 +2,8 @@
 
 Live and replayed answers must be identical field by field (text, logprobs, usage, latency), so both
 paths go through :func:`answer_from_body`; the recorded latency travels in ``LATENCY_HEADER``.
+A 2xx body that is not a completion (a proxy's HTML page, a login form) is an error, never an empty
+answer: :func:`completion_body` says what came instead, scrubbed of secrets and cut short.
 """
 
 from __future__ import annotations
@@ -10,8 +12,42 @@ from typing import Any
 
 import orjson
 
+from evalsuite._util.secrets import scrub
 from evalsuite.cassettes import LATENCY_HEADER
 from evalsuite.records import Answer, Call
+
+EXCERPT_CHARS = 200  # of a body that is not what the API sends, in an error message
+
+
+class NotACompletion(ValueError):
+    """A 2xx response whose body is not a completion's JSON; the message says what it is instead."""
+
+
+def excerpt(body: bytes | str) -> str:
+    """The start of a body for an error message: secrets scrubbed, whitespace folded, cut short."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    folded = " ".join(scrub(text).split())
+    return repr(folded[:EXCERPT_CHARS] + ("..." if len(folded) > EXCERPT_CHARS else ""))
+
+
+def completion_body(content: bytes | str, status: int = 200) -> dict[str, Any]:
+    """The decoded body of a completion; ``NotACompletion`` when it is HTML, other text or other JSON."""
+    try:
+        data = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        what = "HTML" if content.lstrip()[:1] in (b"<", "<") else "non-JSON text"
+        raise NotACompletion(f"the endpoint answered HTTP {status} with {what}, not the API's JSON: "
+                             f"{excerpt(content)}") from None
+    if is_completion(data):
+        return data
+    raise NotACompletion(f"the endpoint answered HTTP {status} with JSON that is not a completion "
+                         f"(no 'choices' list): {excerpt(content)}")
+
+
+def is_completion(data: object) -> bool:
+    """The shape every reader here relies on: an object with a list of choice objects."""
+    choices = data.get("choices") if isinstance(data, dict) else None
+    return isinstance(choices, list) and all(isinstance(choice, dict) for choice in choices)
 
 
 def answer_from_body(call: Call, data: dict[str, Any], latency_s: float | None, retries: int) -> Answer:
@@ -49,13 +85,21 @@ def answer_from_body(call: Call, data: dict[str, Any], latency_s: float | None, 
 def recorded_answer(call: Call, response: dict[str, Any]) -> Answer:
     """An Answer from a cassette's recorded response dict (status, headers, body)."""
     status = response["status"]["code"]
-    body = orjson.loads(response["body"]["string"] or b"null")
+    content = response["body"]["string"] or b"null"
     if status >= 400:
+        try:
+            body = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            return Answer(call.example_id, call.sample, error=f"HTTP {status}: {excerpt(content)}", error_kind="api")
         error = body.get("error", body) if isinstance(body, dict) else body
         message = error.get("message", error) if isinstance(error, dict) else error
         return Answer(call.example_id, call.sample, error=f"HTTP {status}: {message}", error_kind="api")
+    try:
+        data = completion_body(content, status)
+    except NotACompletion as exc:  # recorded by an older evalsuite, which kept such responses
+        return Answer(call.example_id, call.sample, error=str(exc), error_kind="api")
     latency = response["headers"].get(LATENCY_HEADER)
-    return answer_from_body(call, body, float(latency[0]) / 1000 if latency else None, 0)
+    return answer_from_body(call, data, float(latency[0]) / 1000 if latency else None, 0)
 
 
 def estimate_tokens(call: Call) -> float:

@@ -1,9 +1,15 @@
-"""What every format shows the same way: item status and order, the summary, run metadata, table cells."""
+"""What every format shows the same way: item status and order, the summary, run metadata, table cells.
+
+Every selected item is listed, run or not (not recorded, an error, skipped, quarantined), so the counts
+equal pytest's. Answers and inputs are cut to ``MAX_TEXT_CHARS`` in every report file: a 20 MB answer
+must not make a 20 MB report, and the full text stays in the cassette.
+"""
 
 from __future__ import annotations
 
 import platform
 from collections import Counter
+from dataclasses import replace
 from importlib import metadata
 from typing import Any
 
@@ -11,11 +17,32 @@ from evalsuite.records import ItemResult, MetricResult
 from evalsuite.verdict import agreement
 from evalsuite.verdict.format import fmt, fmt_delta, fmt_p
 
-_RANK = {"regression": 0, "fail": 1, "error": 2, "improved": 3, "pass": 4}
+_RANK = {"regression": 0, "fail": 1, "error": 2, "not_recorded": 3, "xfailed": 4, "xpassed": 5, "improved": 6,
+         "pass": 7, "skipped": 8}
+# pytest's outcomes, in the order the summary line lists them; the first three fail the run.
+OUTCOMES = ("passed", "failed", "not_recorded", "error", "skipped", "xfailed", "xpassed")
+FAILING_OUTCOMES = ("failed", "not_recorded", "error")
+MAX_TEXT_CHARS = 4000  # per answer / input excerpt in report files; the cassette keeps the whole text
+
+
+def outcome_of(item: ItemResult) -> str:
+    """pytest's outcome for the item; a result without one (an older report.json) is passed or failed by its verdict."""
+    if item.outcome == "passed" and not item.passed:
+        return "failed"
+    return item.outcome if item.outcome in OUTCOMES else "error"
+
+
+def outcome_label(outcome: str) -> str:
+    """``not_recorded`` -> ``not recorded``: how an outcome reads in tables and the summary line."""
+    return outcome.replace("_", " ")
 
 
 def item_status(item: ItemResult) -> str:
-    """The worst verdict among an item's metrics; "error" when the item itself failed otherwise."""
+    """The worst verdict among an item's metrics; the outcome itself for an item not run to a verdict or quarantined;
+    "error" when the item itself failed otherwise."""
+    outcome = outcome_of(item)
+    if outcome in ("not_recorded", "skipped", "xfailed", "xpassed") or (outcome == "error" and not item.metrics):
+        return outcome
     verdicts = {m.verdict for m in item.metrics}
     for status in ("regression", "fail", "error"):
         if status in verdicts:
@@ -31,12 +58,15 @@ def sort_items(items: list[ItemResult]) -> list[ItemResult]:
 
 
 def summary(items: list[ItemResult]) -> dict[str, Any]:
+    """Counts for the headline; ``passed`` and ``failed`` (failed + not recorded + error) are pytest's counts."""
     statuses = Counter(item_status(item) for item in items)
+    outcomes = Counter(outcome_of(item) for item in items)
     costs = [item.cost_usd for item in items if item.cost_usd is not None]
     return {
         "items": len(items),
-        "passed": sum(1 for item in items if item_status(item) in ("pass", "improved")),
-        "failed": statuses["fail"] + statuses["error"] + statuses["regression"],
+        "passed": outcomes["passed"],
+        "failed": sum(outcomes[o] for o in FAILING_OUTCOMES),
+        "outcomes": {o: outcomes[o] for o in OUTCOMES},
         "regressions": statuses["regression"],
         "improved": statuses["improved"],
         "examples": sum(item.n_examples for item in items),
@@ -87,10 +117,15 @@ def repeat_text(item: ItemResult) -> str | None:
 
 
 def summary_line(items: list[ItemResult]) -> str:
+    """``evalsuite: 6 items: 3 passed, 1 failed, 1 not recorded, 1 error, 1 skipped | 24 examples | ...``."""
     s = summary(items)
-    parts = [f"{s['items']} items: {s['passed']} passed, {s['failed']} failed"]
+    outcomes = s["outcomes"]
+    parts = [f"{s['items']} items: {outcomes['passed']} passed, {outcomes['failed']} failed"]
     if s["regressions"]:
         parts[0] += f" ({s['regressions']} regression{'s' if s['regressions'] != 1 else ''})"
+    for outcome in OUTCOMES[2:]:
+        if outcomes[outcome]:
+            parts[0] += f", {outcomes[outcome]} {outcome_label(outcome)}" + (" (quarantined)" if outcome == "xfailed" else "")
     if s["improved"]:
         parts[0] += f", {s['improved']} improved"
     parts += [f"{s['examples']:,} examples", f"{s['unparsed']} unparsed", f"{s['errors']} errors"]
@@ -132,3 +167,85 @@ def error_kinds(item: ItemResult) -> str:
 def packages_text(run: dict[str, Any]) -> str:
     """``evalsuite 0.4.0, openai 1.2.3, ...`` for the footers of report.md and report.html."""
     return ", ".join(f"{k} {v}" for k, v in run.get("packages", {}).items() if v)
+
+
+def clip(text: Any, limit: int = MAX_TEXT_CHARS) -> Any:
+    """``text`` cut to ``limit`` characters with a marker saying how much was cut; anything else unchanged."""
+    if not isinstance(text, str) or len(text) <= limit:
+        return text
+    return text[:limit] + f"… [{len(text) - limit:,} of {len(text):,} characters cut; the full text is in the cassette]"
+
+
+def clipped(item: ItemResult) -> ItemResult:
+    """A copy of ``item`` whose answers, inputs, references and errors fit in a report (``MAX_TEXT_CHARS`` each)."""
+    records = [replace(r, answer=clip(r.answer), input_excerpt=clip(r.input_excerpt), expected=clip(r.expected),
+                       error=clip(r.error)) for r in item.records]
+    flipped = [{k: clip(v) for k, v in flip.items()} for flip in item.flipped]
+    return replace(item, records=records, flipped=flipped, message=clip(item.message))
+
+
+def not_run_text(item: ItemResult) -> str | None:
+    """``sentiment[terse]: not recorded: 8 call(s) not recorded in ...``: why an item has no verdict (None if it has)."""
+    outcome = outcome_of(item)
+    if item.metrics or outcome not in ("not_recorded", "error", "skipped", "xfailed", "xpassed"):
+        return None
+    reason = (item.message.strip().splitlines() or ["no reason given"])[0].removeprefix(f"{item.item_id}: ")
+    return f"{item.item_id}: {outcome_label(outcome)}: {reason}"
+
+
+def quarantine_text(item: ItemResult) -> str | None:
+    """``sentiment[terse] quarantined (xfailed): flaky at t0.7; owner alice, until 2027-01-31``."""
+    entry = item.quarantine
+    if not entry:
+        return None
+    return (f"{item.item_id} quarantined ({outcome_label(outcome_of(item))}): {entry.get('reason', '')}; "
+            f"owner {entry.get('owner', '-')}, until {entry.get('expires', '-')}")
+
+
+def p_text(m: MetricResult) -> str:
+    """The one-sided p for a drop with the method that gave it: ``p=0.062 exact``, ``p=0.059 ±0.005 Monte Carlo``."""
+    if m.p_value is None:
+        return "-"
+    method = m.p_method
+    if method == "monte-carlo":
+        se = m.p_mc_se
+        return f"{fmt_p(m.p_value)}" + (f" ±{se:.1g}" if se else "") + " Monte Carlo"
+    return f"{fmt_p(m.p_value)} {method}".rstrip()
+
+
+def mde_text(m: MetricResult) -> str:
+    """The minimum detectable drop at this n (80% power): ``-`` when unknown."""
+    mde = m.mde
+    return "-" if mde is None else fmt(mde)
+
+
+def flaky_text(item: ItemResult) -> str | None:
+    """``sentiment[t0.7]: verdict flips on a re-run with probability 0.31; examples that vary most r3, r7``."""
+    flakiness = item.flakiness
+    if flakiness is None:
+        return None
+    examples = item.flaky_examples
+    shown = f"; examples that vary most {', '.join(examples[:5])}" if examples else ""
+    return f"{item.item_id}: verdict flips on a re-run with probability {fmt(flakiness)}{shown}"
+
+
+def flip_text(flip: dict[str, Any], answer_chars: int | None = None) -> str:
+    """``r3 accuracy 1 -> 0: 'Positive' -> 'Negative'`` (answers cut to ``answer_chars`` when given)."""
+    def answer(key: str) -> str:
+        text = flip.get(key)
+        if text is None:
+            return "-"
+        text = str(text)
+        return repr(text if answer_chars is None or len(text) <= answer_chars else text[:answer_chars] + "…")
+
+    return (f"{flip.get('example_id')} {flip.get('metric')} {fmt_value(flip.get('before'))} -> "
+            f"{fmt_value(flip.get('after'))}: {answer('baseline_answer')} -> {answer('answer')}")
+
+
+def fmt_value(value: Any) -> str:
+    return fmt(value) if isinstance(value, float) else str(value)
+
+
+def coverage_lines(run: dict[str, Any]) -> list[str]:
+    """The baseline coverage lines the session printed (``run["coverage"]["lines"]``), for report.md and report.html."""
+    return list((run.get("coverage") or {}).get("lines", []))

@@ -1,21 +1,23 @@
 """Writing the report files: one renderer per format, one scrub, one atomic write each.
 
-Reports hold what the records hold. As a last line of defence every written text is scrubbed of the
-environment's secrets (the one rule in ``_util/secrets``), in case one leaked into a prompt, an answer
+Reports hold what the records hold, with each answer and input cut to ``_common.MAX_TEXT_CHARS`` (the
+cassette keeps the whole text). As a last line of defence every written text is scrubbed of the
+environment's secrets and the user's ``eval_redact`` list (the one rule in ``_util/secrets``), in every
+written form (as is, JSON-, HTML- or URL-encoded, base64), in case one leaked into a prompt, an answer
 or an error message.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from evalsuite._util.atomic import write_atomic
 from evalsuite._util.secrets import Scrubber
 from evalsuite.records import ItemResult
-from evalsuite.report._common import run_metadata
+from evalsuite.report._common import clipped, run_metadata
 from evalsuite.report.html import render_html
 from evalsuite.report.json import render_json
 from evalsuite.report.markdown import render_markdown
@@ -28,12 +30,16 @@ WRITERS: dict[str, Callable[[list[ItemResult], dict[str, Any]], str]] = {
 }
 
 
-def write_reports(out_dir: Path | str, items: list[ItemResult], run_meta: dict[str, Any]) -> dict[str, Path]:
+def write_reports(
+    out_dir: Path | str, items: list[ItemResult], run_meta: dict[str, Any], *, redact: Sequence[str] = ()
+) -> dict[str, Path]:
     """Write report.json, report.md and report.html into ``out_dir``; append report.md to
-    ``$GITHUB_STEP_SUMMARY`` when set. Returns the paths by format ("json", "md", "html")."""
+    ``$GITHUB_STEP_SUMMARY`` when set. Returns the paths by format ("json", "md", "html").
+    ``redact``: the ``eval_redact`` lines."""
     out_dir = Path(out_dir)
+    items = [clipped(item) for item in items]
     run = run_metadata(items, run_meta)
-    scrubber = Scrubber()
+    scrubber = Scrubber(redact=redact)
     paths: dict[str, Path] = {}
     texts: dict[str, str] = {}
     for fmt, render in WRITERS.items():

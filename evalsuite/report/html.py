@@ -17,8 +17,22 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from evalsuite.records import ItemResult, MetricResult
-from evalsuite.report._common import (baseline_text, error_kinds, item_status, packages_text, sort_items, summary_line,
-                                      threshold_text, value_text)
+from evalsuite.report._common import (
+    baseline_text,
+    coverage_lines,
+    error_kinds,
+    flaky_text,
+    item_status,
+    mde_text,
+    outcome_label,
+    p_text,
+    packages_text,
+    quarantine_text,
+    sort_items,
+    summary_line,
+    threshold_text,
+    value_text,
+)
 from evalsuite.verdict.format import fmt
 
 if TYPE_CHECKING:
@@ -30,6 +44,7 @@ MAX_HISTOGRAMS = 3
 MAX_SWEEP_METRICS = 3
 MAX_LABELS = 12
 MAX_EXAMPLE_ROWS = 10
+MAX_FLIP_ROWS = 20
 _DPI = 80
 _NOW, _BASE, _MIN, _MAX = "#4C72B0", "#AAAAAA", "#C44E52", "#DD8452"
 
@@ -38,7 +53,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:1.5rem;color
 table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.85rem}
 th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}
 th{background:#f4f4f4} td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.regression,.fail{color:#b00020;font-weight:600} .error{color:#b26a00;font-weight:600}
+.regression,.fail,.not_recorded{color:#b00020;font-weight:600} .error{color:#b26a00;font-weight:600}
+.skipped,.xfailed,.xpassed{color:#8a6d00}
 .improved{color:#1b7a1b} section{border-top:2px solid #eee;margin-top:1.5rem}
 .plots img{margin:.25rem;border:1px solid #eee} .reason{font-size:.85rem;color:#444}
 code{font-size:.85rem} .meta{color:#666;font-size:.8rem}
@@ -219,10 +235,25 @@ def _metric_table(item: ItemResult) -> str:
     for m in item.metrics:
         rows.append(
             f"<tr><td>{escape(m.name)}</td><td class=num>{m.n}</td><td class=num>{escape(value_text(m))}</td>"
-            f"<td>{escape(threshold_text(m))}</td><td>{escape(baseline_text(m))}</td>"
+            f"<td>{escape(threshold_text(m))}</td><td>{escape(baseline_text(m))}</td><td>{escape(p_text(m))}</td>"
+            f"<td class=num>{escape(mde_text(m))}</td>"
             f'<td class="{escape(m.verdict)}">{escape(m.verdict)}</td><td class=reason>{escape(m.reason)}</td></tr>')
     return ("<table><tr><th>metric</th><th>n</th><th>value [95% CI]</th><th>threshold</th><th>vs baseline</th>"
-            "<th>verdict</th><th>reason</th></tr>" + "".join(rows) + "</table>")
+            "<th>p (drop)</th><th>MDE</th><th>verdict</th><th>reason</th></tr>" + "".join(rows) + "</table>")
+
+
+def _flips_table(item: ItemResult) -> str:
+    """The examples whose value changed against the baseline, with both answers."""
+    if not item.flipped:
+        return ""
+    rows = "".join(
+        f"<tr><td><code>{_clip(f.get('example_id'), 60)}</code></td><td>{_clip(f.get('metric'), 40)}</td>"
+        f"<td>{_clip(f.get('before'), 20)} &rarr; {_clip(f.get('after'), 20)}</td>"
+        f"<td>{_clip(f.get('baseline_answer'))}</td><td>{_clip(f.get('answer'))}</td></tr>"
+        for f in item.flipped[:MAX_FLIP_ROWS])
+    return (f"<details open><summary>{len(item.flipped)} example(s) flipped against the baseline</summary><table>"
+            "<tr><th>example</th><th>metric</th><th>before &rarr; after</th><th>baseline answer</th><th>answer</th></tr>"
+            f"{rows}</table></details>")
 
 
 def _clip(value: Any, limit: int = 160) -> str:
@@ -255,11 +286,14 @@ def render_html(items: list[ItemResult], run: dict[str, Any]) -> str:
     for item in sort_items(items):
         status = item_status(item)
         rows.append(f'<tr><td><a href="#{escape(item.item_id)}">{escape(item.item_id)}</a></td>'
-                    f'<td class="{status}">{status}</td><td class=num>{item.n_examples}</td>'
+                    f'<td class="{status}">{outcome_label(status)}</td><td class=num>{item.n_examples}</td>'
                     f"<td class=num>{item.unparsed}</td><td class=num>{item.errors}</td>"
                     f"<td>{escape(', '.join(f'{m.name} {fmt(m.value)}' for m in item.metrics))}</td></tr>")
     parts.append("<table><tr><th>item</th><th>status</th><th>n</th><th>unparsed</th><th>errors</th><th>metrics</th></tr>"
                  + "".join(rows) + "</table>")
+    coverage = coverage_lines(run)
+    if coverage:
+        parts.append("<h2>Baseline coverage</h2><ul>" + "".join(f"<li>{escape(t)}</li>" for t in coverage) + "</ul>")
     sweeps = sweep_plots(items)
     if sweeps:
         parts.append("<h2>Parameter sweeps</h2><div class=plots>")
@@ -267,7 +301,9 @@ def render_html(items: list[ItemResult], run: dict[str, Any]) -> str:
         parts.append("</div>")
     for item in sort_items(items):
         parts.append(f'<section id="{escape(item.item_id)}"><h2>{escape(item.item_id)} '
-                     f'<span class="{item_status(item)}">{item_status(item)}</span></h2>')
+                     f'<span class="{item_status(item)}">{outcome_label(item_status(item))}</span></h2>')
+        notes = [text for text in (quarantine_text(item), flaky_text(item)) if text]
+        parts += [f"<p class=reason>{escape(text)}</p>" for text in notes]
         params = ", ".join(f"{k}={v}" for k, v in item.params.items())
         parts.append(f"<p class=meta>{escape(item.source)} · model {escape(str(item.model.get('name', '')))}"
                      f" · {escape(params)} · dataset {escape(item.dataset_fingerprint)} · {item.n_examples} examples"
@@ -278,6 +314,6 @@ def render_html(items: list[ItemResult], run: dict[str, Any]) -> str:
         parts.append(_metric_table(item))
         plots = [metrics_plot(item), confusion_plot(item), *histogram_plots(item)]
         parts.append("<div class=plots>" + "".join(p for p in plots if p) + "</div>")
-        parts.append(_examples_table(item) + "</section>")
+        parts.append(_examples_table(item) + _flips_table(item) + "</section>")
     parts.append("</body></html>\n")
     return "\n".join(parts)

@@ -6,10 +6,29 @@ import html
 from typing import Any
 
 from evalsuite.records import ItemResult
-from evalsuite.report._common import (baseline_text, error_kinds, item_status, packages_text, repeat_text, sort_items,
-                                      summary_line, threshold_text, value_text)
+from evalsuite.report._common import (
+    baseline_text,
+    coverage_lines,
+    error_kinds,
+    flaky_text,
+    flip_text,
+    item_status,
+    mde_text,
+    not_run_text,
+    outcome_label,
+    p_text,
+    packages_text,
+    quarantine_text,
+    repeat_text,
+    sort_items,
+    summary_line,
+    threshold_text,
+    value_text,
+)
 
-_ICON = {"regression": ":x:", "fail": ":x:", "error": ":warning:", "improved": ":arrow_up:", "pass": ":white_check_mark:"}
+_ICON = {"regression": ":x:", "fail": ":x:", "error": ":warning:", "improved": ":arrow_up:", "pass": ":white_check_mark:",
+         "not_recorded": ":x:", "skipped": ":fast_forward:", "xfailed": ":construction:", "xpassed": ":construction:"}
+FLIPS_SHOWN = 20  # per item; report.json lists them all
 
 
 def _md(text: str) -> str:
@@ -22,19 +41,37 @@ def _code(text: str) -> str:
     return "`" + str(text).replace("`", "'") + "`"
 
 
+def _notes(items: list[ItemResult], run: dict[str, Any]) -> list[str]:
+    """Items without a verdict, quarantines, flakiness, flipped examples and baseline coverage."""
+    lines: list[str] = []
+    sections = [("**Not run**", [t for t in map(not_run_text, sort_items(items)) if t]),
+                ("**Quarantined** (failures expected; see quarantine.yaml)", [t for t in map(quarantine_text, items) if t]),
+                ("**Verdict stability** (from repeats)", [t for t in map(flaky_text, items) if t]),
+                ("**Baseline coverage**", coverage_lines(run))]
+    for title, texts in sections:
+        if texts:
+            lines += ["", title, ""] + [f"- {_md(text)}" for text in texts]
+    for item in (item for item in items if item.flipped):
+        lines += ["", f"**Flipped against the baseline: {_code(item.item_id)}** ({len(item.flipped)})", ""]
+        lines += [f"- {_md(flip_text(flip, answer_chars=200))}" for flip in item.flipped[:FLIPS_SHOWN]]
+    return lines
+
+
 def render_markdown(items: list[ItemResult], run: dict[str, Any]) -> str:
     lines = [f"### {_md(summary_line(items))}", "",
-             "| | item | n | metric | value [95% CI] | threshold | vs baseline | verdict |",
-             "|---|---|--:|---|---|---|---|---|"]
+             "| | item | n | metric | value [95% CI] | threshold | vs baseline | p (drop) | MDE | verdict |",
+             "|---|---|--:|---|---|---|---|---|--:|---|"]
     for item in sort_items(items):
         icon = _ICON[item_status(item)]
+        label = item.item_id + (" (quarantined)" if item.quarantine else "")
         for i, m in enumerate(item.metrics):
             verdict = f"**{m.verdict}**" if m.failed else m.verdict
-            lines.append("| " + " | ".join([icon if i == 0 else "", _md(item.item_id) if i == 0 else "", str(m.n),
+            lines.append("| " + " | ".join([icon if i == 0 else "", _md(label) if i == 0 else "", str(m.n),
                                             _md(m.name), _md(value_text(m)), _md(threshold_text(m)),
-                                            _md(baseline_text(m)), verdict]) + " |")
+                                            _md(baseline_text(m)), _md(p_text(m)), _md(mde_text(m)), verdict]) + " |")
         if not item.metrics:
-            lines.append(f"| {icon} | {_md(item.item_id)} | {item.n_examples} | | | | | {_md(item_status(item))} |")
+            status = _md(outcome_label(item_status(item)))
+            lines.append(f"| {icon} | {_md(label)} | {item.n_examples} | | | | | | | **{status}** |")
     failing = [(item, m) for item in sort_items(items) for m in item.metrics if m.failed]
     if failing:
         lines += ["", "**Regressions and failures**", ""]
@@ -50,5 +87,6 @@ def render_markdown(items: list[ItemResult], run: dict[str, Any]) -> str:
     if repeats:
         lines += ["", "**Repeats** (per-example agreement across samples)", ""]
         lines += [f"- {_md(text)}" for text in repeats]
+    lines += _notes(items, run)
     lines += ["", f"<sub>record mode {_md(run['record_mode'])} · {_md(packages_text(run))}</sub>", ""]
     return "\n".join(lines)

@@ -16,8 +16,23 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from evalsuite.records import ItemResult
-from evalsuite.report._common import (baseline_text, error_kinds, repeat_text, sort_items, summary, summary_line,
-                                      threshold_text, value_text)
+from evalsuite.report._common import (
+    FAILING_OUTCOMES,
+    baseline_text,
+    error_kinds,
+    flaky_text,
+    flip_text,
+    not_run_text,
+    outcome_label,
+    outcome_of,
+    quarantine_text,
+    repeat_text,
+    sort_items,
+    summary,
+    summary_line,
+    threshold_text,
+    value_text,
+)
 
 
 class Markup(Protocol):
@@ -34,7 +49,9 @@ _STYLES: dict[str, dict[str, bool]] = {
     "pass": {"green": True}, "unchanged": {"green": True}, "improved": {"green": True, "bold": True},
     "fail": {"red": True}, "error": {"red": True}, "regression": {"red": True, "bold": True},
     "no match": {"yellow": True},  # a baseline existed but no example paired with it
+    "not recorded": {"red": True}, "skipped": {"yellow": True}, "xfailed": {"yellow": True}, "xpassed": {"yellow": True},
 }
+FLIPS_SHOWN = 3
 _HEAD = ("n", "metric", "value [95% CI]", "threshold", "vs baseline", "verdict")
 _WRAPPABLE = (1, 2, 3, 4)  # metric, value, threshold, baseline: the columns that wrap when space runs out
 _MIN_WRAP = 6
@@ -51,9 +68,12 @@ class _Item:
 def _items(items: list[ItemResult]) -> list[_Item]:
     out = []
     for item in sort_items(items):
-        entry = _Item(item.item_id)
+        entry = _Item(item.item_id + (" (quarantined)" if item.quarantine else ""))
         if not item.metrics:
-            entry.rows.append((str(item.n_examples), "-", "-", "-", "-", "ERROR" if not item.passed else "pass"))
+            outcome = outcome_of(item)
+            label = outcome_label(outcome)
+            entry.rows.append((str(item.n_examples) if item.records else "-", "-", "-", "-", "-",
+                               label.upper() if outcome in FAILING_OUTCOMES else label))
         for m in item.metrics:
             entry.rows.append((str(m.n), m.name, value_text(m), threshold_text(m), baseline_text(m),
                                m.verdict.upper() if m.failed else m.verdict))
@@ -132,6 +152,27 @@ def _wrap(text: str, width: int, indent: str = "  ") -> list[str]:
     return textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=indent + "  ", break_on_hyphens=False)
 
 
+def _notes(items: list[ItemResult], width: int, markup: Markup) -> list[str]:
+    """Items without a verdict and why, quarantines, measured flakiness, and examples that flipped."""
+    lines: list[str] = []
+    sections = [("not run:", [text for text in map(not_run_text, sort_items(items)) if text]),
+                ("quarantined (failures expected, see quarantine.yaml):", [t for t in map(quarantine_text, items) if t]),
+                ("verdict stability (from repeats):", [text for text in map(flaky_text, items) if text])]
+    for title, texts in sections:
+        if texts:
+            lines += ["", markup(title, yellow=True)]
+            for text in texts:
+                lines += _wrap(text, width)
+    flipped = [item for item in items if item.flipped]
+    if flipped:
+        lines += ["", "flipped against the baseline:"]
+        for item in flipped:
+            lines += _wrap(f"{item.item_id}: {len(item.flipped)} example(s) flipped", width)
+            for flip in item.flipped[:FLIPS_SHOWN]:
+                lines += _wrap(flip_text(flip, answer_chars=40), width, indent="    ")
+    return lines
+
+
 def render(items: list[ItemResult], *, reasons: bool = True, width: int | None = None,
            markup: Markup | None = None) -> str:
     """One row per metric, failing items first; then unparsed/error counts and (``reasons``) why items failed.
@@ -143,7 +184,7 @@ def render(items: list[ItemResult], *, reasons: bool = True, width: int | None =
     markup = markup or _plain
     failed = summary(items)["failed"] > 0
     lines = [markup(line, red=failed, green=not failed) for line in _summary(items, width)]
-    lines += _table(_items(items), width, markup)
+    lines += _table(_items(items), width, markup) if items else []
     noisy = [item for item in items if item.unparsed or item.errors]
     if noisy:
         lines += ["", markup("unparsed answers / failed calls:", yellow=True)]
@@ -156,11 +197,12 @@ def render(items: list[ItemResult], *, reasons: bool = True, width: int | None =
         lines += ["", "repeats (per-example agreement across samples):"]
         for text in repeats:
             lines += _wrap(text, width)
+    lines += _notes(items, width, markup)
     if reasons:
         why: list[str] = []
         for item in sort_items(items):
             texts = [f"{item.item_id} {m.reason}" for m in item.metrics if m.failed]
-            if not texts and not item.passed and item.message:
+            if not texts and not item.passed and item.message and not_run_text(item) is None:  # those: "not run"
                 texts = [f"{item.item_id}: {item.message}"]
             for text in texts:
                 why += _wrap(text, width)

@@ -19,15 +19,21 @@ class ThresholdCheck:
         return bool(self.missed)
 
 
+def missed(value: float, spec: MetricSpec) -> tuple[str, ...]:
+    """The thresholds ``value`` misses, e.g. ("below min 0.800",); also what flakiness re-checks per draw."""
+    out: list[str] = []
+    if spec.min is not None and value < spec.min:
+        out.append(f"below min {fmt(spec.min)}")
+    if spec.max is not None and value > spec.max:
+        out.append(f"above max {fmt(spec.max)}")
+    return tuple(out)
+
+
 def thresholds(measured: Interval, spec: MetricSpec) -> ThresholdCheck:
-    missed: list[str] = []
-    if spec.min is not None and measured.value < spec.min:
-        missed.append(f"below min {fmt(spec.min)}")
-    if spec.max is not None and measured.value > spec.max:
-        missed.append(f"above max {fmt(spec.max)}")
-    if missed:
-        text = "FAILS threshold: " + " and ".join(missed) + _straddle_note(measured, spec)
-        return ThresholdCheck(tuple(missed), text)
+    misses = missed(measured.value, spec)
+    if misses:
+        text = "FAILS threshold: " + " and ".join(misses) + _straddle_note(measured, spec)
+        return ThresholdCheck(misses, text)
     bounds = [f"{name} {fmt(bound)}" for name, bound in (("min", spec.min), ("max", spec.max)) if bound is not None]
     return ThresholdCheck((), "meets " + " and ".join(bounds) + _straddle_note(measured, spec) if bounds else "")
 

@@ -65,3 +65,8 @@ def resampled_aggregate(info: MetricInfo, arr: np.ndarray | None, value: float) 
     if finite.size and math.isclose(value, float(finite.mean()), rel_tol=1e-9, abs_tol=1e-12):
         return "mean"
     return info.aggregate
+
+
+def n_resamples_near_alpha(aggregate: Aggregate) -> int:
+    """Rounds for a Monte Carlo p-value within a few standard errors of alpha: 10x, 4x for a costly aggregate."""
+    return 10 * N_RESAMPLES_MEAN if aggregate == "mean" else 4 * N_RESAMPLES_CORPUS

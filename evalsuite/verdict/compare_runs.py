@@ -22,7 +22,7 @@ from evalsuite.errors import EvalsuiteError
 from evalsuite.metrics import Kind, MetricInfo, get_metric
 from evalsuite.records import ItemResult, MetricResult
 from evalsuite.verdict._judge import judge
-from evalsuite.verdict.baseline import BaselineItem, BaselineMetric, load_baseline
+from evalsuite.verdict.baseline import BaselineItem, BaselineMetric, load_run
 
 
 def _mean(values: Sequence[Any]) -> float:
@@ -86,11 +86,15 @@ def exit_code(results: Sequence[ItemResult]) -> int:
 def compare(old_path: str, new_path: str, *, alpha: float, seed: int,
             thresholds: bool = True) -> tuple[list[ItemResult], list[str]]:
     """Every item of NEW judged against OLD; notes for what could not be compared. Raises ``BaselineError``."""
-    old, new = load_baseline(old_path), load_baseline(new_path)
+    old, new = load_run(old_path), load_run(new_path)
+    old.resolve(new.items)
     results: list[ItemResult] = []
     notes: list[str] = []
+    compared: set[str] = set()
     for item_id, new_item in new.items.items():
-        old_item = old.items.get(item_id)
+        old_item = old.entry(item_id)
+        if old_item is not None:
+            compared.add(old_item.identity)
         if old_item is None:
             notes.append(f"{item_id}: not in {old.path}; thresholds only")
         elif old_item.dataset_fingerprint and old_item.dataset_fingerprint != new_item.dataset_fingerprint:
@@ -105,8 +109,8 @@ def compare(old_path: str, new_path: str, *, alpha: float, seed: int,
             spec = MetricSpec(min=stored.min, max=stored.max) if thresholds else MetricSpec()
             old_metric = old_item.metrics.get(name) if old_item else None
             metrics.append(_rejudged(info, spec, stored, old_metric, alpha=alpha, seed=seed))
-        results.append(_item(item_id, str(new.path), new_item, metrics))
-    notes += [f"{item_id}: in {old.path} but not in {new.path}" for item_id in old.items if item_id not in new.items]
+        results.append(_item(str(new.path), new_item, metrics))
+    notes += [f"{item_id}: in {old.path} but not in {new.path}" for item_id in old.items if item_id not in compared]
     return results, notes
 
 
@@ -117,9 +121,9 @@ def _rejudged(info: MetricInfo, spec: MetricSpec, stored: BaselineMetric, old: B
                  alpha=alpha, seed=seed)
 
 
-def _item(item_id: str, source: str, stored: BaselineItem, metrics: list[MetricResult]) -> ItemResult:
+def _item(source: str, stored: BaselineItem, metrics: list[MetricResult]) -> ItemResult:
     return ItemResult(
-        nodeid="", suite="", case=item_id, variant="", item_id=item_id, source=source,
+        nodeid="", suite=stored.suite, case=stored.item_id, variant="", item_id=stored.item_id, source=source,
         model=stored.model, params=stored.params, record_mode="", cassette=None,
         dataset_fingerprint=stored.dataset_fingerprint, n_examples=stored.n_examples, records=[],
         metrics=metrics, errors=stored.errors, unparsed=stored.unparsed, passed=not any(m.failed for m in metrics),

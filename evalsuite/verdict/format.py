@@ -28,3 +28,14 @@ def fmt_p(p: float | None) -> str:
     if p is None or math.isnan(p):
         return "p=-"
     return f"p={p:.2g}" if p >= 0.001 else "p<0.001"
+
+
+def fmt_p_test(p: float | None, method: str, se: float | None = None, rounds: int = 0) -> str:
+    """A p-value that says what it is: ``p=0.0625 (exact)`` or ``p=0.059 +/- 0.005 (Monte Carlo, 2000 rounds)``."""
+    if method == "exact":
+        shown = fmt_p(p) if p is None or math.isnan(p) or p < 0.001 else f"p={p:.3g}"
+        return f"{shown} (exact)"
+    if method != "monte-carlo":
+        return fmt_p(p)
+    spread = f" +/- {se:.1g}" if se and p is not None and p >= 0.001 else ""
+    return f"{fmt_p(p)}{spread} (Monte Carlo, {rounds} rounds)"

@@ -4,8 +4,9 @@ Why these tests: a metric measured on n examples is a noisy estimate, and compar
 *same* examples is far more sensitive when the comparison is paired. Proportions (0/1 per example)
 use the Wilson interval and McNemar's exact test on the discordant pairs; everything else uses the
 percentile bootstrap for intervals, resampling example indices (jointly for old and new, so pairs
-stay paired), and a paired randomization test for p-values. Every resampling function is seeded, so
-the same inputs always give the same numbers.
+stay paired), and a paired randomization test for p-values: exact where enumeration is cheap, else a seeded
+Monte Carlo estimate that carries its standard error. Every resampling function is seeded, so the same
+inputs always give the same numbers.
 
 Repeated samples (``repeats: N`` at temperature > 0) are correlated within an example, so the example,
 not the sample, is the unit of resampling: ``groups`` (one label per value) makes the bootstrap resample
@@ -319,11 +320,41 @@ def paired_bootstrap(
     return PairedComparison(delta, min(1.0, p_lower), min(1.0, p_higher), lo, hi)
 
 
-def _swap_chunks(
-    rng: np.random.Generator, n: int, n_rounds: int, codes: np.ndarray | None = None,
-) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Randomization rounds, ``(start, stop, keep[stop - start, n])`` with ``keep`` a fair coin per example
-    (True: the pair stays as observed, False: old and new are swapped), bounded in memory.
+# Exact enumeration of the mean while it stays cheap: 2^16 sign patterns of the swappable examples are a few
+# small matrix products. An aggregate computed per arrangement is enumerated while 2^k is at most the Monte
+# Carlo rounds it replaces, so exactness never costs time.
+EXACT_UNITS_MEAN = 16
+
+
+@dataclass(frozen=True)
+class RandomizationTest:
+    """One-sided p-values of the paired randomization test and how they were obtained.
+
+    ``method``: "exact" (every arrangement of the swappable examples enumerated, or counted when they all
+    differ by the same amount) or "monte-carlo" (``rounds`` random arrangements, with the +1 correction),
+    whose p-values carry the standard error ``se(p)``. ``rounds`` is 0 when exact."""
+
+    p_lower: float
+    p_higher: float
+    method: Literal["exact", "monte-carlo"]
+    rounds: int = 0
+
+    def se(self, p: float) -> float:
+        """Monte Carlo standard error of one of these p-values, sqrt(p(1 - p) / rounds); 0 when exact."""
+        if self.method == "exact" or not math.isfinite(p):
+            return 0.0
+        return math.sqrt(p * (1.0 - p) / self.rounds)
+
+
+_UNDEFINED = RandomizationTest(math.nan, math.nan, "exact")
+_NO_DIFFERENCE = RandomizationTest(1.0, 1.0, "exact")  # nothing to swap: every arrangement is the observed one
+
+# (start, stop, keep[stop - start, n]): True keeps a pair as observed, False swaps its old and new values.
+KeepChunks = Iterator[tuple[int, int, np.ndarray]]
+
+
+def _swap_chunks(rng: np.random.Generator, n: int, n_rounds: int, codes: np.ndarray | None = None) -> KeepChunks:
+    """Random rounds with ``keep`` a fair coin per example, bounded in memory.
 
     ``codes`` (cluster number of each of the n pairs): one coin per cluster, shared by all its pairs."""
     rows = max(1, _CHUNK_ELEMENTS // n)
@@ -334,18 +365,42 @@ def _swap_chunks(
         yield start, stop, keep if codes is None else keep[:, codes]
 
 
+def _sign_patterns(k: int, width: int | None = None) -> Iterator[np.ndarray]:
+    """All 2^k rows of k booleans, in chunks bounded in memory (``width``: elements per row built from them)."""
+    rows = max(1, _CHUNK_ELEMENTS // max(1, width or k))
+    for start in range(0, 1 << k, rows):
+        numbers = np.arange(start, min(1 << k, start + rows), dtype=np.int64)
+        yield ((numbers[:, None] >> np.arange(k)) & 1).astype(bool)
+
+
+def _all_swaps(units: np.ndarray, swappable: np.ndarray) -> KeepChunks:
+    """Every arrangement of the swappable units (the others stay as observed): 2^k rounds of keep[., n]."""
+    n_units, start = int(units.max()) + 1, 0
+    for bits in _sign_patterns(swappable.size, units.size):
+        unit_keep = np.ones((bits.shape[0], n_units), dtype=bool)
+        unit_keep[:, swappable] = bits
+        yield start, start + bits.shape[0], unit_keep[:, units]
+        start += bits.shape[0]
+
+
 def paired_permutation(
     old_values: Values, new_values: Values, aggregate: Aggregate = "mean", resampling: Resampling = Resampling(),
-) -> tuple[float, float]:
-    """Paired approximate-randomization test of ``aggregate(new) - aggregate(old)``: ``(p_lower, p_higher)``.
+) -> RandomizationTest:
+    """Paired randomization test of ``aggregate(new) - aggregate(old)``: one-sided p-values each way.
 
     Why not the shifted bootstrap: its null distribution is a guess (the observed sampling spread, moved
     to 0) and at small n it is too narrow, e.g. 4 of 8 examples flipping to wrong gave p < 0.001 where
     no test can honestly go below 1/16. Here the null is exact in kind: if the change did nothing, each
-    example's old and new values are exchangeable, so each round swaps every pair with probability 1/2
-    (Noreen 1989; Riezler & Maxwell 2005; sacrebleu's paired-ar) and recomputes the statistic. One-sided
-    p-values with the +1 correction: ``p_lower = (1 + #{d' <= d}) / (R + 1)``, ``p_higher`` likewise with
-    ``>=``. On 0/1 values with the mean this is a Monte Carlo version of McNemar's exact test.
+    example's old and new values are exchangeable, so each arrangement swaps every pair with probability 1/2
+    (Noreen 1989; Riezler & Maxwell 2005; sacrebleu's paired-ar) and recomputes the statistic.
+
+    Exact where enumeration is cheap: pairs with equal old and new values cannot change anything when
+    swapped, so only the k others count; for the mean, when they all differ by the same amount (0/1
+    values: McNemar's exact test), the statistic is a count and the p-value a binomial tail at any k, and
+    otherwise all 2^k sign patterns are enumerated while k <= ``EXACT_UNITS_MEAN``; an aggregate called per
+    arrangement is enumerated while 2^k <= ``resampling.n_resamples``. Else ``resampling.n_resamples`` random
+    rounds (seeded), p-values with the +1 correction: ``p_lower = (1 + #{d' <= d}) / (R + 1)``, ``p_higher``
+    likewise with ``>=``, and a Monte Carlo standard error (``RandomizationTest.se``).
 
     ``aggregate="mean"`` flips the signs of the per-example differences (vectorised, fast at n = 25,000).
     A callable is called per round on each side, unless ``batched(values, idx)`` computes many rounds at
@@ -359,49 +414,117 @@ def paired_permutation(
         raise ValueError(f"paired values differ in length: {n} vs {len(new_values)}")
     if n == 0:
         raise ValueError("paired_permutation() needs at least one pair")
-    n_resamples, batched, groups = resampling.n_resamples, resampling.batched, resampling.groups
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
-    rng = np.random.default_rng(resampling.seed)
-    codes = _clusters(groups, n).codes if groups is not None else None
-    stats = np.empty(n_resamples)
+    if resampling.n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {resampling.n_resamples}")
+    codes = _clusters(resampling.groups, n).codes if resampling.groups is not None else None
     if aggregate == "mean":
-        old = np.asarray(old_values, dtype=float)
-        new = np.asarray(new_values, dtype=float)
-        diff = new - old
-        total = float(diff.sum())
-        observed = total / n
-        # Magnitude of the aggregates themselves: float round-off in d' is relative to it.
-        scale = float(max(np.abs(old).max(), np.abs(new).max()))
-        for start, stop, keep in _swap_chunks(rng, n, n_resamples, codes):
-            # d' = sum(+diff kept, -diff swapped) / n = (2 * kept . diff - total) / n
-            stats[start:stop] = (2.0 * (keep @ diff) - total) / n
+        return _mean_test(np.asarray(old_values, dtype=float), np.asarray(new_values, dtype=float), codes, resampling)
+    return _aggregate_test(list(old_values), list(new_values), aggregate, codes, resampling)
+
+
+def _mean_test(old: np.ndarray, new: np.ndarray, codes: np.ndarray | None, resampling: Resampling) -> RandomizationTest:
+    """The mean: d' = sum over units of (+/-) unit difference / n, so only the units' difference sums matter."""
+    n = old.size
+    diff = new - old
+    total = float(diff.sum())
+    observed = total / n
+    # Magnitude of the aggregates themselves: float round-off in d' is relative to it.
+    tol = 1e-9 * max(float(max(np.abs(old).max(), np.abs(new).max())), abs(observed))
+    if not math.isfinite(observed):
+        return _UNDEFINED
+    sums = diff if codes is None else np.bincount(codes, weights=diff)
+    swappable = sums[np.abs(sums) > tol * n]
+    k = swappable.size
+    if k == 0:
+        return _NO_DIFFERENCE
+    magnitude = np.abs(swappable)
+    if np.allclose(magnitude, magnitude[0], rtol=1e-9, atol=0.0):
+        # d' = magnitude * (2B - k) / n with B ~ Binomial(k, 1/2) the number of positive terms.
+        positive = int(np.count_nonzero(swappable > 0))
+        at_least = 1.0 if positive == 0 else float(bdtrc(positive - 1, k, 0.5))
+        return RandomizationTest(float(bdtr(positive, k, 0.5)), at_least, "exact")
+    if k <= EXACT_UNITS_MEAN:
+        rest = total - float(swappable.sum())  # the units with no difference: ~0, kept for round-off parity
+        stats = np.concatenate([(2.0 * (bits @ swappable) - swappable.sum() + rest) / n for bits in _sign_patterns(k)])
+        return _p_values(stats, observed, tol, "exact")
+    rng = np.random.default_rng(resampling.seed)
+    stats = np.empty(resampling.n_resamples)
+    for start, stop, keep in _swap_chunks(rng, n, resampling.n_resamples, codes):
+        # d' = sum(+diff kept, -diff swapped) / n = (2 * kept . diff - total) / n
+        stats[start:stop] = (2.0 * (keep @ diff) - total) / n
+    return _p_values(stats, observed, tol, "monte-carlo")
+
+
+def _aggregate_test(old: list[Any], new: list[Any], aggregate: Callable[[Sequence[Any]], float],
+                    codes: np.ndarray | None, resampling: Resampling) -> RandomizationTest:
+    """Any aggregate: recompute it on both sides of every arrangement (enumerated when few units differ)."""
+    n = len(old)
+    units = codes if codes is not None else np.arange(n)
+    differs = np.array([not _same(a, b) for a, b in zip(old, new)], dtype=float)
+    swappable = np.flatnonzero(np.bincount(units, weights=differs) > 0)
+    if swappable.size == 0:
+        return _NO_DIFFERENCE
+    if swappable.size <= math.log2(resampling.n_resamples):
+        chunks = _all_swaps(units, swappable)
+        observed, scale, stats = _round_statistics(old, new, aggregate, resampling.batched, chunks, 1 << swappable.size)
+        method: Literal["exact", "monte-carlo"] = "exact"
     else:
-        old_list, new_list = list(old_values), list(new_values)
-        if batched is not None:
-            both = old_list + new_list  # old at 0..n-1, new at n..2n-1
-            columns = np.arange(n)
-            observed_pair = batched(both, np.stack([columns + n, columns]))
-            observed = float(observed_pair[0] - observed_pair[1])  # the same function as every round's d'
-            scale = float(np.nanmax(np.abs(observed_pair), initial=0.0))
-            for start, stop, keep in _swap_chunks(rng, n, n_resamples, codes):
-                stats[start:stop] = batched(both, columns + n * keep) - batched(both, columns + n * ~keep)
-        else:
-            agg_new, agg_old = float(aggregate(new_list)), float(aggregate(old_list))
-            observed, scale = agg_new - agg_old, max(abs(agg_new), abs(agg_old))
-            for start, stop, keep in _swap_chunks(rng, n, n_resamples, codes):
-                for r, row in enumerate(keep, start):
-                    new_r = [b if k else a for a, b, k in zip(old_list, new_list, row)]
-                    old_r = [a if k else b for a, b, k in zip(old_list, new_list, row)]
-                    stats[r] = float(aggregate(new_r)) - float(aggregate(old_r))
+        rng = np.random.default_rng(resampling.seed)
+        chunks = _swap_chunks(rng, n, resampling.n_resamples, codes)
+        observed, scale, stats = _round_statistics(old, new, aggregate, resampling.batched, chunks,
+                                                   resampling.n_resamples)
+        method = "monte-carlo"
     stats = stats[np.isfinite(stats)]
     if stats.size == 0 or not math.isfinite(observed):
-        return math.nan, math.nan
+        return _UNDEFINED
     if not math.isfinite(scale):
         scale = float(np.abs(stats).max())
-    # A round that reproduces the observed configuration (or an equivalent one) must count as a tie,
-    # not miss by round-off: compare with a tolerance far below any meaningful difference.
-    tol = 1e-9 * max(scale, abs(observed))
-    p_lower = (1 + int(np.count_nonzero(stats <= observed + tol))) / (stats.size + 1)
-    p_higher = (1 + int(np.count_nonzero(stats >= observed - tol))) / (stats.size + 1)
-    return p_lower, p_higher
+    return _p_values(stats, observed, 1e-9 * max(scale, abs(observed)), method)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether swapping a pair's two values changes nothing (values may be tuples, lists or count vectors)."""
+    try:
+        return bool(a == b)
+    except ValueError:  # numpy arrays compare element-wise
+        return bool(np.array_equal(a, b))
+
+
+def _round_statistics(
+    old: list[Any], new: list[Any], aggregate: Callable[[Sequence[Any]], float], batched: Batched | None,
+    chunks: KeepChunks, rounds: int,
+) -> tuple[float, float, np.ndarray]:
+    """(observed d, magnitude of the aggregates, d' of every round) for rounds given as keep matrices."""
+    n = len(old)
+    stats = np.empty(rounds)
+    if batched is not None:
+        both = old + new  # old at 0..n-1, new at n..2n-1
+        columns = np.arange(n)
+        observed_pair = batched(both, np.stack([columns + n, columns]))
+        observed = float(observed_pair[0] - observed_pair[1])  # the same function as every round's d'
+        scale = float(np.nanmax(np.abs(observed_pair), initial=0.0))
+        for start, stop, keep in chunks:
+            stats[start:stop] = batched(both, columns + n * keep) - batched(both, columns + n * ~keep)
+        return observed, scale, stats
+    agg_new, agg_old = float(aggregate(new)), float(aggregate(old))
+    for start, _, keep in chunks:
+        for r, row in enumerate(keep, start):
+            new_r = [b if k else a for a, b, k in zip(old, new, row)]
+            old_r = [a if k else b for a, b, k in zip(old, new, row)]
+            stats[r] = float(aggregate(new_r)) - float(aggregate(old_r))
+    return agg_new - agg_old, max(abs(agg_new), abs(agg_old)), stats
+
+
+def _p_values(
+    stats: np.ndarray, observed: float, tol: float, method: Literal["exact", "monte-carlo"],
+) -> RandomizationTest:
+    """One-sided p-values from the rounds' statistics. A round that reproduces the observed configuration
+    (or an equivalent one) must count as a tie, not miss by round-off: ``tol`` is far below any meaningful
+    difference. Enumerated rounds include the observed arrangement itself; random ones get the +1 correction."""
+    at_most = int(np.count_nonzero(stats <= observed + tol))
+    at_least = int(np.count_nonzero(stats >= observed - tol))
+    if method == "exact":
+        return RandomizationTest(at_most / stats.size, at_least / stats.size, "exact")
+    rounds = stats.size
+    return RandomizationTest(min(1.0, (1 + at_most) / (rounds + 1)), min(1.0, (1 + at_least) / (rounds + 1)),
+                             "monte-carlo", rounds)

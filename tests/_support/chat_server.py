@@ -2,7 +2,9 @@
 
 Tests and benchmarks drive the unmodified ``openai`` SDK against it. It answers deterministically
 (``responder(body) -> text``), reports usage and logprobs, serves the Azure deployment path too, and
-injects latency, 429s (with ``Retry-After``) and 500s on demand.
+injects latency, 429s (with ``Retry-After``) and 500s on demand. ``fault`` makes every request fail
+one way (``FAULTS``): "trickle" (a byte every ``trickle_delay_s``), "hang" (never answers), "404" and
+"401" (JSON errors), "html200" and "html502" (a proxy's HTML page).
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+
+FAULTS = ("trickle", "hang", "404", "401", "html200", "html502")
+HTML_PAGE = "<!DOCTYPE html><html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
 
 
 def echo_responder(body: dict[str, Any]) -> str:
@@ -50,7 +55,17 @@ class ChatServer:
         retry_after_s: float = 1.0,
         seed: int = 0,
         port: int = 0,
+        fault: str | None = None,
+        trickle_delay_s: float = 0.2,
+        dumps: Callable[[Any], str] = json.dumps,
     ) -> None:
+        self.dumps = dumps  # how answers are JSON-encoded: a test may escape every character, as some servers do
+        if fault is not None and fault not in FAULTS:
+            raise ValueError(f"fault {fault!r}: choose one of {FAULTS}")
+        self.fault = fault
+        self.trickle_delay_s = trickle_delay_s
+        self.received = 0  # every request, answered or not
+        self._closing = False  # tells hanging and trickling handlers to end, so stop() does not wait on them
         self.responder = responder
         self.latency_s = latency_s
         self.rate_limit_fraction = rate_limit_fraction
@@ -92,7 +107,41 @@ class ChatServer:
             return web.json_response({"error": {"message": "boom", "type": "server_error"}}, status=500)
         return None
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _faulty(self, request: web.Request) -> web.StreamResponse:
+        if self.fault == "hang":
+            while not self._closing:
+                await asyncio.sleep(0.05)
+            return web.Response(status=503)
+        if self.fault == "trickle":
+            payload = json.dumps({"choices": [{"index": 0, "finish_reason": "stop",
+                                               "message": {"role": "assistant", "content": "slow " * 40}}]}).encode()
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            response.content_length = len(payload)
+            await response.prepare(request)
+            for i in range(len(payload)):
+                if self._closing:
+                    break
+                try:
+                    await response.write(payload[i:i + 1])
+                except (ConnectionError, RuntimeError):  # the client gave up
+                    break
+                await asyncio.sleep(self.trickle_delay_s)
+            return response
+        status = int((self.fault or "").removeprefix("html"))
+        self.statuses[status] += 1
+        if self.fault == "404":
+            error = {"message": "The model does not exist or you do not have access to it.", "code": "model_not_found"}
+            return web.json_response({"error": error}, status=404)
+        if self.fault == "401":
+            error = {"message": "Incorrect API key provided.", "code": "invalid_api_key"}
+            return web.json_response({"error": error}, status=401)
+        title = "Sign in" if status == 200 else "502 Bad Gateway"
+        return web.Response(text=HTML_PAGE.format(title=title), status=status, content_type="text/html")
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.received += 1
+        if self.fault is not None:
+            return await self._faulty(request)
         body = await request.json()
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
@@ -146,6 +195,7 @@ class ChatServer:
                 "usage": usage,
             },
             headers={"x-ratelimit-remaining-requests": "1000", "set-cookie": "__cf_bm=secret-cookie; path=/"},
+            dumps=self.dumps,
         )
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -163,6 +213,7 @@ class ChatServer:
     def stop(self) -> None:
         if self._loop is None or self._runner is None:
             return
+        self._closing = True
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:

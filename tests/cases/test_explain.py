@@ -56,6 +56,16 @@ from tests._support.case_files import CASE, error, load
             id="bad-number",
         ),
         pytest.param(
+            ("    metrics:", "    variants: {matrix: {null: [1]}}\n    metrics:"),
+            "cases/x.yaml:7: variants.matrix: unknown key None; valid keys: temperature, max_tokens, top_p, seed",
+            id="matrix-null-key",
+        ),
+        pytest.param(
+            ("    metrics:", "    tags: [smoke, _wip]\n    metrics:"),
+            "cases/x.yaml:7: tags: tag '_wip' cannot be a pytest marker name (empty, or starting with '_'); rename it",
+            id="tag-not-a-marker-name",
+        ),
+        pytest.param(
             ("cases:", "case:"),
             "cases/x.yaml:2: case: unknown key 'case'; did you mean 'cases'? valid keys: cases, defaults, suite",
             id="top-level-typo",

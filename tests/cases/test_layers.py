@@ -36,14 +36,14 @@ def test_defaults_layer_pyproject_then_defaults_yaml_then_file_then_case(tmp_pat
           repeats: 3
         cases:
           - id: a
-            dataset: {examples: [{text: t, expected: e}]}
+            dataset: {examples: [{text: t, expected: positive}]}
             prompt: {user: "{{ text }}"}
             metrics: [accuracy]
           - id: b
             tags: [own]
             model: {temperature: 0.9}
             parse: {labels: {negative: [neg]}}
-            dataset: {examples: [{text: t, expected: e}]}
+            dataset: {examples: [{text: t, expected: negative}]}
             prompt: {user: "{{ text }}"}
             metrics: [accuracy]
     """)
@@ -74,7 +74,8 @@ def test_credentials_in_pyproject_are_rejected(tmp_path: Path) -> None:
 
 
 def test_data_columns_named_like_secrets_are_allowed(tmp_path: Path) -> None:
-    [run] = load(tmp_path, CASE.replace("{text: good, expected: positive}", "{key: C, token: x, expected: positive}"))
+    data = CASE.replace("{text: good, expected: positive}", "{key: C, token: x, expected: positive}")
+    [run] = load(tmp_path, data.replace("{{ text }}", "{{ key }}"))
     assert run.case.dataset.examples == [{"key": "C", "token": "x", "expected": "positive"}]
 
 

@@ -43,7 +43,8 @@ def test_unknown_metric_lists_valid_metrics(tmp_path: Path) -> None:
          "parse.labels: 'Good' is a synonym of both 'positive' and 'negative'"),
         ("{kind: regex}", r"parse.kind regex needs parse.pattern, e.g. 'answer: (\w+)'"),
         ("{kind: regex, pattern: 'answer: (.+'}", "parse.pattern 'answer: (.+' is not a valid regular expression: "
-         "missing ), unterminated subpattern at position 8"),
+         "missing ) at position 11; fix the pattern (Python re syntax; escape literal characters such as ( [ . * "
+         "with a backslash)"),
     ],
     ids=["no-labels", "duplicate-synonym", "no-pattern", "bad-regex"],
 )

@@ -44,6 +44,9 @@ def test_matrix_errors(tmp_path: Path) -> None:
         "cases/x.yaml:10: variants.matrix.max_tokens[1]: input should be a valid integer, unable to parse string "
         "as an integer (got 'many')"
     )
+    assert error(tmp_path, CASE + "    variants:\n      matrix:\n        temperature: [0, null]\n") == (
+        "cases/x.yaml:10: variants.matrix.temperature[1]: null is not a value to sweep; give a number, or remove it"
+    )
     assert error(tmp_path, CASE + "    variants: {prompts: {a b: {}}}\n").startswith(
         "cases/x.yaml:8: variants.prompts.a b: variant name 'a b' must use only letters"
     )

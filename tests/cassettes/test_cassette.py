@@ -177,7 +177,7 @@ def test_stale_explains_changed_prompts_new_rows_and_dataset_changes(tmp_path: P
         assert handle.recorded_metadata["dataset_fingerprint"] == "fp-1"
         assert handle.stale(now) == [
             "dataset changed: recorded fingerprint fp-1, now fp-2",
-            "example e2: prompt or parameters changed since recording",
+            "example e2: prompt changed since recording",
             "example e3: not in the cassette (new row)",
         ]
         assert handle.stale(recorded) == ["dataset changed: recorded fingerprint fp-1, now fp-2"]

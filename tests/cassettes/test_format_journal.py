@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -9,14 +10,19 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from evalsuite.cassettes import CassetteError, use_cassette
+from evalsuite.cassettes._journal import Journal
+from evalsuite.errors import WriteError
 from evalsuite.records import Call
-from tests._support.chat_server import ChatServer
+from tests._support.chat_server import ChatServer, sentiment_responder
 from tests._support.cassette_calls import META, OFFLINE, ask, call, interactions, openai_client
+from tests._support.project import make_project, run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -153,3 +159,101 @@ def test_interrupted_all_run_replaces_only_what_it_rerecorded(tmp_path: Path) ->
                 ask(openai_client(server.base_url), call("e2", "two"))
                 raise KeyboardInterrupt
     assert [i["request"]["headers"]["x-evalsuite-example"] for i in interactions(path)] == [["e1#0"], ["e2#0"]]
+
+
+# -- wrong-shape cassettes and refused writes ---------------------------------------------------------
+
+
+def _recorded(tmp_path: Path, name: str = "item.json") -> Path:
+    path = tmp_path / name
+    with ChatServer() as server, use_cassette(path, "once", metadata=META):
+        client = openai_client(server.base_url)
+        ask(client, call("e1", "hi"))
+        ask(client, call("e2", "there"))
+    return path
+
+
+def _edit(path: Path, change: Callable[[dict[str, Any]], None]) -> bytes:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data, indent=2))
+    return path.read_bytes()
+
+
+WRONG_SHAPES: list[tuple[Callable[[dict[str, Any]], None], str]] = [
+    (lambda d: d["interactions"].__setitem__(1, "oops"), "interaction 1: expected an object with 'request' and 'response', "
+                                                         "got str 'oops'"),
+    (lambda d: d["interactions"][0]["response"]["status"].__setitem__("code", "200"),
+     "interaction 0: response.status.code: expected an integer HTTP status, e.g. 200, got str '200'"),
+    (lambda d: d["interactions"][1]["request"].pop("body_json"),
+     "interaction 1: request: expected exactly one of body_json, body, body_base64, found none"),
+    (lambda d: d["interactions"][0]["response"].__setitem__("headers", "content-type: json"),
+     "interaction 0: response.headers: expected an object of header lists"),
+    (lambda d: d.__setitem__("interactions", {"0": {}}), "interactions: expected a list of {request, response} objects"),
+]
+
+
+@pytest.mark.parametrize("change,where", WRONG_SHAPES)
+def test_a_wrong_shape_cassette_names_file_interaction_and_field_and_sends_nothing(
+    tmp_path: Path, change: Callable[[dict[str, Any]], None], where: str
+) -> None:
+    path = _recorded(tmp_path)
+    before = _edit(path, change)
+    with ChatServer() as server:
+        for mode in ("none", "once", "new_episodes", "all"):
+            with pytest.raises(CassetteError) as error:
+                with use_cassette(path, mode, metadata=META):
+                    ask(openai_client(server.base_url), call("e1", "hi"))
+            message = str(error.value)
+            assert message.startswith(f"{path}: {where}"), message
+            assert "--record-mode=rewrite" in message and "Nothing was sent and the file is unchanged" in message
+        assert not server.requests
+    assert path.read_bytes() == before
+
+
+def test_a_wrong_shape_cassette_is_a_clear_pytest_failure_naming_the_file(pytester: pytest.Pytester) -> None:
+    project = make_project(pytester)
+    selected = ["cases", "-k", "t0 and not t0.7"]  # the plain and terse items
+    with ChatServer(sentiment_responder) as server:
+        assert run(project, *selected, "--record-mode=once", env={"OPENAI_BASE_URL": server.base_url,
+                                                                     "OPENAI_API_KEY": "sk-x"}).returncode == 0
+    folder = project.path / "cassettes" / "reviews"
+    plain = _edit(folder / "sentiment[plain-t0].json", WRONG_SHAPES[1][0])
+    terse = _edit(folder / "sentiment[terse-t0].json", WRONG_SHAPES[0][0])
+    result = run(project, *selected, env={"OPENAI_BASE_URL": OFFLINE})
+    assert result.returncode == 1
+    out = " ".join(result.stdout.split())  # the terminal report wraps long lines
+    assert "sentiment[plain-t0].json: interaction 0: response.status.code: expected an integer HTTP status" in out
+    assert "sentiment[terse-t0].json: interaction 1: expected an object with 'request' and 'response'" in out
+    assert "Traceback" not in result.stdout and "has no attribute" not in result.stdout and "not supported" not in out
+    assert (folder / "sentiment[plain-t0].json").read_bytes() == plain
+    assert (folder / "sentiment[terse-t0].json").read_bytes() == terse
+
+
+def test_a_full_disk_keeps_the_previous_cassette_and_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _recorded(tmp_path)
+    before = path.read_bytes()
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with ChatServer() as server:
+        with pytest.raises(WriteError, match=r"item.json: cannot write the cassette: No space left on device \[ENOSPC\]; "
+                                             "free disk space"):
+            with use_cassette(path, "new_episodes", metadata=META):
+                ask(openai_client(server.base_url), call("e3", "new"))
+                monkeypatch.setattr(os, "fsync", full)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert not list(tmp_path.glob(".item.json.*.tmp"))  # no temp file left behind
+    with use_cassette(path, "none", metadata=META):  # the journal kept what was answered before the disk filled
+        assert ask(openai_client(OFFLINE), call("e3", "new")) == "new"
+
+
+def test_a_journal_write_refused_mid_recording_does_not_lose_the_answers(tmp_path: Path) -> None:
+    path = tmp_path / "item.json"
+    journal = Journal(path)
+    path.with_name(path.name + ".journal.jsonl").mkdir()  # a folder where the journal file should go
+    journal.append({"request": {}}, lambda: {})
+    assert isinstance(journal.failure, WriteError) and "cannot write the cassette journal" in str(journal.failure)
+    journal.append({"request": {}}, lambda: {})  # stays off, never raises into the HTTP transport

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import sacrebleu
 from rouge_score.rouge_scorer import RougeScorer
 
 from evalsuite.cases.schema import MetricSpec
-from evalsuite.errors import MetricError
+from evalsuite.errors import EvalsuiteWarning, MetricError, MetricParamError
 from evalsuite.metrics import get_metric
 from evalsuite.metrics._text import ROUGE_BACKEND_ENV
 from tests._support.scored import scored, value_of
@@ -95,6 +96,7 @@ def test_chrf_equals_corpus_chrf(word_order):
     assert value_of("chrf", [scored(h, r) for h, r in zip(HYPS, REFS)], word_order=word_order) == pytest.approx(expected, abs=1e-9)
 
 
+@pytest.mark.filterwarnings("ignore::evalsuite.errors.EvalsuiteWarning")  # the Japanese pair: its own test below
 @pytest.mark.parametrize("use_stemmer", [False, True])
 @pytest.mark.parametrize("rouge_type", ["rouge1", "rouge2", "rougeL", "rougeLsum"])
 def test_rouge_is_the_mean_of_rouge_score_f1(rouge_type, use_stemmer):
@@ -163,3 +165,44 @@ def test_bootstrap_fast_path_equals_aggregate_per_resample(name):
     idx = np.random.default_rng(0).integers(0, len(values), size=(5, len(values)))
     expected = [metric.aggregate([values[i] for i in row]) for row in idx]
     assert metric.aggregate_resamples(values, idx) == pytest.approx(expected, abs=1e-9)
+
+
+NON_ASCII_HYPS = ["今天天气很好", "Привет, мир!", "the cat sat"]
+NON_ASCII_REFS = ["今天天气不好", "Привет, друзья!", "the cat sat down"]
+
+
+def test_rouge_warns_when_the_default_tokenizer_drops_non_ascii_text():
+    """Issue 16 item 9: Chinese and Russian answers scored 0 without a word."""
+    metric = get_metric("rouge1", MetricSpec())
+    with pytest.warns(EvalsuiteWarning, match=r"rouge1: the default rouge_score tokenizer keeps only \[a-z0-9\], so 2 of 3 "
+                                              r"examples lost non-ASCII text .*Set `rouge1: \{tokenizer: unicode\}`"):
+        values = metric.score([scored(h, r) for h, r in zip(NON_ASCII_HYPS, NON_ASCII_REFS)])
+    assert values[:2] == [0.0, 0.0]
+
+
+def test_rouge_unicode_tokenizer_scores_any_script_and_leaves_ascii_numbers_alone():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no lost-text warning: nothing is lost
+        values = get_metric("rouge1", MetricSpec(params={"tokenizer": "unicode"})).score(
+            [scored(h, r) for h, r in zip(NON_ASCII_HYPS, NON_ASCII_REFS)])
+    assert values == pytest.approx([5 / 6, 0.5, RougeScorer(["rouge1"]).score("the cat sat down", "the cat sat")["rouge1"].fmeasure])
+    ascii_items = [scored(h, r) for h, r in zip(ROUGE_HYPS, ROUGE_REFS)]
+    for rouge_type in ("rouge1", "rouge2", "rougeL", "rougeLsum"):
+        assert value_of(rouge_type, ascii_items, tokenizer="unicode") == value_of(rouge_type, ascii_items)
+    assert "tokenizer: unicode" in get_metric("rougeL", MetricSpec(params={"tokenizer": "unicode"})).definition
+
+
+def test_rouge_unicode_tokenizer_gives_identical_numbers_on_both_backends(monkeypatch):
+    pytest.importorskip("rouge_score_rs")
+    items = [scored(h, r) for h, r in zip([*NON_ASCII_HYPS, "東京タワーに行きました"], [*NON_ASCII_REFS, "東京に行きました"])]
+    metrics = lambda: [get_metric(t, MetricSpec(params={"tokenizer": "unicode"})) for t in ("rouge1", "rouge2", "rougeL")]  # noqa: E731
+    fast = [m.score(items) for m in metrics()]
+    monkeypatch.setenv(ROUGE_BACKEND_ENV, "rouge-score")
+    assert [m.score(items) for m in metrics()] == fast
+
+
+def test_rouge_tokenizer_param_is_checked():
+    with pytest.raises(MetricParamError, match="tokenizer must be one of default, unicode; got 'chinese'"):
+        get_metric("rouge1", MetricSpec(params={"tokenizer": "chinese"}))
+    with pytest.raises(MetricParamError, match="use_stemmer .* works with the default tokenizer only"):
+        get_metric("rouge1", MetricSpec(params={"tokenizer": "unicode", "use_stemmer": True}))

@@ -131,8 +131,8 @@ def test_non_adaptive_keeps_the_configured_concurrency() -> None:
 def test_server_errors_become_visible_error_answers_after_the_retry_budget() -> None:
     settings = EngineSettings(concurrency=4, max_retries=2, backoff_base=0.01)
     with ChatServer(server_error_fraction=1.0) as server:
-        answers = run(server, [chat(f"e{i}") for i in range(5)], settings)
-    assert server.statuses[500] == 15  # 1 try + 2 retries each
+        answers = run(server, [chat(f"e{i}") for i in range(3)], settings)
+    assert server.statuses[500] == 9  # 1 try + 2 retries each (fewer than a run that opens the breaker)
     for answer in answers:
         assert answer.error_kind == "api" and answer.retries == 2
         assert answer.error == "HTTP 500: boom (gave up after 2 retries)"
@@ -151,6 +151,26 @@ def test_connection_errors_are_retried_then_reported() -> None:
     [answer] = run_calls_sync([chat("a")], ModelSettings(base_url=base_url),
                               settings=EngineSettings(max_retries=1, backoff_base=0.01))
     assert answer.error_kind == "connection" and answer.retries == 1 and "Connection error" in answer.error
+
+
+def test_a_server_trickling_bytes_is_given_up_on_at_the_deadline() -> None:
+    # a byte every 0.2 s never trips the 0.5 s per-read timeout; the body would take a minute
+    with ChatServer(fault="trickle", trickle_delay_s=0.2) as server:
+        [answer] = run_calls_sync([chat("a")], ModelSettings(base_url=server.base_url, timeout=0.5),
+                                  settings=EngineSettings(max_retries=0))
+    assert answer.error_kind == "timeout"
+    assert "within the 1.5 s deadline" in answer.error and "0.5 s model.timeout" in answer.error
+    assert server.base_url in answer.error
+
+
+def test_an_explicit_deadline_is_named_and_a_hanging_server_times_out_naming_the_url() -> None:
+    with ChatServer(fault="trickle", trickle_delay_s=0.1) as server:
+        [answer] = run(server, [chat("a")], EngineSettings(max_retries=0, deadline=0.4))
+    assert answer.error_kind == "timeout" and "within the 0.4 s deadline" in answer.error
+    with ChatServer(fault="hang") as server:
+        [answer] = run_calls_sync([chat("a")], ModelSettings(base_url=server.base_url, timeout=0.3),
+                                  settings=EngineSettings(max_retries=0))
+    assert answer.error_kind == "timeout" and f"POST {server.base_url}/chat/completions" in answer.error
 
 
 def test_request_missing_from_the_cassette_is_not_recorded_and_not_retried(tmp_path) -> None:

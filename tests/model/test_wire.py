@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
-from evalsuite.model._wire import answer_from_body, estimate_tokens, recorded_answer
+from evalsuite.model._wire import NotACompletion, answer_from_body, completion_body, estimate_tokens, recorded_answer
 from evalsuite.records import Call
 
 CHAT = Call("e1", 2, "chat", {"model": "m", "messages": [{"role": "user", "content": "12345678"}], "max_tokens": 5})
@@ -59,3 +60,25 @@ def test_token_estimate_is_chars_over_four_plus_the_completion_cap() -> None:
     assert estimate_tokens(LEGACY) == 4 / 4 + 3
     parts = Call("p", 0, "chat", {"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]})
     assert estimate_tokens(parts) == len(str([{"type": "text", "text": "x"}])) / 4
+
+
+def test_a_body_that_is_not_a_completion_says_what_came_instead(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROXY_TOKEN", "tok-proxy-5c1e9a77")
+    page = b"<!DOCTYPE html>\n<html><body>Sign in, session tok-proxy-5c1e9a77" + b" padding" * 100 + b"</body></html>"
+    with pytest.raises(NotACompletion) as html:
+        completion_body(page)
+    message = str(html.value)
+    assert message.startswith("the endpoint answered HTTP 200 with HTML, not the API's JSON: '<!DOCTYPE html> <html>")
+    assert "[REDACTED:PROXY_TOKEN]" in message and "5c1e9a77" not in message
+    assert len(message) < 300 and message.endswith("...'")
+    with pytest.raises(NotACompletion, match="JSON that is not a completion"):
+        completion_body(b'{"detail": "Not Found"}')
+    assert completion_body(orjson.dumps(CHAT_BODY)) == CHAT_BODY
+
+
+def test_recorded_non_json_responses_become_api_errors_not_crashes() -> None:
+    html = {"status": {"code": 200}, "headers": {}, "body": {"string": b"<html>Sign in</html>"}}
+    answer = recorded_answer(CHAT, html)
+    assert answer.error_kind == "api" and "with HTML" in answer.error
+    bad_gateway = {"status": {"code": 502}, "headers": {}, "body": {"string": b"<html>502 Bad Gateway</html>"}}
+    assert recorded_answer(CHAT, bad_gateway).error == "HTTP 502: '<html>502 Bad Gateway</html>'"

@@ -73,3 +73,27 @@ def test_html_plots_decode_in_a_real_browser(tmp_path: Path, sweep: list[ItemRes
     assert pixels.shape[0] >= 1000 and pixels.std() > 0.05  # not a blank page
     blue = (pixels[..., 2] > 0.6) & (pixels[..., 0] < 0.4)  # the plots' bars are the only strong blue
     assert blue.mean() > 0.001
+
+
+def test_html_shows_outcomes_p_methods_flips_with_both_answers_quarantine_and_coverage(
+        tmp_path: Path, annotated: list[ItemResult]) -> None:
+    coverage = {"lines": ["coverage: 1 baseline item did not run: sentiment::old"]}
+    html = write_reports(tmp_path, annotated, {"coverage": coverage})["html"].read_text()
+    assert '<td class="not_recorded">not recorded</td>' in html and "200 call(s) not recorded" in html
+    assert "<th>p (drop)</th><th>MDE</th>" in html and "<td>p&lt;0.001 exact</td><td class=num>0.083</td>" in html
+    assert "5 example(s) flipped against the baseline" in html
+    assert "<td>positive</td><td>negative 4</td>" in html
+    assert "flips at t0.5; owner alice, until 2027-01-31" in html and "probability 0.310" in html
+    assert "<h2>Baseline coverage</h2><ul><li>coverage: 1 baseline item did not run: sentiment::old</li>" in html
+
+
+def test_report_json_with_every_new_field_matches_its_schema(tmp_path: Path, annotated: list[ItemResult]) -> None:
+    import json
+
+    import jsonschema
+
+    from evalsuite.report.json import SCHEMA_PATH
+
+    doc = json.loads(write_reports(tmp_path, annotated, {"coverage": {"missing": []}})["json"].read_text())
+    jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text())).validate(doc)
+    assert [i["status"] for i in doc["items"]][-1] == "not_recorded"

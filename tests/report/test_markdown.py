@@ -34,3 +34,17 @@ def test_no_step_summary_without_the_variable(tmp_path: Path, sweep: list[ItemRe
     paths = write_reports(tmp_path, sweep, {})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "report.json", "report.md"]
     assert paths["md"].read_text().startswith("### evalsuite")
+
+
+def test_markdown_shows_outcomes_p_methods_mde_flips_flakiness_quarantine_and_coverage(
+        tmp_path: Path, annotated: list[ItemResult]) -> None:
+    coverage = {"missing": ["sentiment::old"], "lines": ["coverage: 1 baseline item did not run: sentiment::old"]}
+    markdown = write_reports(tmp_path, annotated, {"coverage": coverage})["md"].read_text()
+    assert markdown.startswith("### evalsuite: 4 items: 1 passed, 1 failed (1 regression), 1 not recorded, "
+                               "1 xfailed (quarantined)")
+    assert "| p (drop) | MDE |" in markdown and "| p&lt;0.001 exact | 0.083 |" in markdown
+    assert "**not recorded**" in markdown and "sentiment[t0.9]: not recorded: 200 call(s) not recorded" in markdown
+    assert "sentiment[t0.5] (quarantined)" in markdown and "flips at t0.5; owner alice, until 2027-01-31" in markdown
+    assert "verdict flips on a re-run with probability 0.310; examples that vary most ex1, ex7" in markdown
+    assert "(5)" in markdown and "ex4 accuracy 1 -&gt; 0: 'positive' -&gt; 'negative 4'" in markdown
+    assert "coverage: 1 baseline item did not run: sentiment::old" in markdown

@@ -83,3 +83,13 @@ def test_repeats_show_per_example_agreement(tmp_path: Path) -> None:
     assert "sentiment[t0.7]: 3 samples per example, agreement 0.889; 2 of 6 examples not unanimous" in text
     paths = write_reports(tmp_path, [item], {"record_mode": "none"})
     assert "2 of 6 examples not unanimous" in paths["md"].read_text()
+
+
+def test_terminal_lists_items_not_run_quarantines_flakiness_and_the_first_flips(annotated: list[ItemResult]) -> None:
+    text = render(annotated, width=160)
+    assert re.search(r"sentiment\[t0\.9\]\s+-\s+-\s+-\s+-\s+-\s+NOT RECORDED", text)
+    assert "sentiment[t0.5] (quarantined)" in text
+    assert "not run:\n  sentiment[t0.9]: not recorded: 200 call(s) not recorded in cassettes/s.json" in text
+    assert "sentiment[t1.0]: 5 example(s) flipped" in text
+    assert "ex2 accuracy 1 -> 0: 'positive' -> 'negative 2'" in text and "ex3 accuracy" not in text
+    assert "verdict flips on a re-run with probability 0.310" in text

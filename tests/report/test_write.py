@@ -44,3 +44,11 @@ def test_one_file_per_registered_format(tmp_path: Path, monkeypatch: pytest.Monk
     paths = write_reports(tmp_path, [make_item()], {"record_mode": "once"})
     assert set(paths) == {"json", "md", "html", "txt"}
     assert (tmp_path / "report.txt").read_text() == "1 items, record mode once\n"
+
+
+def test_a_20_mb_answer_does_not_make_a_20_mb_report(tmp_path: Path) -> None:
+    item = make_item(n=20, answer_text="positive " * 2_300_000)  # ~20 MB per answer in the record
+    paths = write_reports(tmp_path, [item], {})
+    for path in paths.values():
+        assert path.stat().st_size < 500_000, path.name
+    assert "characters cut; the full text is in the cassette" in paths["json"].read_text()

@@ -29,6 +29,7 @@ def test_flips_are_counted_and_tested_with_mcnemar() -> None:
     assert result.pairing == Pairing(100, 0, 0)
     assert result.baseline == 1.0 and result.delta == pytest.approx(-0.1)
     assert result.fields() == {"baseline": 1.0, "delta": result.delta, "p_value": result.p_value,
+                               "p_improvement": 1.0, "p_method": "exact", "p_mc_se": None,
                                "test": "mcnemar-exact", "n_paired": 100, "n_new": 0, "n_missing": 0}
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from evalsuite.records import MetricResult
+from evalsuite.report import write_reports
+from evalsuite.verdict import write_baseline
 from evalsuite.verdict.baseline import BaselineMetric
-from evalsuite.verdict.compare_runs import FAILED, PASSED, UNUSABLE, exit_code, stored_metric
+from evalsuite.verdict.compare_runs import FAILED, PASSED, UNUSABLE, compare, exit_code, stored_metric
 from tests._support.builders import baseline_of, make_item
 
 
@@ -43,3 +46,14 @@ def test_the_exit_code_fails_on_any_failed_metric_and_refuses_a_comparison_of_no
     assert exit_code([replace(same, metrics=[*same.metrics, unmeasured])]) == FAILED
     assert exit_code([old]) == UNUSABLE  # judged on thresholds only: nothing was paired with the old run
     assert exit_code([]) == UNUSABLE
+
+
+def test_compare_pairs_items_by_identity_and_reads_reports(tmp_path: Path) -> None:
+    # Two suites with the same case id: each is compared with its own old run, not with the other suite's.
+    good, poor = make_item(0.0, accuracy=0.95, seed=1), make_item(0.0, accuracy=0.85, seed=2)
+    suites = [replace(good, suite="reviews"), replace(poor, suite="tweets")]
+    old = write_baseline(tmp_path / "old.json", suites)
+    new = write_reports(tmp_path / "reports", suites, {})["json"]
+    results, notes = compare(str(old), str(new), alpha=0.05, seed=0)
+    assert notes == [] and [r.identity for r in results] == ["reviews::sentiment[t0.0]", "tweets::sentiment[t0.0]"]
+    assert {m.verdict for r in results for m in r.metrics} == {"unchanged"}

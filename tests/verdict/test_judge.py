@@ -82,7 +82,9 @@ def test_improvement_is_reported(old: np.ndarray) -> None:
     result = judge(mean_metric(), MetricSpec(), new, keys(1000), dict(zip(keys(1000), old.tolist())))
     assert result.verdict == "improved" and not result.failed
     assert result.delta == pytest.approx(0.035)
-    assert result.p_value < 0.001
+    # p_value is always the p for a drop (it used to be the improvement's p here); the improvement has its own field
+    assert result.p_improvement < 0.001 and result.p_value > 0.999
+    assert result.p_method == "exact" and result.p_mc_se is None
 
 
 def test_max_drop_tolerates_a_small_significant_drop(old: np.ndarray) -> None:
@@ -145,7 +147,9 @@ def test_mean_metric_uses_bootstrap_interval_and_paired_permutation_test() -> No
     assert result.interval == "bootstrap" and result.test == "paired-permutation"
     assert result.verdict == "regression" and result.delta == pytest.approx(new.mean() - old.mean())
     assert result.p_value == pytest.approx(1 / 2001)  # no random swap of the 800 pairs drops this far
-    assert "by paired bootstrap; paired randomization test one-sided p<0.001 for a drop" in result.reason
+    assert ("by paired bootstrap; paired randomization test one-sided p<0.001 (Monte Carlo, 2000 rounds) for a drop"
+            in result.reason)
+    assert result.p_method == "monte-carlo" and result.p_mc_se == pytest.approx((1 / 2001 * 2000 / 2001 / 2000) ** 0.5)
     again = judge(metric, MetricSpec(min=0.3), new.tolist(), keys(800), dict(zip(keys(800), old.tolist())))
     assert (again.ci_low, again.ci_high, again.p_value) == (result.ci_low, result.ci_high, result.p_value)
 
@@ -300,3 +304,99 @@ def test_repeats_real_f1_metric_uses_the_batched_cluster_path() -> None:
     assert result.interval == "cluster-bootstrap" and result.ci_low is not None
     assert result.value == pytest.approx(1 / 3) and result.baseline == pytest.approx(1.0)
     assert result.verdict == "regression" and result.n_paired == 20
+
+
+# Issue 16 item 8: p-values that say what they are, p_value always for a drop, the detectable drop, usage metrics.
+
+def _paired_mean(differences: list[float]) -> tuple[list[float], dict[str, float], list[str]]:
+    """New values 0.5 + d against a baseline of 0.5 on every example."""
+    ks = keys(len(differences))
+    return [0.5 + d for d in differences], {k: 0.5 for k in ks}, ks
+
+
+def test_borderline_p_is_exact_not_a_monte_carlo_estimate_on_the_wrong_side_of_alpha() -> None:
+    # 14 examples differ: the exact p is 0.0549 (not significant); the old 2,000-round estimate said 0.046 and
+    # called this a regression on every run, the seed being fixed.
+    new, base, ks = _paired_mean([-0.01, -0.05, 0.06, -0.09, -0.09, -0.01, -0.12, -0.07, 0.04, -0.01, -0.05, 0.06,
+                                  -0.01, -0.02])
+    result = judge(mean_metric(name="rougeL", kind="mean"), MetricSpec(), new, ks, base)
+    assert result.verdict == "unchanged" and result.p_method == "exact" and result.p_mc_se is None
+    assert result.p_value == pytest.approx(899 / 16384)
+    assert "one-sided p=0.0549 (exact) for a drop" in result.reason
+
+
+def test_monte_carlo_p_near_alpha_is_estimated_again_with_more_rounds() -> None:
+    # 24 examples differ (2^24 patterns: sampled). 2,000 rounds estimate 0.045 (a regression); 20,000 say 0.057.
+    new, base, ks = _paired_mean([-0.1, -0.03, 0.04, 0.01, -0.16, 0.01, -0.01, -0.08, 0.03, 0.01, 0.11, -0.21, 0.02,
+                                  -0.12, -0.03, 0.01, 0.08, -0.02, -0.1, 0.03, 0.01, 0.06, -0.25, -0.03])
+    result = judge(mean_metric(name="rougeL", kind="mean"), MetricSpec(), new, ks, base)
+    assert result.verdict == "unchanged" and result.p_method == "monte-carlo"
+    assert result.p_value == pytest.approx(0.0572, abs=0.0001)
+    assert result.p_mc_se == pytest.approx((result.p_value * (1 - result.p_value) / 20000) ** 0.5)
+    assert "p=0.057 +/- 0.002 (Monte Carlo, 20000 rounds) for a drop" in result.reason
+
+
+def test_small_item_says_which_drop_it_can_detect(old: np.ndarray) -> None:
+    small = judge(mean_metric(), MetricSpec(min=0.5), [1] * 7 + [0], keys(8), {k: 1 for k in keys(8)})
+    assert small.mde == pytest.approx(0.625)  # 5 losses of 8 is the least exact McNemar can call significant
+    assert "n=8: the smallest drop this item can detect is 0.625" in small.reason
+    assert "add examples to gate on smaller drops" in small.reason
+    tiny = judge(mean_metric(), MetricSpec(), [1, 1, 0, 1], keys(4))  # no baseline: from n alone
+    assert tiny.mde is None and "n=4: no drop can reach significance at alpha 0.05" in tiny.reason
+    large = judge(mean_metric(), MetricSpec(), flip(old, 20, 20), keys(1000), dict(zip(keys(1000), old.tolist())))
+    assert 0.015 < large.mde < 0.03 and "minimum detectable drop" in large.reason and "as observed" in large.reason
+
+
+def test_mean_metric_detectable_drop_uses_the_paired_spread() -> None:
+    rng = np.random.default_rng(5)
+    old = rng.random(400)
+    new = old + rng.normal(0, 0.1, 400)
+    result = judge(mean_metric(name="rougeL", kind="mean"), MetricSpec(), new.tolist(), keys(400),
+                   dict(zip(keys(400), old.tolist())))
+    assert result.mde == pytest.approx((1.6449 + 0.8416) * np.std(new - old, ddof=1) / 20, rel=1e-3)
+    assert "SD of the paired differences" in result.reason
+    assert judge(mean_metric(name="rougeL", kind="mean"), MetricSpec(), new.tolist(), keys(400)).mde is None
+
+
+def _latency(name: str = "latency_p50") -> MetricInfo:
+    return MetricInfo(name, "corpus", False, "median latency", lambda v: float(np.median(v)), None, False)
+
+
+def test_latency_rise_is_reported_as_an_increase_and_not_gated_unless_asked() -> None:
+    rng = np.random.default_rng(6)
+    before = rng.uniform(0.2, 0.4, 200)
+    after = before * 2  # a loaded machine while recording
+    base = dict(zip(keys(200), before.tolist()))
+    result = judge(_latency(), MetricSpec(), after.tolist(), keys(200), base)
+    assert result.verdict == "unchanged" and not result.failed and result.delta > 0
+    assert "for an increase" in result.reason and "for a drop" not in result.reason
+    assert "not gated" in result.reason and "max_increase" in result.reason
+    assert result.p_value < 0.001 and result.mde is None
+    gated = judge(_latency(), MetricSpec(max_increase=0.05), after.tolist(), keys(200), base)
+    assert gated.verdict == "regression" and "beyond max_increase 0.050" in gated.reason
+    assert gated.max_increase == 0.05
+    tolerated = judge(_latency(), MetricSpec(max_increase=1.0), after.tolist(), keys(200), base)
+    assert tolerated.verdict == "unchanged" and "within max_increase 1.000" in tolerated.reason
+
+
+def test_registered_usage_metrics_are_not_gated_by_default() -> None:
+    from evalsuite.metrics import get_metric
+
+    infos = {name: get_metric(name, MetricSpec()).info() for name in
+             ("latency_p50", "latency_p95", "prompt_tokens", "completion_tokens", "accuracy")}
+    assert {name: info.gated_by_default for name, info in infos.items()} == {
+        "latency_p50": False, "latency_p95": False, "prompt_tokens": False, "completion_tokens": False,
+        "accuracy": True}
+
+
+def test_old_report_metrics_without_the_new_fields_still_load() -> None:
+    from evalsuite.records import ItemResult
+    from tests._support.builders import make_item
+
+    data = make_item().to_dict()
+    for metric in data["metrics"]:
+        for new_field in ("p_improvement", "p_method", "p_mc_se", "mde", "max_increase"):
+            metric.pop(new_field)
+    data.pop("flakiness"), data.pop("flaky_examples")
+    item = ItemResult.from_dict(data)
+    assert item.metrics[0].p_method == "" and item.metrics[0].mde is None and item.flakiness is None

@@ -149,22 +149,42 @@ def test_permutation_matches_exact_enumeration(aggregate, batched) -> None:
     new = [0.20, 0.70, 0.41, 0.93, 0.05, 0.50]  # mostly lower, not all
     exact_fn = (lambda v: float(np.mean(v))) if aggregate == "mean" else aggregate
     exact_lower, exact_higher = _exact_randomization_p(old, new, exact_fn)
-    assert 0.02 < exact_lower < 0.3  # a case where the approximation has something to get right
-    rounds = 20_000
-    lower, higher = paired_permutation(old, new, aggregate, Resampling(seed=1, n_resamples=rounds, batched=batched))
-    for approx, exact in ((lower, exact_lower), (higher, exact_higher)):
-        monte_carlo_se = np.sqrt(exact * (1 - exact) / rounds)
-        assert approx == pytest.approx(exact, abs=4 * monte_carlo_se + 1 / rounds)
+    assert 0.02 < exact_lower < 0.3  # a case where a Monte Carlo estimate would have something to get right
+    test = paired_permutation(old, new, aggregate, Resampling(seed=1, n_resamples=2000, batched=batched))
+    assert test.method == "exact" and test.rounds == 0  # 2^6 arrangements: enumerated, not sampled
+    assert (test.p_lower, test.p_higher) == pytest.approx((exact_lower, exact_higher), abs=1e-12)
+    assert test.se(test.p_lower) == 0.0
+
+
+def test_monte_carlo_p_when_too_many_examples_differ_has_a_standard_error() -> None:
+    rng = np.random.default_rng(3)
+    old = rng.random(40)
+    new = old - 0.02 + rng.normal(0, 0.1, 40)
+    test = paired_permutation(old, new, "mean", Resampling(seed=0, n_resamples=2000))
+    assert test.method == "monte-carlo" and test.rounds == 2000
+    assert test.se(test.p_lower) == pytest.approx(np.sqrt(test.p_lower * (1 - test.p_lower) / 2000))
+    assert 0.0 < test.se(test.p_lower) < 0.012
+
+
+def test_equal_sized_differences_are_counted_exactly_at_any_n() -> None:
+    # 0/1 values: the sign-flip test of the mean is McNemar's exact test, whatever the number of flips.
+    old = [1.0] * 70 + [0.0] * 30
+    new = [0.0] * 12 + [1.0] * 58 + [1.0] * 3 + [0.0] * 27  # 12 losses, 3 gains
+    test = paired_permutation(old, new, "mean", Resampling(seed=0))
+    assert test.method == "exact"
+    assert test.p_lower == pytest.approx(mcnemar_exact(12, 3, alternative="worse"), rel=1e-12)
+    assert test.p_higher == pytest.approx(mcnemar_exact(12, 3, alternative="better"), rel=1e-12)
+    assert paired_permutation(old, old, "mean") == paired_permutation(old, old, _median)  # nothing differs: p = 1
+    assert paired_permutation(old, old, "mean").p_lower == 1.0
 
 
 def test_permutation_all_one_direction_at_n8_is_one_in_sixteen() -> None:
     # 4 of 8 examples flip right -> wrong, none the other way: no paired test can honestly go below
     # 1/16 (the exact McNemar p), however consistent the direction; the shifted bootstrap said p < 0.001.
     old, new = [1.0] * 8, [0.0] * 4 + [1.0] * 4
-    lower, higher = paired_permutation(old, new, "mean", Resampling(seed=0, n_resamples=20_000))
+    test = paired_permutation(old, new, "mean", Resampling(seed=0, n_resamples=20_000))
     assert mcnemar_exact(4, 0, alternative="worse") == 0.0625
-    assert lower == pytest.approx(1 / 16, abs=4 * np.sqrt(1 / 16 * 15 / 16 / 20_000))
-    assert higher == 1.0
+    assert (test.p_lower, test.p_higher, test.method) == (1 / 16, 1.0, "exact")
     assert paired_bootstrap(old, new, "mean", Resampling(seed=0)).p_lower < 0.01  # the anti-conservative p it replaces
 
 
@@ -184,18 +204,18 @@ def test_permutation_batched_path_equals_generic_path() -> None:
 def test_permutation_detects_a_drop_and_not_a_reshuffle() -> None:
     rng = np.random.default_rng(10)
     old = rng.random(1000)
-    lower, higher = paired_permutation(old, old - 0.02 + rng.normal(0, 0.05, 1000), "mean", Resampling(seed=0))
-    assert lower == pytest.approx(1 / 2001) and higher > 0.99
-    lower, higher = paired_permutation(old, rng.permutation(old), "mean", Resampling(seed=0))
-    assert lower > 0.2 and higher > 0.2
+    drop = paired_permutation(old, old - 0.02 + rng.normal(0, 0.05, 1000), "mean", Resampling(seed=0))
+    assert drop.p_lower == pytest.approx(1 / 2001) and drop.p_higher > 0.99
+    reshuffle = paired_permutation(old, rng.permutation(old), "mean", Resampling(seed=0))
+    assert reshuffle.p_lower > 0.2 and reshuffle.p_higher > 0.2
 
 
 def test_permutation_mean_at_25k_gives_valid_p_values() -> None:
     rng = np.random.default_rng(11)
     old = rng.random(25_000)
     new = old + rng.normal(0, 0.1, 25_000)
-    lower, higher = paired_permutation(old, new, "mean", Resampling(seed=0, n_resamples=2000))
-    assert 0 < lower <= 1 and 0 < higher <= 1 and lower + higher >= 1
+    test = paired_permutation(old, new, "mean", Resampling(seed=0, n_resamples=2000))
+    assert 0 < test.p_lower <= 1 and 0 < test.p_higher <= 1 and test.p_lower + test.p_higher >= 1
 
 
 def test_permutation_requires_aligned_inputs() -> None:
@@ -247,15 +267,13 @@ def test_grouped_permutation_swaps_whole_clusters() -> None:
     old = [1.0] * 20
     new = [0.0] * 20  # every sample of 4 examples lower
     groups = [i // 5 for i in range(20)]
-    lower, higher = paired_permutation(old, new, "mean", Resampling(seed=0, n_resamples=20_000, groups=groups))
-    assert lower == pytest.approx(1 / 16, abs=4 * np.sqrt(1 / 16 * 15 / 16 / 20_000))  # 2^4 swaps of 4 examples
-    assert higher == 1.0
+    test = paired_permutation(old, new, "mean", Resampling(seed=0, n_resamples=20_000, groups=groups))
+    assert (test.p_lower, test.p_higher, test.method) == (1 / 16, 1.0, "exact")  # 2^4 swaps of 4 examples
     assert paired_permutation(old, new, "mean", Resampling(seed=0, groups=groups)) == paired_permutation(
         old, new, lambda v: float(np.mean(v)), Resampling(seed=0, groups=groups))
     assert paired_permutation(old, new, _median, Resampling(seed=0, n_resamples=300, groups=groups)) == paired_permutation(
         old, new, _median, Resampling(seed=0, n_resamples=300, groups=groups, batched=_median_batched))
-    ungrouped, _ = paired_permutation(old, new, "mean", Resampling(seed=0))
-    assert ungrouped == pytest.approx(1 / 2001)
+    assert paired_permutation(old, new, "mean", Resampling(seed=0)).p_lower == 2.0 ** -20  # 20 pairs swap alone
 
 
 def test_grouped_paired_bootstrap_resamples_clusters() -> None:
