@@ -84,7 +84,8 @@ class Call(_OneSample):
         return body_hash(self.body)
 
 
-ErrorKind = Literal["not_recorded", "api", "timeout", "connection", "rate_limited", "interrupted"]
+# "endpoint": a failure of the endpoint, not of the request (401/403/404, a non-JSON page, 5xx after retries).
+ErrorKind = Literal["not_recorded", "api", "endpoint", "timeout", "connection", "rate_limited", "interrupted"]
 
 
 @dataclass

@@ -20,7 +20,8 @@ from evalsuite.model._wire import recorded_answer
 from evalsuite.records import Answer, Call, ErrorKind
 
 # Failures that say nothing about the request: a re-recording keeps the example's previous recording.
-TRANSIENT_ERRORS: frozenset[ErrorKind] = frozenset({"rate_limited", "timeout", "connection", "interrupted"})
+TRANSIENT_ERRORS: frozenset[ErrorKind] = frozenset({"rate_limited", "timeout", "connection", "endpoint",
+                                                    "interrupted"})
 
 
 def answer_calls(

@@ -169,6 +169,8 @@ class _Sender:
         trip = _trip(failure, exc, status)
         if trip is not None:
             breaker.failed(call, trip, failure.message)
+            if failure.kind == "api":  # not this request's fault: a re-recording keeps the example's old recording
+                failure.kind = "endpoint"
         elif status is not None:
             breaker.alive()  # it answered: the problem is this request (400) or the rate (429)
         else:

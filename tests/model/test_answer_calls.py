@@ -92,6 +92,11 @@ def test_a_rewrite_keeps_the_old_recordings_of_calls_that_failed_transiently(tmp
     with use_cassette(cassette, "rewrite", metadata={}) as handle:  # server gone: connection errors only
         failed = answer_calls(calls, model, handle, record_mode="rewrite", settings=EngineSettings(max_retries=0))
     assert Counter(a.error_kind for a in failed) == Counter({"connection": 2})
+    with ChatServer(fault="401") as refusing, use_cassette(cassette, "rewrite", metadata={}) as handle:
+        # A wrong key says nothing about the prompts either: what it answered must not erase what was recorded.
+        denied = answer_calls(calls, ModelSettings(base_url=refusing.base_url), handle, record_mode="rewrite",
+                              settings=FAST)
+    assert {a.error_kind for a in denied} == {"endpoint"}
     with use_cassette(cassette, "none", metadata={}) as handle:
         replayed = answer_calls(calls, ModelSettings(), handle, record_mode="none")
     assert [a.text for a in replayed] == [a.text for a in recorded] == ["say a", "say b"]

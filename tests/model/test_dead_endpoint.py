@@ -62,7 +62,7 @@ def test_404_and_401_stop_the_item_after_a_handful_of_requests(fault: str, fix: 
     sent = [a for a in answers if not a.error.startswith("not sent")]
     not_sent = [a for a in answers + later if a.error.startswith("not sent")]
     assert len(sent) == first_item and len(not_sent) == 200 - first_item
-    assert all(a.error_kind == "api" and f"HTTP {fault}: " in a.error for a in sent)
+    assert all(a.error_kind == "endpoint" and f"HTTP {fault}: " in a.error for a in sent)
     assert f"POST {server.base_url}/chat/completions, model gpt-4o-mini" in sent[0].error
     # unsent: "connection" (nothing reached the endpoint), so a re-recording keeps what the cassette had
     assert all(a.error_kind == "connection" and server.base_url in a.error and fix in a.error for a in not_sent)
@@ -71,7 +71,7 @@ def test_404_and_401_stop_the_item_after_a_handful_of_requests(fault: str, fix: 
 def test_an_html_page_with_200_is_an_api_error_showing_the_page() -> None:
     with ChatServer(fault="html200") as server:
         [answer] = run(server.base_url, 1)
-    assert answer.error_kind == "api" and answer.error.startswith("the endpoint answered HTTP 200 with HTML")
+    assert answer.error_kind == "endpoint" and answer.error.startswith("the endpoint answered HTTP 200 with HTML")
     assert "<title>Sign in</title>" in answer.error and server.base_url in answer.error
 
 

@@ -134,7 +134,7 @@ def test_server_errors_become_visible_error_answers_after_the_retry_budget() -> 
         answers = run(server, [chat(f"e{i}") for i in range(3)], settings)
     assert server.statuses[500] == 9  # 1 try + 2 retries each (fewer than a run that opens the breaker)
     for answer in answers:
-        assert answer.error_kind == "api" and answer.retries == 2
+        assert answer.error_kind == "endpoint" and answer.retries == 2
         assert answer.error == "HTTP 500: boom (gave up after 2 retries)"
 
 
@@ -142,7 +142,7 @@ def test_client_errors_are_not_retried() -> None:
     with ChatServer() as server:
         [answer] = run_calls_sync([chat("a")], ModelSettings(base_url=server.base_url.replace("/v1", "/nope")),
                                   settings=EngineSettings(backoff_base=1.0))
-    assert answer.error_kind == "api" and answer.retries == 0 and answer.error.startswith("HTTP 404")
+    assert answer.error_kind == "endpoint" and answer.retries == 0 and answer.error.startswith("HTTP 404")
 
 
 def test_connection_errors_are_retried_then_reported() -> None:
