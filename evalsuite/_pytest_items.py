@@ -20,7 +20,7 @@ from evalsuite.cases import CaseRun, load_suite
 from evalsuite.cassettes import CassetteOptions
 from evalsuite.errors import CaseFileWarning, EvalsuiteError, NotRecorded, Unavailable
 from evalsuite.plugin import quarantine_key, results_key, run_settings, settings_key
-from evalsuite.records import ItemResult
+from evalsuite.records import ItemResult, item_identity
 from evalsuite.verdict._coverage import case_file
 
 _PROPERTY_FAMILIES = ("xunit1", "legacy")  # the junit families whose schema has testcase <properties>
@@ -32,7 +32,7 @@ class CaseFile(pytest.File):
     def collect(self) -> Iterator[CaseItem]:
         runs = load_suite(self.path, Path(self.config.rootpath))
         # Every item the file defines, whatever -k/--lf/-x then run: baseline entries absent here are "missing".
-        self.defined = {f"{run.suite}::{run.item_id}": case_file(run.source) for run in runs}
+        self.defined = {item_identity(run.suite, run.item_id): case_file(run.source) for run in runs}
         for run in runs:
             item = CaseItem.from_parent(self, name=run.item_id, run=run)
             item.add_marker(pytest.mark.evalsuite)

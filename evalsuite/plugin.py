@@ -270,7 +270,9 @@ def _case_identity(item: pytest.Item) -> str | None:
     if not _is_case_item(item):
         return None
     run = cast("CaseItem", item).run
-    return f"{run.suite}::{run.item_id}"
+    from evalsuite.records import item_identity
+
+    return item_identity(run.suite, run.item_id)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -33,6 +33,11 @@ def body_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_body(body)).hexdigest()
 
 
+def item_identity(suite: str, item_id: str) -> str:
+    """An item's identity, ``"<suite>::<item_id>"``; without a suite (a legacy baseline entry), its item id."""
+    return f"{suite}::{item_id}" if suite else item_id
+
+
 class SampleKey(NamedTuple):
     """One sample of one example: ``"<example_id>#<sample>"`` in baselines, cassette tags and reports."""
 
@@ -219,7 +224,7 @@ class ItemResult:
     @property
     def identity(self) -> str:
         """``"<suite>::<item_id>"``: unique across suites (item ids alone collide), the baseline key."""
-        return f"{self.suite}::{self.item_id}" if self.suite else self.item_id
+        return item_identity(self.suite, self.item_id)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (what crosses an xdist worker boundary and what report.json's items hold)."""

@@ -22,7 +22,7 @@ from evalsuite.cassettes import MODES, CassetteOptions, use_cassette
 from evalsuite.errors import DatasetUnavailable, EvalsuiteError, NotRecorded, SettingsError, Unavailable, display_path
 from evalsuite.metrics import Metric, get_metric
 from evalsuite.model import EngineSettings, answer_calls, estimate_cost, get_provider, model_prices
-from evalsuite.records import Answer, Call, Example, ExampleRecord, ItemResult, MetricResult, Scored
+from evalsuite.records import Answer, Call, Example, ExampleRecord, ItemResult, MetricResult, Scored, item_identity
 from evalsuite.verdict import Baseline, load_baseline
 from evalsuite.verdict.flakiness import flakiness
 
@@ -224,7 +224,7 @@ def score(
     scored = [_parse(by_example[a.example_id], a, prompt_hash, case) for a, prompt_hash in zip(answers, hashes)]
     values = {name: metric.score(scored) for name, metric in metrics.items()}
     keys = [str(s.answer.key) for s in scored]
-    baseline_entry = settings.baseline.entry(verdict.identity(run.suite, run.item_id)) if settings.baseline else None
+    baseline_entry = settings.baseline.entry(item_identity(run.suite, run.item_id)) if settings.baseline else None
     baseline_item = {name: m.per_example for name, m in baseline_entry.metrics.items()} if baseline_entry else None
     results = [
         verdict.judge(

@@ -406,8 +406,7 @@ def pytest_collection_modifyitems(items):
     assert pytest_counts == {"failed": 3, "passed": 1, "skipped": 2, "xfailed": 1, "xpassed": 1, "deselected": 1}
 
     doc = report_json(project)
-    outcomes = {item["identity"] if "identity" in item else f"{item['suite']}::{item['item_id']}": item["outcome"]
-                for item in doc["items"]}
+    outcomes = {item["identity"]: item["outcome"] for item in doc["items"]}
     assert outcomes == {
         "reviews::sentiment[plain-t0]": "passed", "reviews::sentiment[plain-t0.7]": "skipped",
         "reviews::sentiment[terse-t0.7]": "not_recorded", "extra::strict": "failed", "extra::broken": "error",

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from evalsuite import runner
-from evalsuite.errors import SettingsError
 from evalsuite.cases import load_suite
+from evalsuite.errors import SettingsError
 from evalsuite.model import EngineSettings
 from tests._support.chat_server import ChatServer, echo_responder
+from tests._support.scored import score_repeats_case
 
 CASE = """
 cases:
@@ -118,36 +119,9 @@ def test_a_bad_option_names_itself_and_the_fix(tmp_path: Path, options: dict, me
     assert message in str(raised.value)
 
 
-REPEATS_CASE = """
-cases:
-  - id: echo
-    model: {name: test-model, temperature: 0.7}
-    repeats: 3
-    dataset:
-      id: id
-      examples: [%s]
-    prompt: {system: "Repeat the text.", user: "Text: {{ text }}"}
-    metrics: {exact_match: {min: 0.9}}
-"""
-
-
 def scored(project: Path, wrong: dict[tuple[str, int], str], *, baseline: object = None) -> runner.ItemResult:
-    """The repeats case scored on answers given here (no model call): right except for ``wrong``."""
-    from evalsuite import dataset, prompts
-    from evalsuite.metrics import get_metric
-    from evalsuite.records import Answer
-
-    rows_text = ", ".join(f"{{id: e{i}, text: 'row {i}', expected: 'row {i}'}}" for i in range(4))
-    (project / "cases" / "repeats.yaml").write_text(REPEATS_CASE % rows_text)
-    [case_run] = load_suite(project / "cases" / "repeats.yaml", project)
-    rows = dataset.load_examples(case_run.case.dataset, case_run.base_dir)
-    calls = prompts.build_calls(case_run.case, rows)
-    answers = [Answer(example_id=c.example_id, sample=c.sample,
-                      text=wrong.get((c.example_id, c.sample), f"row {c.example_id[1:]}")) for c in calls]
-    metrics = {name: get_metric(name, spec) for name, spec in case_run.case.metrics.items()}
-    settings = runner.RunSettings(rootdir=project, baseline=baseline)  # type: ignore[arg-type]
-    return runner.score(case_run, rows, answers, metrics, settings, prompt_hashes=[c.prompt_hash for c in calls],
-                        inputs=[runner.prompt_text(c) for c in calls])
+    """Four examples, three samples each, right except for ``wrong``."""
+    return score_repeats_case(project, wrong, rows=4, repeats=3, baseline=baseline)
 
 
 def test_failure_message_shows_the_prompt_and_each_wrong_example_once(project: Path) -> None:

@@ -1,4 +1,4 @@
-"""report.json: the run as data (schema: report.schema.json), also readable as a baseline and by ``compare``."""
+"""report.json: the run as data (schema: report.schema.json), also read by ``evalsuite compare``."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def report_document(items: list[ItemResult], run: dict[str, Any]) -> dict[str, A
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "run": run,
         "summary": summary(items),
-        "items": [{**item.to_dict(), "status": item_status(item)} for item in items],
+        "items": [{**item.to_dict(), "identity": item.identity, "status": item_status(item)} for item in items],
     })
 
 

@@ -28,17 +28,12 @@ from evalsuite._util.atomic import write_atomic
 from evalsuite._util.jsonable import SCHEMA_VERSION, jsonable
 from evalsuite._util.secrets import Scrubber
 from evalsuite.errors import BaselineError
-from evalsuite.records import ItemResult, SampleKey
+from evalsuite.records import ItemResult, item_identity
 
 KIND = "evalsuite-baseline"
 LAYOUT = 2  # 1: items keyed by item id; 2: keyed by "<suite>::<item_id>"
 ANSWER_CHARS = 300  # of each answer kept per example: enough to show a flip, small enough to commit
 FLIPPED_SHOWN = 20
-
-
-def identity(suite: str, item_id: str) -> str:
-    """The baseline key of an item; an entry without a suite (a legacy file) is keyed by its item id."""
-    return f"{suite}::{item_id}" if suite else item_id
 
 
 def prompt_fingerprint(prompt_hashes: Iterable[str]) -> str:
@@ -80,7 +75,7 @@ class BaselineItem:
 
     @property
     def identity(self) -> str:
-        return identity(self.suite, self.item_id)
+        return item_identity(self.suite, self.item_id)
 
 
 @dataclass

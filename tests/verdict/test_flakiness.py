@@ -10,6 +10,7 @@ import pytest
 from evalsuite.cases.schema import MetricSpec
 from evalsuite.verdict.flakiness import flakiness
 from tests._support.builders import mean_metric
+from tests._support.scored import score_repeats_case
 
 
 def _keys(examples: int, samples: int) -> list[str]:
@@ -55,35 +56,10 @@ def test_corpus_and_max_thresholds_are_recomputed_per_draw() -> None:
     assert result.probability is not None and 0.2 < result.probability < 0.8
 
 
-REPEATS_CASE = """
-cases:
-  - id: echo
-    model: {name: test-model, temperature: 0.7}
-    repeats: 4
-    dataset:
-      id: id
-      examples: [%s]
-    prompt: {user: "{{ text }}"}
-    metrics: {exact_match: {min: 0.9}}
-"""
-
-
 def test_scored_item_with_repeats_carries_its_flakiness(tmp_path: Path) -> None:
-    from evalsuite import dataset, prompts, runner
-    from evalsuite.cases import load_suite
-    from evalsuite.metrics import get_metric
-    from evalsuite.records import Answer, ItemResult
+    from evalsuite.records import ItemResult
 
-    (tmp_path / "cases").mkdir()
-    rows_text = ", ".join(f"{{id: e{i}, text: 'row {i}', expected: 'row {i}'}}" for i in range(10))
-    (tmp_path / "cases" / "echo.yaml").write_text(REPEATS_CASE % rows_text)
-    [case_run] = load_suite(tmp_path / "cases" / "echo.yaml", tmp_path)
-    rows = dataset.load_examples(case_run.case.dataset, case_run.base_dir)
-    calls = prompts.build_calls(case_run.case, rows)
     wrong = {("e8", 1), ("e8", 3), ("e9", 0), ("e9", 2)}
-    answers = [Answer(example_id=c.example_id, sample=c.sample,
-                      text="nope" if (c.example_id, c.sample) in wrong else f"row {c.example_id[1:]}") for c in calls]
-    metrics = {name: get_metric(name, spec) for name, spec in case_run.case.metrics.items()}
-    result = runner.score(case_run, rows, answers, metrics, runner.RunSettings(rootdir=tmp_path))
+    result = score_repeats_case(tmp_path, wrong, rows=10, repeats=4)
     assert result.flakiness == pytest.approx(0.5, abs=0.2) and result.flaky_examples == ["e8", "e9"]
     assert ItemResult.from_dict(result.to_dict()).flakiness == result.flakiness
