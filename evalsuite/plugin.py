@@ -186,6 +186,7 @@ def is_suite(config: pytest.Config, path: Path) -> bool:
     return bool(configured) or _SUITE_KEY.search(path.read_bytes()) is not None
 
 
+@pytest.hookimpl(tryfirst=True)  # before -k/-m deselect: every case the collected files define is known
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     if not (config.stash.get(_case_file_seen_key, False) or any(_uses_fixtures(item) for item in items)):
         return
@@ -193,6 +194,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         settings = run_settings(config)  # a bad option value is a usage error now, not a failure of every item
         if settings.baseline is not None:  # a legacy entry that several collected suites share serves none of them
             settings.baseline.resolve(ident for ident in map(_case_identity, items) if ident)
+            defined = {ident: path for parent in {item.parent for item in items}  # so a renamed case finds its entry
+                       for ident, path in getattr(parent, "defined", {}).items()}
+            settings.baseline.define(defined, settings.rootdir)
         _apply_quarantine(config, items)  # an expired entry too: the run stops before anything runs
     except pytest.UsageError as exc:
         if not hasattr(config, "workerinput"):
@@ -241,7 +245,10 @@ def _quarantine(config: pytest.Config) -> list[QuarantineEntry]:
 
 
 def _apply_quarantine(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark each item named in quarantine.yaml as a non-strict xfail: it runs, a failure is expected, a pass is xpass."""
+    """Mark each item named in quarantine.yaml as a non-strict xfail: it runs, a failure is expected, a pass is xpass.
+
+    For a case item only a missed threshold or a regression is expected: not recorded, or an error, still fails
+    (a quarantine excuses a flaky verdict, not a broken setup)."""
     entries = _quarantine(config)
     if not entries:
         return
@@ -252,7 +259,8 @@ def _apply_quarantine(config: pytest.Config, items: list[pytest.Item]) -> None:
         names = (ident, item.nodeid) if ident is not None else (item.nodeid,)
         entry = find_entry(entries, names)
         if entry is not None:
-            item.add_marker(pytest.mark.xfail(reason=entry.describe(), strict=False))
+            raises = cast("Any", sys.modules["evalsuite._pytest_items"]).EvalFailure if ident is not None else None
+            item.add_marker(pytest.mark.xfail(reason=entry.describe(), strict=False, raises=raises))
             item.stash[quarantine_key] = entry.to_dict()
 
 
@@ -312,6 +320,15 @@ class SessionReport:
         self.coverage: Coverage | None = None  # against the baseline, once the session ends
         self.defined: dict[str, str] = {}  # identity -> case file, of every item the case files that ran define
 
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """A case file that does not load is an error pytest counts: the reports count it too (under xdist the
+        controller gets each failed collection once)."""
+        path = Path(report.nodeid)
+        if report.failed and path.suffix in (".yaml", ".yml") and path.stem != "defaults":
+            from evalsuite.records import ItemResult
+
+            self.items.append(ItemResult.not_collected(report.nodeid, str(report.longrepr)))
+
     @pytest.hookimpl(trylast=True)  # after pytest's junit writer opened the testcase (and added any <failure>)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         headline = getattr(report, HEADLINE_ATTR, None)
@@ -346,7 +363,7 @@ class SessionReport:
         if settings.baseline is not None:
             from evalsuite.verdict import coverage
 
-            self.coverage = coverage(self.items, settings.baseline, defined=self.defined)
+            self.coverage = coverage(self.items, settings.baseline, defined=self.defined, rootdir=settings.rootdir)
             if self.coverage.missing and _fail_on_missing(config):
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

@@ -226,6 +226,14 @@ class ItemResult:
         """``"<suite>::<item_id>"``: unique across suites (item ids alone collide), the baseline key."""
         return item_identity(self.suite, self.item_id)
 
+    @classmethod
+    def not_collected(cls, path: str, message: str) -> ItemResult:
+        """A case file that could not be loaded: one "error" entry, so that reports count what pytest counts."""
+        name = path.rpartition("/")[2]
+        return cls(nodeid=path, suite=name.rpartition(".")[0], case="", variant="", item_id=name, source=path,
+                   model={}, params={}, record_mode="", cassette=None, dataset_fingerprint="", n_examples=0,
+                   records=[], metrics=[], passed=False, message=message, outcome="error")
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data (what crosses an xdist worker boundary and what report.json's items hold)."""
         return asdict(self)

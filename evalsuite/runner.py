@@ -24,6 +24,8 @@ from evalsuite.metrics import Metric, get_metric
 from evalsuite.model import EngineSettings, answer_calls, estimate_cost, get_provider, model_prices
 from evalsuite.records import Answer, Call, Example, ExampleRecord, ItemResult, MetricResult, Scored, item_identity
 from evalsuite.verdict import Baseline, load_baseline
+from evalsuite.verdict._compare import Gate
+from evalsuite.verdict.baseline import RENAMED_FROM
 from evalsuite.verdict.flakiness import flakiness
 
 EXCERPT_CHARS = 200
@@ -225,6 +227,8 @@ def score(
     values = {name: metric.score(scored) for name, metric in metrics.items()}
     keys = [str(s.answer.key) for s in scored]
     baseline_entry = settings.baseline.entry(item_identity(run.suite, run.item_id)) if settings.baseline else None
+    renamed = settings.baseline.renamed_entry(fingerprint, hashes) if settings.baseline and not baseline_entry else None
+    baseline_entry = baseline_entry or renamed  # a renamed case stays gated: compared with its old name's entry
     baseline_item = {name: m.per_example for name, m in baseline_entry.metrics.items()} if baseline_entry else None
     results = [
         verdict.judge(
@@ -237,6 +241,9 @@ def score(
         )
         for name, metric in metrics.items()
     ]
+    if renamed is not None:
+        note = f"compared with baseline entry {renamed.identity} (renamed?)"
+        results = [replace(r, reason=f"{r.reason}; {note}") if r.name in renamed.metrics else r for r in results]
     texts = excerpts(inputs if inputs is not None else [_first_text(s.example) for s in scored])
     records = [_record(s, {name: values[name][i] for name in metrics}, text)
                for i, (s, text) in enumerate(zip(scored, texts))]
@@ -266,13 +273,17 @@ def score(
         wall_s=time.perf_counter() - started,
         agreement=verdict.agreement((s.example.id, s.prediction) for s in scored).mean if case.repeats > 1 else None,
         meta={"prompt_variant": run.prompt_variant, "tags": case.tags, "repeats": case.repeats,
-              "cassette_interactions": cassette_interactions},
+              "cassette_interactions": cassette_interactions,
+              **({RENAMED_FROM: renamed.identity} if renamed else {})},
     )
     if case.repeats > 1:  # how likely the verdict flips on a re-run, from the spread of the repeats
         flaky = flakiness([(metric.info(), case.metrics[name], values[name]) for name, metric in metrics.items()],
                           keys, ((s.example.id, s.prediction) for s in scored))
         result.flakiness, result.flaky_examples = flaky.probability, flaky.examples
-    result.flipped = verdict.flipped_examples(result, baseline_entry)
+    # only metrics that gate explain a verdict: ungated latency or tokens would list every example
+    gating = [r for r, (name, metric) in zip(results, metrics.items())
+              if Gate.of(metric.info(), case.metrics[name]).gated]
+    result.flipped = verdict.flipped_examples(replace(result, metrics=gating), baseline_entry)
     result.passed = not any(m.failed for m in results)
     if not result.passed:
         result.message = failure_message(result)

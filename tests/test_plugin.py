@@ -14,7 +14,7 @@ from xml.etree import ElementTree
 import pytest
 
 from tests._support.chat_server import ChatServer, sentiment_responder
-from tests._support.project import CANARY, REVIEWS, SENTIMENT_ITEMS, make_project, report_json, run, scores, write_case
+from tests._support.project import CANARY, REVIEWS, SENTIMENT_CASE, SENTIMENT_ITEMS, make_project, report_json, run, scores, write_case
 
 
 @pytest.fixture
@@ -368,6 +368,10 @@ QUARANTINE = """\
   reason: was flaky last month
   owner: bob
   expires: 2999-12-31
+- item: reviews::sentiment[terse-t0.7]
+  reason: excuses a flaky verdict, never a missing recording
+  owner: carol
+  expires: 2999-12-31
 """
 
 
@@ -399,29 +403,37 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.skip(reason="skipped by conftest"))
 """)
     (project.path / "reports").mkdir(exist_ok=True)
-    result = run(project, "cases", "-rA", "--junitxml=junit.xml", "--deselect", "cases/reviews.yaml::sentiment[terse-t0]")
+    # And a case file that does not load (pytest: a collection error).
+    (project.path / "cases" / "unloadable.yaml").write_text(SENTIMENT_CASE.format(min_accuracy=80, min_f1=0.5,
+                                                                                   provider=""))
+    result = run(project, "cases", "-rA", "--junitxml=junit.xml", "--deselect", "cases/reviews.yaml::sentiment[terse-t0]",
+                 "--continue-on-collection-errors")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stdout
     pytest_counts = _pytest_counts(result.stdout)
-    assert pytest_counts == {"failed": 3, "passed": 1, "skipped": 2, "xfailed": 1, "xpassed": 1, "deselected": 1}
+    assert pytest_counts == {"failed": 3, "passed": 1, "skipped": 2, "xfailed": 1, "xpassed": 1, "error": 1,
+                             "deselected": 1}
 
     doc = report_json(project)
     outcomes = {item["identity"]: item["outcome"] for item in doc["items"]}
     assert outcomes == {
         "reviews::sentiment[plain-t0]": "passed", "reviews::sentiment[plain-t0.7]": "skipped",
         "reviews::sentiment[terse-t0.7]": "not_recorded", "extra::strict": "failed", "extra::broken": "error",
-        "extra::hub": "skipped", "extra::flaky": "xfailed", "extra::steady": "xpassed",
+        "extra::hub": "skipped", "extra::flaky": "xfailed", "extra::steady": "xpassed", "unloadable::unloadable.yaml": "error",
     }
-    assert doc["summary"]["outcomes"] == {"passed": 1, "failed": 1, "not_recorded": 1, "error": 1, "skipped": 2,
+    assert doc["summary"]["outcomes"] == {"passed": 1, "failed": 1, "not_recorded": 1, "error": 2, "skipped": 2,
                                           "xfailed": 1, "xpassed": 1}
-    assert (doc["summary"]["passed"], doc["summary"]["failed"]) == (pytest_counts["passed"], pytest_counts["failed"])
+    assert sum(doc["summary"]["outcomes"].values()) == sum(pytest_counts.values()) - pytest_counts["deselected"]
+    assert (doc["summary"]["passed"], doc["summary"]["failed"]) == (
+        pytest_counts["passed"], pytest_counts["failed"] + pytest_counts["error"])
     by_id = {item["item_id"]: item for item in doc["items"]}
     assert "has no attribute 'upper'" in by_id["broken"]["message"] and by_id["broken"]["records"] == []
     assert by_id["sentiment[plain-t0.7]"]["message"] == "skipped by conftest"
     assert "imdb" in by_id["hub"]["message"]
     assert by_id["flaky"]["quarantine"]["owner"] == "alice" and by_id["steady"]["quarantine"]["owner"] == "bob"
-    assert "evalsuite: 8 items: 1 passed, 1 failed, 1 not recorded, 1 error, 2 skipped, 1 xfailed (quarantined), " \
+    assert "evalsuite: 9 items: 1 passed, 1 failed, 1 not recorded, 2 errors, 2 skipped, 1 xfailed (quarantined), " \
            "1 xpassed" in result.stdout.replace("\n  ", " ")
+    assert "80 is outside 0..1" in by_id["unloadable.yaml"]["message"]
 
     markdown = (project.path / "reports" / "report.md").read_text()
     html = (project.path / "reports" / "report.html").read_text()
@@ -430,6 +442,7 @@ def pytest_collection_modifyitems(items):
     assert "not recorded" in markdown and "flips between runs" in markdown and "flips between runs" in html
     system_out = {case.get("name"): "".join(out.text or "" for out in case.iter("system-out"))
                   for case in ElementTree.parse(project.path / "junit.xml").getroot().iter("testcase")}
+    system_out.pop("cases.unloadable.yaml")  # the collection error: pytest's own <error> says why
     assert len(system_out) == 8 and all("evalsuite " in text for text in system_out.values()), system_out
     assert "not recorded" in system_out["sentiment[terse-t0.7]"] and "skipped by conftest" in system_out["sentiment[plain-t0.7]"]
 

@@ -10,6 +10,8 @@ from evalsuite import runner
 from evalsuite.cases import load_suite
 from evalsuite.errors import SettingsError
 from evalsuite.model import EngineSettings
+from evalsuite.records import item_identity
+from evalsuite.verdict import load_baseline, write_baseline
 from tests._support.chat_server import ChatServer, echo_responder
 from tests._support.scored import score_repeats_case
 
@@ -134,8 +136,6 @@ def test_failure_message_shows_the_prompt_and_each_wrong_example_once(project: P
 
 
 def test_examples_that_flip_against_the_baseline_are_listed_with_both_answers(project: Path, tmp_path: Path) -> None:
-    from evalsuite.verdict import load_baseline, write_baseline
-
     before = scored(project, {("e3", 0): "nope"})
     baseline = load_baseline(write_baseline(tmp_path / "baseline.json", [before]))
     after = scored(project, {("e1", 1): "nope", ("e1", 2): "nope"}, baseline=baseline)  # misses min 0.9
@@ -150,3 +150,51 @@ def test_input_excerpts_cut_the_instructions_every_prompt_shares() -> None:
         "…Review: A warm film. Sentiment:", "…Review: Dull. Sentiment:"]
     assert runner.excerpts(["Text: row 1", "Text: row 2"]) == ["Text: row 1", "Text: row 2"]  # short: kept whole
     assert runner.excerpts(["x" * 300]) == ["x" * 199 + "…"]
+
+
+@pytest.mark.parametrize("latency_spec, flipped", [("{}", 0), ("{max_increase: 0.1}", 8)])
+def test_only_metrics_that_gate_list_flipped_examples(tmp_path: Path, latency_spec: str, flipped: int) -> None:
+    """A slower machine changes every example's latency: that is no flip unless the case gates latency."""
+    from evalsuite import dataset, prompts
+    from evalsuite.metrics import get_metric
+    from evalsuite.records import Answer
+    from evalsuite.verdict import load_baseline, write_baseline
+
+    rows = ", ".join(f"{{id: e{i}, text: 'row {i}', expected: 'row {i}'}}" for i in range(8))
+    (tmp_path / "cases").mkdir()
+    (tmp_path / "cases" / "echo.yaml").write_text(
+        CASE.replace("{exact_match: {min: 0}}", f"{{exact_match: {{min: 0}}, latency_p50: {latency_spec}}}") % rows)
+    [case_run] = load_suite(tmp_path / "cases" / "echo.yaml", tmp_path)
+    examples = dataset.load_examples(case_run.case.dataset, case_run.base_dir)
+    calls = prompts.build_calls(case_run.case, examples)
+    metrics = {name: get_metric(name, spec) for name, spec in case_run.case.metrics.items()}
+
+    def scored_at(latency: float, baseline: object = None) -> runner.ItemResult:
+        answers = [Answer(c.example_id, c.sample, text=f"row {c.example_id[1:]}", latency_s=latency + i / 1000)
+                   for i, c in enumerate(calls)]
+        settings = runner.RunSettings(rootdir=tmp_path, baseline=baseline)  # type: ignore[arg-type]
+        return runner.score(case_run, examples, answers, metrics, settings)
+
+    baseline = load_baseline(write_baseline(tmp_path / "baseline.json", [scored_at(0.045)]))
+    slow = scored_at(0.43, baseline)
+    assert len(slow.flipped) == flipped and all(f["metric"] == "latency_p50" for f in slow.flipped)
+
+
+def test_a_renamed_case_is_compared_with_the_baseline_entry_of_its_old_name(project: Path, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key-0000")
+    with ChatServer(echo_responder) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        first = run(project, "once")
+        baseline = load_baseline(write_baseline(project / "baseline.json", [first]))
+        case_path = project / "cases" / "echo.yaml"
+        case_path.write_text(case_path.read_text().replace("- id: echo", "- id: echo_renamed"))
+        [case_run] = load_suite(case_path, project)
+        baseline.define({item_identity(case_run.suite, case_run.item_id): "cases/echo.yaml"}, project)
+    with ChatServer(lambda body: echo_responder(body).upper()) as server:  # the model changed: every answer wrong
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        settings = runner.RunSettings(rootdir=project, record_mode="all", baseline=baseline)
+        renamed = runner.run_item(case_run, settings)
+    [exact_match] = renamed.metrics
+    assert exact_match.verdict == "regression" and not renamed.passed
+    assert f"compared with baseline entry {first.identity} (renamed?)" in exact_match.reason
+    assert renamed.meta["renamed_from"] == first.identity

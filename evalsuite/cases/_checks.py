@@ -94,7 +94,7 @@ def _check_thresholds(name: str, spec: MetricSpec, metric: Metric, layers: list[
         if value is None or low <= value <= high:
             continue
         scale = "a proportion" if metric.kind == "proportion" else "its scale"
-        hint = f"did you mean {value / 100:g}? " if highest == 1 and 1 < value <= 100 else ""
+        hint = f"did you mean {value / 100:g}? " if highest == 1 and 2 <= value <= 100 else ""  # 80: a percentage
         raise error_at(layers, ("metrics", name, threshold), f"{value:g} is outside {low:g}..{high:g}, the values "
                        f"{name} {'takes' if threshold != 'max_drop' else 'can drop by'} ({scale}); {hint}write the "
                        "threshold on that scale", rootdir)

@@ -120,12 +120,15 @@ def summary_line(items: list[ItemResult]) -> str:
     """``evalsuite: 6 items: 3 passed, 1 failed, 1 not recorded, 1 error, 1 skipped | 24 examples | ...``."""
     s = summary(items)
     outcomes = s["outcomes"]
-    parts = [f"{s['items']} items: {outcomes['passed']} passed, {outcomes['failed']} failed"]
+    parts = [f"{s['items']} item{'s' if s['items'] != 1 else ''}: {outcomes['passed']} passed, "
+             f"{outcomes['failed']} failed"]
     if s["regressions"]:
         parts[0] += f" ({s['regressions']} regression{'s' if s['regressions'] != 1 else ''})"
     for outcome in OUTCOMES[2:]:
         if outcomes[outcome]:
-            parts[0] += f", {outcomes[outcome]} {outcome_label(outcome)}" + (" (quarantined)" if outcome == "xfailed" else "")
+            plural = "s" if outcome == "error" and outcomes[outcome] != 1 else ""
+            parts[0] += f", {outcomes[outcome]} {outcome_label(outcome)}{plural}" + (
+                " (quarantined)" if outcome == "xfailed" else "")
     if s["improved"]:
         parts[0] += f", {s['improved']} improved"
     parts += [f"{s['examples']:,} examples", f"{s['unparsed']} unparsed", f"{s['errors']} errors"]
@@ -174,6 +177,15 @@ def clip(text: Any, limit: int = MAX_TEXT_CHARS) -> Any:
     if not isinstance(text, str) or len(text) <= limit:
         return text
     return text[:limit] + f"… [{len(text) - limit:,} of {len(text):,} characters cut; the full text is in the cassette]"
+
+
+def named(items: list[ItemResult]) -> list[ItemResult]:
+    """The items as text reports name them: by item id, or by identity (``suite::item_id``) where two suites
+    share an item id, so that their rows can be told apart. report.json keeps both fields as they are."""
+    suites: dict[str, set[str]] = {}
+    for item in items:
+        suites.setdefault(item.item_id, set()).add(item.suite)
+    return [replace(item, item_id=item.identity) if len(suites[item.item_id]) > 1 else item for item in items]
 
 
 def clipped(item: ItemResult) -> ItemResult:

@@ -24,6 +24,7 @@ from evalsuite.report._common import (
     flaky_text,
     item_status,
     mde_text,
+    named,
     outcome_label,
     p_text,
     packages_text,
@@ -278,6 +279,7 @@ def _examples_table(item: ItemResult) -> str:
 
 
 def render_html(items: list[ItemResult], run: dict[str, Any]) -> str:
+    items = named(items)
     parts = ["<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>evalsuite report</title>",
              f"<style>{_CSS}</style></head><body>", f"<h1>{escape(summary_line(items))}</h1>"]
     parts.append(f"<p class=meta>record mode {escape(str(run.get('record_mode', '')))} · {escape(packages_text(run))}"

@@ -14,6 +14,7 @@ from evalsuite.report._common import (
     flip_text,
     item_status,
     mde_text,
+    named,
     not_run_text,
     outcome_label,
     p_text,
@@ -58,6 +59,7 @@ def _notes(items: list[ItemResult], run: dict[str, Any]) -> list[str]:
 
 
 def render_markdown(items: list[ItemResult], run: dict[str, Any]) -> str:
+    items = named(items)
     lines = [f"### {_md(summary_line(items))}", "",
              "| | item | n | metric | value [95% CI] | threshold | vs baseline | p (drop) | MDE | verdict |",
              "|---|---|--:|---|---|---|---|---|--:|---|"]

@@ -22,6 +22,7 @@ from evalsuite.report._common import (
     error_kinds,
     flaky_text,
     flip_text,
+    named,
     not_run_text,
     outcome_label,
     outcome_of,
@@ -182,6 +183,7 @@ def render(items: list[ItemResult], *, reasons: bool = True, width: int | None =
     """
     width = width or shutil.get_terminal_size().columns
     markup = markup or _plain
+    items = named(items)
     failed = summary(items)["failed"] > 0
     lines = [markup(line, red=failed, green=not failed) for line in _summary(items, width)]
     lines += _table(_items(items), width, markup) if items else []

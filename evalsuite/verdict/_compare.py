@@ -230,7 +230,7 @@ def _decide(change: Change, pairing: Pairing, gate: Gate, alpha: float) -> Compa
     status: Status = "unchanged"
     tolerance, name = gate.tolerance, gate.tolerance_name
     if not gate.gated:
-        text += ") - not gated: it measures the machine more than the model; set max_increase (or max_drop) to gate it"
+        text += _ungated(worsening, p_worse, p_better, gate, alpha)
     elif worsening > 0 and p_worse < alpha and tolerance is not None and worsening <= tolerance:
         text += f") - significant at alpha {alpha:g} but within {name} {fmt(tolerance)}"
     elif worsening > 0 and p_worse < alpha:
@@ -245,6 +245,18 @@ def _decide(change: Change, pairing: Pairing, gate: Gate, alpha: float) -> Compa
     se = change.p.se(p_worse) if change.p.method == "monte-carlo" else None
     return Comparison(status, text + pairing.unmatched, pairing, change.baseline, change.delta, p_worse, p_better,
                       change.p.method, se, change.test, change.detectable if gate.gated else None)
+
+
+def _ungated(worsening: float, p_worse: float, p_better: float, gate: Gate, alpha: float) -> str:
+    """A machine metric (latency, tokens) never fails the item, but a significant change is said, with how to gate it."""
+    name = "max_drop" if gate.higher_is_better else "max_increase"
+    how = f"it measures the machine more than the model; set {name} to gate it"
+    if worsening > 0 and p_worse < alpha:
+        return f") - {'a drop' if gate.higher_is_better else 'an increase'}, significant at alpha {alpha:g}, " \
+               f"but not gated: {how}"
+    if worsening < 0 and p_better < alpha:
+        return f") - an improvement, significant at alpha {alpha:g}, but not gated: {how}"
+    return f") - not significant at alpha {alpha:g}, and not gated: {how}"
 
 
 def _samples(keys: Iterable[str], values: Iterable[Any]) -> dict[str, list[Any]]:

@@ -1,19 +1,19 @@
 """Which items the baseline gate actually covered this session.
 
 A gate is silent about what it does not compare: a new item passes on thresholds alone, and renaming a
-case quietly removes it from the gate. ``coverage`` names both: items with no baseline entry (new),
-baseline entries that did not run (missing), and renames, detected when a missing entry and a new item
-have the same dataset and prompt fingerprints (a rename changes neither).
+case or deleting its file would quietly remove it from the gate. ``coverage`` names them: items with no
+baseline entry (new), baseline entries that did not run (missing), and renames: items the runner compared
+with the entry of their old name (``Baseline.renamed_entry``, recorded in ``meta["renamed_from"]``).
 
 "Missing" means gone from the case files, not merely left out of this run: an entry counts only when its
 case file was collected and no longer defines it (``defined``: every item the collected files define,
-before ``-k``/``-m``/``--lf``/``-x`` chose what ran), so running a subset reports nothing missing. Legacy
-entries (written before identities, no case file known) count when no collected file defines their item id.
+before ``-k``/``-m``/``--lf``/``-x`` chose what ran) or its case file is gone from ``rootdir``, so running a
+subset reports nothing missing. Legacy entries (written before identities, no case file known) count when
+no collected file defines their item id.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +21,10 @@ from typing import Any
 
 from evalsuite.errors import display_path
 from evalsuite.records import ItemResult
-from evalsuite.verdict.baseline import Baseline, BaselineItem, prompt_fingerprint
+from evalsuite.verdict.baseline import RENAMED_FROM, Baseline, case_file
 
-_LINE_SUFFIX = re.compile(r":\d+$")
+__all__ = ["Coverage", "case_file", "coverage"]  # case_file: _pytest_items maps sources to case files with it
+
 _SHOWN = 10
 
 
@@ -46,8 +47,8 @@ class Coverage:
             out.append(f"coverage: {_count(self.new, 'item')} not in the baseline {self.baseline} (thresholds only, "
                        f"no regression check): {_names(self.new)}; add them with --eval-update-baseline")
         for old, new in self.renamed:
-            out.append(f"coverage: {new} looks like {old} renamed (same dataset and prompts); "
-                       "--eval-update-baseline moves its entry")
+            out.append(f"coverage: {new} looks like {old} renamed (same dataset and prompts): compared with its "
+                       "entry; --eval-update-baseline moves the entry")
         if self.missing:
             out.append(f"coverage: {_count(self.missing, 'baseline item')} did not run (renamed or removed?): "
                        f"{_names(self.missing)}; if removed, delete the entry from {self.baseline}")
@@ -65,17 +66,12 @@ def _names(names: Sequence[str]) -> str:
     return ", ".join(names[:_SHOWN]) + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
 
 
-def case_file(source: str) -> str:
-    """``cases/sentiment.yaml:12`` -> ``cases/sentiment.yaml``."""
-    return _LINE_SUFFIX.sub("", source)
-
-
 def coverage(items: Sequence[ItemResult], baseline: Baseline | None, *,
-             defined: Mapping[str, str] | None = None) -> Coverage:
+             defined: Mapping[str, str] | None = None, rootdir: Path | None = None) -> Coverage:
     """The session's ``items`` (every selected item, run or not) against ``baseline``; empty without one.
 
     ``defined`` maps the identity of every item the collected case files define to its case file
-    (default: the items given).
+    (default: the items given); entries whose case file is gone from ``rootdir`` are missing too.
     """
     if baseline is None:
         return Coverage()
@@ -85,38 +81,18 @@ def coverage(items: Sequence[ItemResult], baseline: Baseline | None, *,
     ambiguous = baseline.ambiguous_among(defined)
     matched: set[str] = set()
     new: list[str] = []
+    renamed: list[tuple[str, str]] = []
     for ident, item in run.items():
         entry = baseline.items.get(ident) or (baseline.legacy(ident) if item.item_id not in ambiguous else None)
+        old = item.meta.get(RENAMED_FROM)
         if entry is not None:
             matched.add(entry.identity)
+        elif old in baseline.items:
+            matched.add(old)
+            renamed.append((old, ident))
         elif item.metrics:  # an item that did not run was not gated at all; its outcome says so
             new.append(ident)
-    files = set(defined.values())
-    exists = set(defined) | {ident.rpartition("::")[2] for ident in defined}  # legacy entries are keyed by item id
-    gone = [e for key, e in sorted(baseline.items.items())
-            if key not in matched and key not in exists and e.item_id not in ambiguous
-            and (not e.source or case_file(e.source) in files)]
-    renamed = _renames(gone, [run[ident] for ident in new])
-    old_renamed, new_renamed = {old for old, _ in renamed}, {new for _, new in renamed}
-    return Coverage(new=[i for i in new if i not in new_renamed],
-                    missing=[e.identity for e in gone if e.identity not in old_renamed], renamed=renamed,
-                    ambiguous=sorted(ambiguous), baseline=display_path(baseline.path, Path.cwd()))
+    missing = [e.identity for e in baseline.unclaimed(defined, rootdir) if e.identity not in matched]
+    return Coverage(new=new, missing=missing, renamed=sorted(renamed), ambiguous=sorted(ambiguous),
+                    baseline=display_path(baseline.path, Path.cwd()))
 
-
-def _renames(unmatched: list[BaselineItem], new_items: list[ItemResult]) -> list[tuple[str, str]]:
-    """Pairs with the same dataset and prompt fingerprints, when the pairing is one-to-one."""
-    def key(dataset: str, prompts: str) -> tuple[str, str] | None:
-        return (dataset, prompts) if dataset and prompts else None
-
-    olds: dict[tuple[str, str], list[str]] = {}
-    for entry in unmatched:
-        k = key(entry.dataset_fingerprint, entry.prompt_fingerprint)
-        if k:
-            olds.setdefault(k, []).append(entry.identity)
-    news: dict[tuple[str, str], list[str]] = {}
-    for item in new_items:
-        k = key(item.dataset_fingerprint, prompt_fingerprint(r.prompt_hash for r in item.records))
-        if k:
-            news.setdefault(k, []).append(item.identity)
-    return sorted((olds[k][0], news[k][0]) for k in olds.keys() & news.keys()
-                  if len(olds[k]) == 1 and len(news[k]) == 1)

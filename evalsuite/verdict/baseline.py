@@ -8,7 +8,9 @@ keeps the prediction and a trimmed answer, so a report can show both answers of 
 Items are keyed by their identity ``"<suite>::<item_id>"`` (layout 2): item ids alone collide across
 suites. Files written before (layout 1, no ``layout`` key) are keyed by item id; such a *legacy* entry
 serves the one item of the run with that id, is not used when several suites of the run have that id
-(:meth:`Baseline.resolve`), and is re-keyed by identity on the next update. Writing merges into an
+(:meth:`Baseline.resolve`), and is re-keyed by identity on the next update. An item with no entry is
+compared with the one entry its case files no longer define that has its dataset and prompts (a rename,
+:meth:`Baseline.renamed_entry`), so renaming a case does not take it out of the gate. Writing merges into an
 existing file (items not run this time are kept) and is atomic (temp file + rename), so an
 interrupted run never leaves half a baseline. ``load_baseline`` reads baselines only; ``load_run``
 (for ``evalsuite compare``) also reads a ``report.json``.
@@ -18,7 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,6 +37,13 @@ KIND = "evalsuite-baseline"
 LAYOUT = 2  # 1: items keyed by item id; 2: keyed by "<suite>::<item_id>"
 ANSWER_CHARS = 300  # of each answer kept per example: enough to show a flip, small enough to commit
 FLIPPED_SHOWN = 20
+RENAMED_FROM = "renamed_from"  # ItemResult.meta key: the identity of the entry a renamed item was compared with
+_LINE_SUFFIX = re.compile(r":\d+$")
+
+
+def case_file(source: str) -> str:
+    """``cases/sentiment.yaml:12`` -> ``cases/sentiment.yaml``."""
+    return _LINE_SUFFIX.sub("", source)
 
 
 def prompt_fingerprint(prompt_hashes: Iterable[str]) -> str:
@@ -85,6 +95,7 @@ class Baseline:
     items: dict[str, BaselineItem]  # by identity (a legacy entry: by item id)
     source: str = "baseline"  # "baseline" | "report" (only through load_run)
     ambiguous: set[str] = field(default_factory=set)  # item ids of legacy entries that several suites claim
+    gone: list[BaselineItem] | None = None  # entries the collected case files no longer define (None: not told)
 
     def ambiguous_among(self, identities: Iterable[str]) -> set[str]:
         """Item ids of legacy entries that several suites among ``identities`` have."""
@@ -98,6 +109,37 @@ class Baseline:
         """Tell the baseline which items this session has (call it once they are collected), so a legacy
         entry whose item id several suites share serves none of them: it holds only one suite's results."""
         self.ambiguous = self.ambiguous_among(identities)
+
+    def define(self, defined: Mapping[str, str], rootdir: Path | None = None) -> None:
+        """Tell the baseline every item the collected case files define (identity -> case file), before
+        ``-k``/``-m`` deselect any, so an item with no entry can be matched with a renamed one."""
+        self.gone = self.unclaimed(defined, rootdir)
+
+    def unclaimed(self, defined: Mapping[str, str], rootdir: Path | None = None) -> list[BaselineItem]:
+        """Entries no case file defines any more: those of the ``defined`` case files (a case file left out of
+        the run says nothing), of case files deleted from ``rootdir``, and legacy ones whose item id is not
+        defined; not a legacy entry several suites claim (it is reported as ambiguous)."""
+        files = set(defined.values())
+        exists = set(defined) | {ident.rpartition("::")[2] for ident in defined}  # legacy entries: by item id
+        ambiguous = self.ambiguous_among(defined)
+
+        def in_scope(entry: BaselineItem) -> bool:
+            if not entry.source:
+                return True
+            path = case_file(entry.source)
+            return path in files or (rootdir is not None and not (rootdir / path).exists())
+
+        return [e for key, e in sorted(self.items.items())
+                if key not in exists and e.item_id not in ambiguous and in_scope(e)]
+
+    def renamed_entry(self, dataset_fingerprint: str, prompt_hashes: Iterable[str]) -> BaselineItem | None:
+        """For an item with no entry: the one entry no case file defines any more that has the same dataset and
+        prompts (a rename changes neither); None when none or several do, or before :meth:`define`."""
+        prompts = prompt_fingerprint(prompt_hashes)
+        if self.gone is None or not dataset_fingerprint or not prompts:
+            return None
+        same = [e for e in self.gone if (e.dataset_fingerprint, e.prompt_fingerprint) == (dataset_fingerprint, prompts)]
+        return same[0] if len(same) == 1 else None
 
     def legacy(self, ident: str) -> BaselineItem | None:
         """The legacy entry (keyed by item id, no suite) an identity or item id falls back to."""
@@ -160,10 +202,11 @@ def write_baseline(path: Path | str, items: list[ItemResult], *, merge: bool = T
         claimed_by_all = {i for i in existing.ambiguous if all(it.metrics for it in items if it.item_id == i)}
         for item_id in claimed_by_all:  # each suite's item gets its own entry below: the shared one is obsolete
             kept.pop(item_id, None)
-        from evalsuite.verdict._coverage import coverage  # coverage builds on this module
-
-        for old, _ in coverage([item for item in items if item.metrics], existing).renamed:
-            kept.pop(old, None)  # the renamed item's entry is written under its new identity below
+        existing.define({item.identity: case_file(item.source) for item in items})
+        for item in items:  # a renamed item's entry moves to its new identity (written below)
+            renamed = existing.renamed_entry(item.dataset_fingerprint, (r.prompt_hash for r in item.records))
+            if item.metrics and existing.entry(item.identity) is None and renamed is not None:
+                kept.pop(renamed.identity, None)
     for item in items:
         if item.metrics:
             kept[item.identity] = _item_from_result(item)

@@ -9,10 +9,12 @@ is skipped with a note rather than judged with the wrong aggregate.
 
 from __future__ import annotations
 
+import json
 import math
 import typing
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -71,12 +73,16 @@ def stored_metric(name: str, stored: BaselineMetric) -> MetricInfo | None:
 
 # ``evalsuite compare``'s exit codes; its --help and the README say the same.
 PASSED, FAILED, UNUSABLE = 0, 1, 2
+NOT_RUN_FAILURES = ("not_recorded", "error")  # outcomes of a report.json item that failed without metrics
 
 
 def exit_code(results: Sequence[ItemResult]) -> int:
     """``FAILED`` when a metric regressed, missed a threshold stored in NEW (a missed threshold takes precedence in
-    the verdict and may hide a regression: both gate) or could not be measured; ``UNUSABLE`` when no metric has
-    an example paired with OLD (unrelated files: a gate that compared nothing must not pass); else ``PASSED``."""
+    the verdict and may hide a regression: both gate) or could not be measured, or when an item of NEW did not
+    run (not recorded, an error: red in its own session, so red here); ``UNUSABLE`` when no metric has an example
+    paired with OLD (unrelated files: a gate that compared nothing must not pass); else ``PASSED``."""
+    if any(item.outcome in NOT_RUN_FAILURES for item in results):
+        return FAILED
     metrics = [m for item in results for m in item.metrics]
     if not any(m.n_paired for m in metrics):
         return UNUSABLE
@@ -110,8 +116,21 @@ def compare(old_path: str, new_path: str, *, alpha: float, seed: int,
             old_metric = old_item.metrics.get(name) if old_item else None
             metrics.append(_rejudged(info, spec, stored, old_metric, alpha=alpha, seed=seed))
         results.append(_item(str(new.path), new_item, metrics))
+    for item in _not_run(new_path):  # in NEW's report without metrics: not compared, but not absent either
+        compared.update(ident for ident in (item.identity, item.item_id) if old.entry(ident))
+        results.append(item)
     notes += [f"{item_id}: in {old.path} but not in {new.path}" for item_id in old.items if item_id not in compared]
     return results, notes
+
+
+def _not_run(path: str) -> list[ItemResult]:
+    """The items of a report.json that failed without metrics (a baseline file holds none)."""
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    found = [ItemResult.from_dict(raw) for raw in doc.get("items", []) if isinstance(raw, dict)
+             and raw.get("outcome") in NOT_RUN_FAILURES and not raw.get("metrics")]
+    for item in found:
+        item.passed = False
+    return found
 
 
 def _rejudged(info: MetricInfo, spec: MetricSpec, stored: BaselineMetric, old: BaselineMetric | None, *,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from pathlib import Path
 
@@ -93,3 +94,15 @@ def test_terminal_lists_items_not_run_quarantines_flakiness_and_the_first_flips(
     assert "sentiment[t1.0]: 5 example(s) flipped" in text
     assert "ex2 accuracy 1 -> 0: 'positive' -> 'negative 2'" in text and "ex3 accuracy" not in text
     assert "verdict flips on a re-run with probability 0.310" in text
+
+
+def test_two_suites_with_one_case_id_are_told_apart_in_every_text_report(tmp_path: Path) -> None:
+    same_id = [dataclasses.replace(make_item(0.0, accuracy=0.9, seed=1), suite="reviews"),
+               dataclasses.replace(make_item(0.0, accuracy=0.6, seed=2), suite="tweets")]
+    text = render(same_id, width=120)
+    assert "reviews::sentiment[t0.0]" in text and "tweets::sentiment[t0.0]" in text
+    written = write_reports(tmp_path, same_id, {})
+    for fmt in ("md", "html"):
+        assert "tweets::sentiment[t0.0]" in written[fmt].read_text()
+    assert [i["item_id"] for i in json.loads(written["json"].read_text())["items"]] == ["sentiment[t0.0]"] * 2
+    assert "::" not in render([same_id[0]], width=120)  # one suite: items keep their short names

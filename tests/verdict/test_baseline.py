@@ -156,3 +156,24 @@ def test_a_secret_echoed_in_an_answer_is_not_committed_with_the_baseline(tmp_pat
     item = make_item(0.0, seed=1, answer_text="my key is sk-proj-Zq8vW3xT9mK2pL7nR4sB6yC1")
     text = write_baseline(tmp_path / "baseline.json", [item]).read_text()
     assert "Zq8vW3xT9mK2pL7nR4sB6yC1" not in text and "my key is" in text
+
+
+def test_an_item_without_entry_finds_the_one_entry_its_case_files_no_longer_define(tmp_path: Path) -> None:
+    old, kept, deleted = (in_suite(make_item(0.0, variant=v), "reviews") for v in ("old", "kept", "del"))
+    deleted = replace(in_suite(deleted, "tweets"), dataset_fingerprint="fedcba9876543210")
+    baseline = load_baseline(write_baseline(tmp_path / "baseline.json", [old, kept, deleted]))
+    hashes = [r.prompt_hash for r in old.records]
+    assert baseline.renamed_entry(old.dataset_fingerprint, hashes) is None  # not told what the case files define
+    (tmp_path / "cases").mkdir()
+    (tmp_path / "cases" / "reviews.yaml").write_text("")  # tweets.yaml was deleted
+    defined = {"reviews::sentiment[new]": "cases/reviews.yaml", kept.identity: "cases/reviews.yaml"}
+    baseline.define(defined, tmp_path)
+    found = baseline.renamed_entry(old.dataset_fingerprint, hashes)
+    assert found is not None and found.identity == old.identity  # kept still defined; tweets' dataset differs
+    assert baseline.renamed_entry(deleted.dataset_fingerprint, hashes).identity == deleted.identity  # file deleted
+    assert baseline.renamed_entry(old.dataset_fingerprint, ["another prompt"]) is None
+    baseline.define({**defined, old.identity: "cases/reviews.yaml"}, tmp_path)  # "old" is still defined: no rename
+    assert baseline.renamed_entry(old.dataset_fingerprint, hashes) is None
+    baseline.items[deleted.identity].dataset_fingerprint = old.dataset_fingerprint
+    baseline.define(defined, tmp_path)
+    assert baseline.renamed_entry(old.dataset_fingerprint, hashes) is None  # two candidates: neither is chosen

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from evalsuite.cases.schema import MetricSpec
+from evalsuite.metrics import MetricInfo
 from evalsuite.verdict._compare import Comparison, Pairing, compare
 from evalsuite.verdict._interval import Interval, interval
 from evalsuite.verdict.stats import Resampling
@@ -55,3 +56,23 @@ def test_repeats_pair_examples_not_samples() -> None:
     result = run(new.tolist(), keys, dict(zip(keys, old.tolist())))
     assert result.status == "unchanged" and result.test == "paired-permutation"
     assert result.pairing.n_paired == 10 and result.delta == pytest.approx(0.0)
+
+
+def _latency_run(before: list[float], after: list[float], spec: MetricSpec = MetricSpec()) -> Comparison:
+    info = MetricInfo("latency_p50", "corpus", False, "median latency", lambda v: float(np.median(v)), None, False)
+    keys = [f"ex{i}#0" for i in range(len(after))]
+    measured = interval(info, after, keys, Resampling())
+    assert isinstance(measured, Interval)
+    return compare(info, spec, measured, after, keys, dict(zip(keys, before)), alpha=0.05, resampling=Resampling())
+
+
+def test_a_significant_change_of_an_ungated_metric_is_said_without_failing() -> None:
+    before = [0.045 + i / 10000 for i in range(8)]
+    slower = _latency_run(before, [0.429 + i / 10000 for i in range(8)])  # every example slower: p = 2^-8
+    assert slower.status == "unchanged" and slower.p_value == pytest.approx(2 ** -8)
+    assert slower.text.endswith(") - an increase, significant at alpha 0.05, but not gated: it measures the machine "
+                                "more than the model; set max_increase to gate it")
+    noise = _latency_run(before, before[1:] + before[:1])  # a reshuffle, not a change
+    assert noise.status == "unchanged" and "not significant at alpha 0.05, and not gated" in noise.text
+    gated = _latency_run(before, [0.429 + i / 10000 for i in range(8)], MetricSpec(max_increase=0.1))
+    assert gated.status == "regression"

@@ -57,3 +57,16 @@ def test_compare_pairs_items_by_identity_and_reads_reports(tmp_path: Path) -> No
     results, notes = compare(str(old), str(new), alpha=0.05, seed=0)
     assert notes == [] and [r.identity for r in results] == ["reviews::sentiment[t0.0]", "tweets::sentiment[t0.0]"]
     assert {m.verdict for r in results for m in r.metrics} == {"unchanged"}
+
+
+def test_an_item_the_new_run_could_not_run_fails_the_comparison(tmp_path: Path) -> None:
+    """A prompt changed without re-recording: red in its session, so red in ``compare`` too, never "not in NEW"."""
+    kept, changed = make_item(0.0, accuracy=0.9, seed=1), make_item(0.7, accuracy=0.9, seed=2)
+    old = write_baseline(tmp_path / "old.json", [kept, changed])
+    not_recorded = replace(changed, metrics=[], records=[], outcome="not_recorded", passed=False,
+                           message="sentiment[t0.7]: 8 call(s) not recorded")
+    new = write_reports(tmp_path / "reports", [kept, not_recorded], {})["json"]
+    results, notes = compare(str(old), str(new), alpha=0.05, seed=0)
+    assert [(r.item_id, r.outcome) for r in results] == [("sentiment[t0.0]", "passed"),
+                                                        ("sentiment[t0.7]", "not_recorded")]
+    assert notes == [] and exit_code(results) == FAILED

@@ -21,7 +21,8 @@ def test_new_missing_and_renamed_items_are_named(tmp_path: Path) -> None:
     kept, renamed_away, removed = item("reviews", "a"), item("reviews", "b"), item("reviews", "c")
     other_file = item("tweets", "a")
     baseline = load_baseline(write_baseline(tmp_path / "baseline.json", [kept, renamed_away, removed, other_file]))
-    renamed = replace(item("reviews", "b"), item_id="sentiment[b2]")  # same dataset and prompts, new id
+    renamed = replace(item("reviews", "b"), item_id="sentiment[b2]",  # compared with b's entry by the runner
+                      meta={"renamed_from": renamed_away.identity})
     brand_new = item("reviews", "d")
     result = coverage([kept, renamed, brand_new], baseline)
 
@@ -31,7 +32,7 @@ def test_new_missing_and_renamed_items_are_named(tmp_path: Path) -> None:
     assert result.to_dict()["renamed"] == [{"from": "reviews::sentiment[b]", "to": "reviews::sentiment[b2]"}]
     text = "\n".join(result.lines())
     assert "reviews::sentiment[d]" in text and "thresholds only" in text
-    assert "reviews::sentiment[b2] looks like reviews::sentiment[b] renamed" in text
+    assert "reviews::sentiment[b2] looks like reviews::sentiment[b] renamed" in text and "compared with" in text
     assert "1 baseline item did not run" in text and str(baseline.path) in text
 
 
@@ -57,3 +58,19 @@ def test_a_legacy_entry_two_suites_claim_is_reported_not_matched(tmp_path: Path)
     assert result.ambiguous == ["sentiment[a]"] and result.new == [one.identity, two.identity]
     assert coverage([replace(item("imdb", "hub"), metrics=[])], baseline).new == []  # not run: not gated, not "new"
     assert "predates suite names" in result.lines()[-1]
+
+
+def test_entries_of_a_deleted_case_file_are_missing(tmp_path: Path) -> None:
+    kept, deleted = item("reviews", "a"), item("tweets", "a")
+    baseline = load_baseline(write_baseline(tmp_path / "baseline.json", [kept, deleted]))
+    (tmp_path / "cases").mkdir()
+    (tmp_path / "cases" / "reviews.yaml").write_text("")  # cases/tweets.yaml is gone
+    assert coverage([kept], baseline).missing == []  # without a rootdir: tweets.yaml may just not have run
+    assert coverage([kept], baseline, rootdir=tmp_path).missing == [deleted.identity]
+
+
+def test_updating_the_baseline_moves_a_renamed_items_entry(tmp_path: Path) -> None:
+    path = write_baseline(tmp_path / "baseline.json", [item("reviews", "a"), item("reviews", "b")])
+    renamed = replace(item("reviews", "b"), item_id="sentiment[b2]")  # same dataset and prompts, new id
+    write_baseline(path, [item("reviews", "a"), renamed])
+    assert sorted(load_baseline(path).items) == ["reviews::sentiment[a]", "reviews::sentiment[b2]"]

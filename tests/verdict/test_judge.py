@@ -339,10 +339,10 @@ def test_monte_carlo_p_near_alpha_is_estimated_again_with_more_rounds() -> None:
 def test_small_item_says_which_drop_it_can_detect(old: np.ndarray) -> None:
     small = judge(mean_metric(), MetricSpec(min=0.5), [1] * 7 + [0], keys(8), {k: 1 for k in keys(8)})
     assert small.mde == pytest.approx(0.625)  # 5 losses of 8 is the least exact McNemar can call significant
-    assert "n=8: the smallest drop this item can detect is 0.625" in small.reason
+    assert "n=8: only a drop of 0.625 or more (5 of 8 examples) can be significant" in small.reason
     assert "add examples to gate on smaller drops" in small.reason
     tiny = judge(mean_metric(), MetricSpec(), [1, 1, 0, 1], keys(4))  # no baseline: from n alone
-    assert tiny.mde is None and "n=4: no drop can reach significance at alpha 0.05" in tiny.reason
+    assert tiny.mde is None and "n=4: no drop can reach significance at one-sided alpha 0.05" in tiny.reason
     large = judge(mean_metric(), MetricSpec(), flip(old, 20, 20), keys(1000), dict(zip(keys(1000), old.tolist())))
     assert 0.015 < large.mde < 0.03 and "minimum detectable drop" in large.reason and "as observed" in large.reason
 
@@ -370,7 +370,8 @@ def test_latency_rise_is_reported_as_an_increase_and_not_gated_unless_asked() ->
     result = judge(_latency(), MetricSpec(), after.tolist(), keys(200), base)
     assert result.verdict == "unchanged" and not result.failed and result.delta > 0
     assert "for an increase" in result.reason and "for a drop" not in result.reason
-    assert "not gated" in result.reason and "max_increase" in result.reason
+    assert "an increase, significant at alpha 0.05, but not gated" in result.reason
+    assert "set max_increase to gate it" in result.reason
     assert result.p_value < 0.001 and result.mde is None
     gated = judge(_latency(), MetricSpec(max_increase=0.05), after.tolist(), keys(200), base)
     assert gated.verdict == "regression" and "beyond max_increase 0.050" in gated.reason
