@@ -318,6 +318,7 @@ class SessionReport:
         self.items: list[ItemResult] = []
         self.failed_cases: list[tuple[str, int, str]] = []  # (case file, line, one-line reason) for CI annotations
         self.coverage: Coverage | None = None  # against the baseline, once the session ends
+        self.notes: list[tuple[str, bool]] = []  # (line, alarm): printed under the table (coverage, files written)
         self.defined: dict[str, str] = {}  # identity -> case file, of every item the case files that ran define
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
@@ -354,18 +355,44 @@ class SessionReport:
         return bool(self.items or config.stash.get(_case_file_seen_key, False))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Judge coverage and write the files here, where a failure can still change the exit status; the
+        terminal summary only prints what happened."""
         if not self._reports_due() or _usage_failed(session):
             return
         config = self.config
         settings = run_settings(config)  # pytest_evalsuite_configure runs first here too (under xdist, nothing ran yet)
         self.items.sort(key=lambda r: r.nodeid)
         config.hook.pytest_evalsuite_session_result(config=config, items=self.items)
+        baseline = settings.baseline_path.as_posix() if settings.baseline_path else None
+        meta: dict[str, Any] = {"record_mode": settings.record_mode, "alpha": settings.alpha, "baseline": baseline}
         if settings.baseline is not None:
             from evalsuite.verdict import coverage
 
             self.coverage = coverage(self.items, settings.baseline, defined=self.defined, rootdir=settings.rootdir)
+            self.notes += [(text, False) for text in self.coverage.lines()]
+            meta["coverage"] = {**self.coverage.to_dict(), "lines": self.coverage.lines()}  # lines: for report.md/html
             if self.coverage.missing and _fail_on_missing(config):
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
+                self.notes.append((f"evalsuite: failing the session (--eval-fail-on-missing): "
+                                   f"{len(self.coverage.missing)} baseline item(s) did not run: "
+                                   f"{', '.join(self.coverage.missing)}", True))
+        from evalsuite import report
+        from evalsuite.errors import EvalsuiteError
+        from evalsuite.verdict import write_baseline
+
+        try:
+            written = report.write_reports(settings.rootdir / settings.report_dir, self.items, meta,
+                                           redact=settings.redact)
+            self.notes.append(("reports: " + ", ".join(str(p) for p in written.values()), False))
+            if config.getoption("eval_update_baseline") and settings.baseline_path:
+                scored = [item for item in self.items if item.metrics]  # the others keep their old entry
+                write_baseline(settings.rootdir / settings.baseline_path, self.items, redact=settings.redact)
+                kept = len(self.items) - len(scored)
+                self.notes.append((f"baseline written: {baseline} ({len(scored)} items"
+                                   + (f"; {kept} not scored, their entries kept)" if kept else ")"), False))
+        except EvalsuiteError as exc:  # e.g. a file where the report folder should be: the run must not look green
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            self.notes.append((f"evalsuite: {exc}", True))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         config = self.config
@@ -379,32 +406,14 @@ class SessionReport:
         if not self._reports_due() or settings_key not in config.stash:
             return
         from evalsuite import report
-        from evalsuite.verdict import write_baseline
 
-        items = self.items
-        settings = run_settings(config)
         terminalreporter.section("evalsuite score report")
         writer = config.get_terminal_writer()  # its markup honours --color and NO_COLOR
         reasons = config.getoption("tbstyle") == "no"  # otherwise pytest's failure section shows each reason
-        terminalreporter.write_line(report.render(items, width=writer.fullwidth, markup=writer.markup, reasons=reasons))
-        baseline = settings.baseline_path.as_posix() if settings.baseline_path else None
-        meta: dict[str, Any] = {"record_mode": settings.record_mode, "alpha": settings.alpha, "baseline": baseline}
-        if self.coverage is not None:
-            for text in self.coverage.lines():
-                terminalreporter.write_line(text)
-            meta["coverage"] = {**self.coverage.to_dict(), "lines": self.coverage.lines()}  # lines: for report.md/html
-            if self.coverage.missing and _fail_on_missing(config):
-                terminalreporter.write_line(
-                    f"evalsuite: failing the session (--eval-fail-on-missing): {len(self.coverage.missing)} baseline "
-                    f"item(s) did not run: {', '.join(self.coverage.missing)}", red=True)
-        written = report.write_reports(settings.rootdir / settings.report_dir, items, meta, redact=settings.redact)
-        terminalreporter.write_line("reports: " + ", ".join(str(p) for p in written.values()))
-        if config.getoption("eval_update_baseline") and settings.baseline_path:
-            scored = [item for item in items if item.metrics]  # the others keep their old entry
-            write_baseline(settings.rootdir / settings.baseline_path, items, redact=settings.redact)
-            kept = len(items) - len(scored)
-            terminalreporter.write_line(f"baseline written: {baseline} ({len(scored)} items"
-                                        + (f"; {kept} not scored, their entries kept)" if kept else ")"))
+        terminalreporter.write_line(report.render(self.items, width=writer.fullwidth, markup=writer.markup,
+                                                  reasons=reasons))
+        for text, alarm in self.notes:
+            terminalreporter.write_line(text, red=alarm)
 
 
 def _fail_on_missing(config: pytest.Config) -> bool:

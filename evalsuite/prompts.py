@@ -4,7 +4,10 @@ Why a sandbox: case files are reviewed like code but run in CI with secrets in t
 templates are rendered by Jinja2's ``SandboxedEnvironment`` (no ``__class__``/``__globals__`` escapes)
 with ``StrictUndefined`` (a typo'd field is an error, not an empty prompt), bounded in what it may
 build (:mod:`evalsuite._util.bounded_jinja`: 10 M characters per string and rendered text, 1 M list
-items, ``range`` of 100,000), so ``{{ 'x' * 3000000000 }}`` is an error, not an exhausted machine.
+items, ``range`` of 100,000; per render 2 s, 50 M characters and items made in all, macros 50 deep), so
+``{{ 'x' * 3000000000 }}`` or two nested loops of 100,000 are an error, not an exhausted machine. Any
+other exception a template raises (``1 // 0``, ``'x'.split('')``) is a :class:`PromptError` naming the
+case, the template's key and the example, never a traceback.
 
 Templates see the example's fields plus ``expected`` and ``example_id``.
 
@@ -41,7 +44,7 @@ import jinja2
 from jinja2 import meta
 from jinja2.sandbox import SecurityError
 
-from evalsuite._util.bounded_jinja import BoundedSandbox, TemplateLimit, render_bounded
+from evalsuite._util.bounded_jinja import BoundedSandbox, TemplateLimit, TemplateTimeout, render_bounded
 from evalsuite.cases.schema import Case, Truncate
 from evalsuite.errors import PromptError
 from evalsuite.records import Call, Example
@@ -81,6 +84,9 @@ def build_calls(case: Case, examples: list[Example]) -> list[Call]:
         except jinja2.TemplateSyntaxError as exc:
             raise PromptError(f"case {case.id!r}: {key}: template syntax error on line {exc.lineno}: {exc.message}; "
                               "fix the template ({{ field }} for values, {% if %}...{% endif %} for logic)") from None
+        except RecursionError:
+            raise PromptError(f"case {case.id!r}: {key}: template nested too deeply to compile; "
+                              "nest fewer brackets, blocks or operators") from None
 
     api = case.model.api
     params = _params(case)
@@ -126,12 +132,15 @@ def _render(case: Case, key: str, template: jinja2.Template, names: set[str], co
     if not missing:
         try:
             return render_bounded(template, context)
-        except jinja2.TemplateError as exc:
+        except Exception as exc:  # noqa: BLE001  # whatever a template raises becomes a clear PromptError below
             error: Exception = exc
     where = f"case {case.id!r}: {key} (example {example.id!r})"
     available = ", ".join(sorted(context))
     if missing:
         raise PromptError(f"{where}: undefined variable {sorted(missing)[0]!r}; available fields: {available}")
+    if isinstance(error, TemplateTimeout):
+        raise PromptError(f"{where}: template too slow: {error}; loop over fewer items (a prompt renders in "
+                          "microseconds)") from None
     if isinstance(error, TemplateLimit):
         raise PromptError(f"{where}: template too large: {error}; produce less text (render the field, not copies "
                           "of it), or shorten the data") from None
@@ -140,7 +149,12 @@ def _render(case: Case, key: str, template: jinja2.Template, names: set[str], co
                           f"read the example's fields; available fields: {available}") from None
     if isinstance(error, jinja2.UndefinedError):
         raise PromptError(f"{where}: {error.message}; available fields: {available}") from None
-    raise PromptError(f"{where}: {error}") from None
+    if isinstance(error, jinja2.TemplateError):
+        raise PromptError(f"{where}: {error}") from None
+    if isinstance(error, RecursionError):
+        raise PromptError(f"{where}: the template recursed too deeply ({error}); make recursive macros stop") from None
+    raise PromptError(f"{where}: the template failed: {type(error).__name__}: {error}; fix the template "
+                      "expression that raises it") from None
 
 
 def _completions_prompt(rendered: list[tuple[str, str, str]]) -> str:

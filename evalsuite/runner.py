@@ -17,10 +17,10 @@ from typing import Any
 from evalsuite import dataset, parsing, prompts, verdict
 from evalsuite._util.secrets import user_secrets
 from evalsuite.cases import CaseRun, tool_settings
-from evalsuite.cases.schema import Case, ModelSettings
+from evalsuite.cases.schema import Case, MetricSpec, ModelSettings
 from evalsuite.cassettes import MODES, CassetteOptions, use_cassette
-from evalsuite.errors import DatasetUnavailable, EvalsuiteError, NotRecorded, SettingsError, Unavailable, display_path
-from evalsuite.metrics import Metric, get_metric
+from evalsuite.errors import BaselineError, DatasetUnavailable, EvalsuiteError, NotRecorded, SettingsError, Unavailable, display_path
+from evalsuite.metrics import Metric, MetricInfo, get_metric
 from evalsuite.model import EngineSettings, answer_calls, estimate_cost, get_provider, model_prices
 from evalsuite.records import Answer, Call, Example, ExampleRecord, ItemResult, MetricResult, Scored, item_identity
 from evalsuite.verdict import Baseline, load_baseline
@@ -191,6 +191,10 @@ def run_item(run: CaseRun, settings: RunSettings, *, cassette_options: CassetteO
             details=[f"examples: {shown}", *(f"  {line}" for line in misses.lines[:10])],
             recorded_with=misses.recorded_with,
         ))
+    if answers and not any(a.ok for a in answers):  # a dead endpoint measures nothing, whatever the thresholds say
+        kinds = ", ".join(f"{n} {kind}" for kind, n in Counter(a.error_kind for a in answers).most_common())
+        raise EvalsuiteError(f"{run.item_id}: none of its {len(answers)} call(s) got an answer ({kinds}), so there is "
+                             f"nothing to score; first error: {answers[0].error}")
 
     return score(replace(run, case=case), rows, answers, metrics, settings, prompt_hashes=[c.prompt_hash for c in calls],
                  inputs=[prompt_text(c) for c in calls], fingerprint=fingerprint, cassette_file=path,
@@ -231,14 +235,9 @@ def score(
     baseline_entry = baseline_entry or renamed  # a renamed case stays gated: compared with its old name's entry
     baseline_item = {name: m.per_example for name, m in baseline_entry.metrics.items()} if baseline_entry else None
     results = [
-        verdict.judge(
-            metric.info(),  # after scoring: a function metric knows its kind once it has scored
-            case.metrics[name],
-            values[name],
-            keys,
-            baseline_item.get(name) if baseline_item else None,
-            alpha=settings.alpha,
-        )
+        _judged(metric.info(),  # after scoring: a function metric knows its kind once it has scored
+                case.metrics[name], values[name], keys, baseline_item.get(name) if baseline_item else None,
+                settings, run)
         for name, metric in metrics.items()
     ]
     if renamed is not None:
@@ -302,6 +301,20 @@ def not_run_result(run: CaseRun, settings: RunSettings, outcome: str, message: s
         n_examples=0, records=[], metrics=[], passed=outcome == "skipped", message=message, outcome=outcome,
         meta={"prompt_variant": run.prompt_variant, "tags": case.tags, "repeats": case.repeats},
     )
+
+
+def _judged(info: MetricInfo, spec: MetricSpec, values: list[Any], keys: list[str], baseline: dict[str, Any] | None,
+            settings: RunSettings, run: CaseRun) -> MetricResult:
+    """``verdict.judge``; a baseline whose stored values it cannot compare (a hand edit) is named, not a traceback."""
+    try:
+        return verdict.judge(info, spec, values, keys, baseline, alpha=settings.alpha)
+    except (TypeError, ValueError) as exc:
+        if baseline is None or settings.baseline is None:
+            raise
+        verdict.judge(info, spec, values, keys, None, alpha=settings.alpha)  # this run's values are fine: the file is not
+        raise BaselineError(settings.baseline.path, f"{item_identity(run.suite, run.item_id)}: {info.name}: its stored "
+                            f"per-example values cannot be compared ({exc})",
+                            "re-write the entry with --eval-update-baseline, or restore the file") from None
 
 
 def _parse(example: Example, answer: Answer, prompt_hash: str, case: Case) -> Scored:

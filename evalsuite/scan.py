@@ -14,6 +14,7 @@ Exit codes: 0 nothing found, 1 something found, 2 unusable input (a missing path
 from __future__ import annotations
 
 import configparser
+import html
 import json
 import re
 import sys
@@ -60,6 +61,10 @@ class Finding:
         return f"{self.path}:{self.line}: {self.kind}"
 
 
+# A run of text holding at least one numeric character reference, decoded as a whole (they may spell part of a key).
+_ENTITY_RUN = re.compile(r"[^\s\"'<>]*&#[xX]?[0-9a-fA-F]+;[^\s\"'<>]*")
+
+
 class Detector:
     """What is looked for: built once (the environment, the user's list), applied to many files."""
 
@@ -103,6 +108,9 @@ class Detector:
                 continue
             for _, kind in self._plain(decoded):
                 yield literal.start(), f"{kind}, in an escaped JSON string"
+        for entity in _ENTITY_RUN.finditer(text):  # &#67;&#x41;...: an HTML page's way to spell any character
+            for _, kind in self._plain(html.unescape(entity[0])):
+                yield entity.start(), f"{kind}, written with HTML character references"
 
 
 def scan_file(path: Path, detector: Detector, shown: str) -> list[Finding]:

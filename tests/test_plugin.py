@@ -54,6 +54,13 @@ def test_record_then_replay_offline_gives_the_same_scores(project: pytest.Pytest
     assert through_sdk.returncode == 0, through_sdk.stdout + through_sdk.stderr
     assert [i["records"] for i in report_json(project)["items"]] == [i["records"] for i in replayed["items"]]
 
+    # A green run whose report cannot be written is not green: a CI gate reads the report.
+    (project.path / "in-the-way").write_text("a file where the report folder should be")
+    unwritable = run(project, "cases", "--eval-report", "in-the-way/reports")
+    assert unwritable.returncode == 1, unwritable.stdout + unwritable.stderr
+    assert "in-the-way/reports/report.json: cannot write the file" in unwritable.stdout
+    assert "Traceback" not in unwritable.stdout + unwritable.stderr
+
 
 def test_k_markers_and_strict_markers_select_items(project: pytest.Pytester) -> None:
     result = run(project, "cases", "--collect-only", "-q", "-k", "terse and t0.7", "--strict-markers")

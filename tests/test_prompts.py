@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from evalsuite._util import bounded_jinja
 from evalsuite.cases.schema import Case
 from evalsuite.prompts import PromptError, build_calls, get_encoding, truncate_text
 from evalsuite.records import Example
@@ -185,3 +186,53 @@ def test_bounded_sandbox_keeps_ordinary_templates_working() -> None:
     [call] = build_calls(case(user=template), [Example("r1", {"text": "a", "n": 30000000}, None)])
     assert call.body["messages"][-1]["content"] == ("abab [1, 2] 1024   a|    a 0,1,2 a!   a   A 1 "
                                                      "30000000 over 20000000 30,000,000 30000000 01")
+
+
+@pytest.mark.parametrize("template,expected", [
+    ("{% set d = {} %}{% for i in range(100000) %}{% set _ = d.update({i: 'x'*9999999}) %}{% endfor %}{{ d|length }}",
+     "template too large: the render made 59,999,994 characters and list items in all; the limit is 50,000,000"),
+    ("{{ (['x'*9999999] * 999999) | string | length }}",
+     "template too large: the string filter would make 10,000,005 characters; the limit is 10,000,000 characters"),
+    ("{{ (['x'*9999999] * 999999) | sort | length }}", "template too large: the sort filter would make"),
+    ("{{ [[1]*999999]*999999 }}", "template too large: the {{ }} output would make"),
+    ("{% set s = ['x' * 9999999] * 999 %}{{ s ~ '' }}{{ s|join }}", "template too large: '~' concatenation would make"),
+    ("{% set s = ['x' * 9999999] * 999 %}{{ '{}'.format(s) }}", "template too large: str.format would make"),
+], ids=["loop-keeping-large-values", "string-of-shared-references", "sort-of-shared-references",
+        "printing-a-nested-list", "concatenating-a-list", "formatting-a-list"])
+def test_small_values_that_add_up_are_refused_early(template: str, expected: str) -> None:
+    """Each value is within its own bound; the render's allocation budget, or measuring a container before it
+    becomes text, stops these after a few MB (each used to take 1.6 to 17 GB)."""
+    with pytest.raises(PromptError) as error:
+        build_calls(case(user=template), EXAMPLES[:1])
+    assert str(error.value).startswith(f"case 'c': prompt.user (example 'r1'): {expected}")
+
+
+def test_nested_loops_meet_the_render_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """10^10 empty iterations used to hang collection; every iteration now checks the deadline."""
+    monkeypatch.setattr(bounded_jinja, "MAX_SECONDS", 0.05)
+    template = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}ok"
+    with pytest.raises(PromptError) as error:
+        build_calls(case(user=template), EXAMPLES[:1])
+    assert str(error.value) == ("case 'c': prompt.user (example 'r1'): template too slow: the render ran longer than "
+                                "0.05 s; the limit is 0.05 s; loop over fewer items (a prompt renders in microseconds)")
+
+
+@pytest.mark.parametrize("template,expected", [
+    ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}",
+     "template too large: macro 'f' called itself (or other macros) more than 50 deep"),
+    ("{{ 1 // 0 }}", "the template failed: ZeroDivisionError: integer division or modulo by zero"),
+    ("{{ ('x'*9).split('') }}", "the template failed: ValueError: empty separator"),
+    ('{{ "x" * 9 | length }}', "the template failed: TypeError: object of type 'int' has no len()"),
+], ids=["recursive-macro", "zero-division", "value-error", "type-error"])
+def test_an_exception_in_a_template_is_a_clear_error(template: str, expected: str) -> None:
+    """These used to escape as tracebacks (RecursionError, ZeroDivisionError, ...) from collection and runs."""
+    with pytest.raises(PromptError) as error:
+        build_calls(case(user=template), EXAMPLES[:1])
+    assert str(error.value).startswith(f"case 'c': prompt.user (example 'r1'): {expected}")
+
+
+def test_ordinary_loops_macros_and_printed_lists_still_render() -> None:
+    template = ("{% macro item(x) %}[{{ x }}]{% endmacro %}{% for i in range(3) %}{{ item(i) }}{% endfor %} "
+                "{{ [text] * 2 }} {{ {'k': [1, 2]} }} {% for c in text * 2 %}{{ loop.index }}{% endfor %}")
+    [call] = build_calls(case(user=template), [Example("r1", {"text": "ab"}, None)])
+    assert call.body["messages"][-1]["content"] == "[0][1][2] ['ab', 'ab'] {'k': [1, 2]} 1234"

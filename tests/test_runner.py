@@ -8,11 +8,11 @@ import pytest
 
 from evalsuite import runner
 from evalsuite.cases import load_suite
-from evalsuite.errors import SettingsError
+from evalsuite.errors import EvalsuiteError, SettingsError
 from evalsuite.model import EngineSettings
 from evalsuite.records import item_identity
 from evalsuite.verdict import load_baseline, write_baseline
-from tests._support.chat_server import ChatServer, echo_responder
+from tests._support.chat_server import ChatServer, closed_port_url, echo_responder
 from tests._support.scored import score_repeats_case
 
 CASE = """
@@ -43,6 +43,18 @@ def run(project: Path, mode: str, **engine_settings: object) -> runner.ItemResul
 
 def answers(result: runner.ItemResult) -> dict[str, str | None]:
     return {r.example_id: r.answer for r in result.records}
+
+
+def test_an_item_whose_endpoint_answered_nothing_is_an_error_whatever_its_thresholds(project: Path, monkeypatch) -> None:
+    """``exact_match: {min: 0}`` cannot be missed, yet a dead endpoint measured nothing: never a pass."""
+    url = closed_port_url()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key-0000")
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    with pytest.raises(EvalsuiteError) as raised:
+        run(project, "rewrite", max_retries=0)
+    message = str(raised.value)
+    assert message.startswith("echo: none of its 12 call(s) got an answer (12 connection), so there is nothing to score")
+    assert url in message
 
 
 def test_rewrite_keeps_old_recordings_of_examples_that_failed_transiently(project: Path, monkeypatch) -> None:
@@ -198,3 +210,17 @@ def test_a_renamed_case_is_compared_with_the_baseline_entry_of_its_old_name(proj
     assert exact_match.verdict == "regression" and not renamed.passed
     assert f"compared with baseline entry {first.identity} (renamed?)" in exact_match.reason
     assert renamed.meta["renamed_from"] == first.identity
+
+
+def test_a_hand_edited_baseline_value_is_an_error_naming_the_file(project: Path, tmp_path: Path) -> None:
+    from evalsuite.verdict import BaselineError, load_baseline, write_baseline
+
+    baseline = load_baseline(write_baseline(tmp_path / "baseline.json", [scored(project, {})]))
+    [entry] = baseline.items.values()
+    stored = entry.metrics["exact_match"].per_example
+    stored.update(dict.fromkeys(stored, "oops"))  # what a bad merge or a hand edit leaves
+    with pytest.raises(BaselineError) as raised:
+        scored(project, {}, baseline=baseline)
+    assert str(raised.value).startswith(f"{tmp_path / 'baseline.json'}: repeats::echo: exact_match: its stored "
+                                        "per-example values cannot be compared")
+    assert "Fix: re-write the entry with --eval-update-baseline" in str(raised.value)

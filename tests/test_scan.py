@@ -45,15 +45,18 @@ def test_environment_secrets_are_found_in_every_encoding(tmp_path: Path, capsys:
     escaped = "".join(f"\\u{ord(c):04x}" for c in secret)
     basic = base64.b64encode(f"me:{secret}".encode()).decode()
     mixed = "pw\\/'\\u0071-8a7d6c"  # some characters escaped, some not: found by decoding the JSON string
+    references = "pw/&#39;&#x71;-8a7d&#54;c"  # an HTML page's character references, decimal and hex
     report = tmp_path / "reports" / "report.md"
     report.parent.mkdir()
-    report.write_text("\n".join(["clean", f'"{escaped}"', quote(secret, safe=""), f"Basic {basic}", f'"{mixed}"']))
+    report.write_text("\n".join(["clean", f'"{escaped}"', quote(secret, safe=""), f"Basic {basic}", f'"{mixed}"',
+                                 f"<p>{references}</p>"]))
     assert main([], cwd=tmp_path, environ={"DB_PASSWORD": secret}) == 1
     out = capsys.readouterr().out
     assert "reports/report.md:2: the value of $DB_PASSWORD (JSON \\u-escaped)" in out
     assert "reports/report.md:3: the value of $DB_PASSWORD (URL-encoded)" in out
     assert "reports/report.md:4: the value of $DB_PASSWORD (base64)" in out
     assert "reports/report.md:5: the value of $DB_PASSWORD (as is), in an escaped JSON string" in out
+    assert "reports/report.md:6: the value of $DB_PASSWORD (as is), written with HTML character references" in out
     assert "8a7d6c" not in out
 
 

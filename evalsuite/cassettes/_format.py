@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import gc
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -110,11 +111,90 @@ class ShapeError(ValueError):
 
     def __init__(self, where: str, problem: str) -> None:
         super().__init__(f"{where}: {problem}")
+        self.where, self.problem = where, problem
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], where: str, example: str) -> None:
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+    if not isinstance(value, kind) or isinstance(value, bool) and (kind is int or kind == _NUMBER):
         raise ShapeError(where, f"expected {example}, got {type(value).__name__} {_short(value)}")
+
+
+_NUMBER = (int, float)
+_TEXT_OR_NULL = (str, type(None))
+_OBJECT_OR_NULL = (dict, type(None))
+USAGE_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def check_completion(data: Any, where: str) -> None:
+    """Raise :class:`ShapeError` unless ``data`` is a completion body as ``model._wire`` reads it.
+
+    Why here and in the wire reader: a hand-edited value (``"text": 5``) would otherwise reach parsing
+    or the token sums as a TypeError naming neither the file nor the field. Only what the reader uses
+    is checked, with plain isinstance tests, so a 25k-interaction cassette still loads quickly."""
+    _expect(data, dict, where, 'a completion object {"choices": [...], ...}')
+    choices = data.get("choices")
+    _expect(choices, list, f"{where}.choices", "a list of choice objects")
+    for index, choice in enumerate(choices):
+        at = f"{where}.choices[{index}]"
+        _expect(choice, dict, at, "a choice object")
+        if "message" in choice:
+            message = choice["message"]
+            _expect(message, _OBJECT_OR_NULL, f"{at}.message", 'an object like {"content": "..."} or null')
+            if message:
+                _expect(message.get("content"), _TEXT_OR_NULL, f"{at}.message.content", "a string or null")
+        _expect(choice.get("text"), _TEXT_OR_NULL, f"{at}.text", "a string or null")
+        _expect(choice.get("finish_reason"), _TEXT_OR_NULL, f"{at}.finish_reason", "a string or null")
+        logprobs = choice.get("logprobs")
+        _expect(logprobs, _OBJECT_OR_NULL, f"{at}.logprobs", "an object or null")
+        if logprobs:
+            _check_logprobs(logprobs, f"{at}.logprobs")
+    usage = data.get("usage")
+    _expect(usage, _OBJECT_OR_NULL, f"{where}.usage", "an object of token counts or null")
+    for count in USAGE_COUNTS if usage else ():
+        if usage.get(count) is not None:
+            _expect(usage[count], int, f"{where}.usage.{count}", "an integer token count or null")
+    _expect(data.get("system_fingerprint"), _TEXT_OR_NULL, f"{where}.system_fingerprint", "a string or null")
+
+
+def _check_logprobs(logprobs: dict[str, Any], where: str) -> None:
+    """Chat's ``content`` list of ``{"logprob": x}`` and legacy completions' ``token_logprobs`` list."""
+    content = logprobs.get("content")
+    _expect(content, (list, type(None)), f"{where}.content", 'a list of {"logprob": -0.1} objects or null')
+    for index, item in enumerate(content or ()):
+        _expect(item, dict, f"{where}.content[{index}]", 'an object like {"logprob": -0.1}')
+        _expect(item.get("logprob"), _NUMBER, f"{where}.content[{index}].logprob", "a number")
+    tokens = logprobs.get("token_logprobs")
+    _expect(tokens, (list, type(None)), f"{where}.token_logprobs", "a list of numbers or null")
+    for index, value in enumerate(tokens or ()):
+        if value is not None:
+            _expect(value, _NUMBER, f"{where}.token_logprobs[{index}]", "a number or null")
+
+
+def recorded_latency_ms(headers: dict[str, Any], header: str, where: str) -> float | None:
+    """The recorded latency header's value; :class:`ShapeError` unless it is a finite, non-negative number."""
+    values = headers.get(header)
+    if not values:
+        return None
+    try:
+        latency = float(values[0])
+    except (TypeError, ValueError):
+        latency = math.nan
+    if not 0 <= latency < math.inf:
+        raise ShapeError(f"{where}.{header}", f"expected milliseconds as a number, e.g. [\"352.7\"], "
+                                                      f"got {_short(values)}")
+    return latency
+
+
+def _response_body(body: dict[str, Any], where: str) -> Any:
+    """The completion a 2xx response body holds (stored parsed under ``json``; text or base64 if hand-written)."""
+    if "json" in body:
+        return body["json"]
+    key = "string" if "string" in body else "base64"
+    try:
+        return orjson.loads(_decode_body(body) or b"")
+    except orjson.JSONDecodeError:
+        raise ShapeError(f"{where}.{key}", "expected a completion's JSON (evalsuite records only "
+                                           f"completions), got {_short(body[key])}") from None
 
 
 def _short(value: Any) -> str:
@@ -151,6 +231,8 @@ def validate(parsed: Any) -> None:
 
     Why before decoding: a hand-edited file (a status written as "200", an interaction as a string) would
     otherwise fail deep inside replay as a Python error that names neither the file nor the field."""
+    from evalsuite.cassettes._cassette import LATENCY_HEADER  # _cassette imports this module
+
     _expect(parsed, dict, "the file", 'an object {"version": 1, "metadata": {...}, "interactions": [...]}')
     if "version" in parsed and parsed["version"] != 1:
         raise ShapeError("version", f"expected 1 (this evalsuite's cassette format), got {_short(parsed['version'])}")
@@ -178,9 +260,15 @@ def validate(parsed: Any) -> None:
         status = response["status"]
         _expect(status, dict, f"{where}: response.status", 'an object like {"code": 200, "message": "OK"}')
         _expect(status.get("code"), int, f"{where}: response.status.code", "an integer HTTP status, e.g. 200")
+        if not 200 <= status["code"] < 300:
+            raise ShapeError(f"{where}: response.status.code", "expected a 2xx status (evalsuite records only "
+                                                               f"successful completions), got {status['code']}")
         _headers(response["headers"], f"{where}: response.headers")
+        recorded_latency_ms(response["headers"], LATENCY_HEADER, f"{where}: response.headers")
         _expect(response["body"], dict, f"{where}: response.body", 'an object like {"json": {...}} or {"string": "..."}')
         _one_body(response["body"], ("json", "string", "base64"), f"{where}: response.body")
+        key = next(k for k in ("json", "string", "base64") if k in response["body"])
+        check_completion(_response_body(response["body"], f"{where}: response.body"), f"{where}: response.body.{key}")
 
 
 @contextmanager

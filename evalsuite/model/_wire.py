@@ -3,17 +3,21 @@
 Live and replayed answers must be identical field by field (text, logprobs, usage, latency), so both
 paths go through :func:`answer_from_body`; the recorded latency travels in ``LATENCY_HEADER``.
 A 2xx body that is not a completion (a proxy's HTML page, a login form) is an error, never an empty
-answer: :func:`completion_body` says what came instead, scrubbed of secrets and cut short.
+answer: :func:`completion_body` says what came instead, scrubbed of secrets and cut short. A completion
+with a value of the wrong type (``"text": 5``) is such an error too, naming the field: the same check
+a cassette passes when it is loaded, repeated here for live bodies and journal-recovered ones.
 """
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import orjson
 
 from evalsuite._util.secrets import scrub
 from evalsuite.cassettes import LATENCY_HEADER
+from evalsuite.cassettes._format import ShapeError, check_completion, recorded_latency_ms
 from evalsuite.records import Answer, Call
 
 EXCERPT_CHARS = 200  # of a body that is not what the API sends, in an error message
@@ -26,7 +30,7 @@ class NotACompletion(ValueError):
 def excerpt(body: bytes | str) -> str:
     """The start of a body for an error message: secrets scrubbed, whitespace folded, cut short."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    folded = " ".join(scrub(text).split())
+    folded = " ".join(scrub(html.unescape(text)).split())  # an HTML page may spell a key as &#115;&#107;...
     return repr(folded[:EXCERPT_CHARS] + ("..." if len(folded) > EXCERPT_CHARS else ""))
 
 
@@ -38,10 +42,15 @@ def completion_body(content: bytes | str, status: int = 200) -> dict[str, Any]:
         what = "HTML" if content.lstrip()[:1] in (b"<", "<") else "non-JSON text"
         raise NotACompletion(f"the endpoint answered HTTP {status} with {what}, not the API's JSON: "
                              f"{excerpt(content)}") from None
-    if is_completion(data):
-        return data
-    raise NotACompletion(f"the endpoint answered HTTP {status} with JSON that is not a completion "
-                         f"(no 'choices' list): {excerpt(content)}")
+    if not is_completion(data):
+        raise NotACompletion(f"the endpoint answered HTTP {status} with JSON that is not a completion "
+                             f"(no 'choices' list): {excerpt(content)}")
+    try:
+        check_completion(data, "body")
+    except ShapeError as exc:
+        raise NotACompletion(f"the endpoint answered HTTP {status} with a completion evalsuite cannot read: "
+                             f"{exc}") from None
+    return data
 
 
 def is_completion(data: object) -> bool:
@@ -96,10 +105,10 @@ def recorded_answer(call: Call, response: dict[str, Any]) -> Answer:
         return Answer(call.example_id, call.sample, error=f"HTTP {status}: {message}", error_kind="api")
     try:
         data = completion_body(content, status)
-    except NotACompletion as exc:  # recorded by an older evalsuite, which kept such responses
+        latency_ms = recorded_latency_ms(response["headers"], LATENCY_HEADER, "the recorded response's headers")
+    except (NotACompletion, ShapeError) as exc:  # recorded by an older evalsuite, which kept such responses
         return Answer(call.example_id, call.sample, error=str(exc), error_kind="api")
-    latency = response["headers"].get(LATENCY_HEADER)
-    return answer_from_body(call, data, float(latency[0]) / 1000 if latency else None, 0)
+    return answer_from_body(call, data, None if latency_ms is None else latency_ms / 1000, 0)
 
 
 def estimate_tokens(call: Call) -> float:

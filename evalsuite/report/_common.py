@@ -173,7 +173,10 @@ def packages_text(run: dict[str, Any]) -> str:
 
 
 def clip(text: Any, limit: int = MAX_TEXT_CHARS) -> Any:
-    """``text`` cut to ``limit`` characters with a marker saying how much was cut; anything else unchanged."""
+    """``text`` cut to ``limit`` characters with a marker saying how much was cut (each string of a list: a
+    reference list, a label pair); anything else unchanged."""
+    if isinstance(text, list):
+        return [clip(part, limit) for part in text]
     if not isinstance(text, str) or len(text) <= limit:
         return text
     return text[:limit] + f"… [{len(text) - limit:,} of {len(text):,} characters cut; the full text is in the cassette]"
@@ -189,9 +192,11 @@ def named(items: list[ItemResult]) -> list[ItemResult]:
 
 
 def clipped(item: ItemResult) -> ItemResult:
-    """A copy of ``item`` whose answers, inputs, references and errors fit in a report (``MAX_TEXT_CHARS`` each)."""
+    """A copy of ``item`` whose answers, inputs, predictions, references, per-example scores (a label metric keeps
+    the prediction) and errors fit in a report (``MAX_TEXT_CHARS`` each)."""
     records = [replace(r, answer=clip(r.answer), input_excerpt=clip(r.input_excerpt), expected=clip(r.expected),
-                       error=clip(r.error)) for r in item.records]
+                       prediction=clip(r.prediction), error=clip(r.error),
+                       scores={name: clip(value) for name, value in r.scores.items()}) for r in item.records]
     flipped = [{k: clip(v) for k, v in flip.items()} for flip in item.flipped]
     return replace(item, records=records, flipped=flipped, message=clip(item.message))
 

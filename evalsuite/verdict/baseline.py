@@ -311,6 +311,9 @@ def _read(path: Path) -> dict[str, Any]:
                             "with --eval-update-baseline") from None
     except OSError as exc:
         raise BaselineError(path, f"cannot read: {exc.strerror}", "check the path and its permissions") from None
+    except UnicodeDecodeError as exc:
+        raise BaselineError(path, f"not UTF-8 text (byte {exc.start}): not a baseline file",
+                            "name the baseline JSON that --eval-update-baseline wrote, or restore it") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:

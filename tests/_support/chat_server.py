@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import random
+import socket
 import threading
 import time
 from collections import Counter
@@ -238,3 +239,11 @@ class ChatServer:
 
 def perplexity_of(logprobs: list[float]) -> float:
     return math.exp(-sum(logprobs) / len(logprobs))
+
+
+def closed_port_url() -> str:
+    """A base URL nothing listens on: connections are refused (a dead endpoint)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"

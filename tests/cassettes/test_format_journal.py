@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from evalsuite.cassettes import CassetteError, use_cassette
+from evalsuite.cassettes._format import ShapeError, load, validate
 from evalsuite.cassettes._journal import Journal
 from evalsuite.errors import WriteError
 from evalsuite.records import Call
@@ -211,23 +212,113 @@ def test_a_wrong_shape_cassette_names_file_interaction_and_field_and_sends_nothi
     assert path.read_bytes() == before
 
 
+def _interaction(path: str, choice: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "request": {"method": "POST", "uri": f"http://127.0.0.1:8080/v1/{path}", "headers": {}, "body_json": {}},
+        "response": {
+            "status": {"code": 200, "message": "OK"},
+            "headers": {"content-type": ["application/json"], "x-evalsuite-latency-ms": ["352.7"]},
+            "body": {"json": {"choices": [choice], "system_fingerprint": None,
+                              "usage": {"prompt_tokens": 52, "completion_tokens": 2, "total_tokens": 54}}},
+        },
+    }
+
+
+def _cassette() -> dict[str, Any]:
+    """A legacy-completions interaction and a chat one with logprobs, as evalsuite records them."""
+    return {"version": 1, "metadata": {}, "interactions": [
+        _interaction("completions", {"finish_reason": "stop", "index": 0, "text": " positive",
+                                     "logprobs": {"token_logprobs": [None, -0.5]}}),
+        _interaction("chat/completions", {"finish_reason": "stop", "message": {"role": "assistant", "content": "hi"},
+                                          "logprobs": {"content": [{"logprob": -0.1, "token": "hi"}]}}),
+    ]}
+
+
+def _body(d: dict[str, Any], index: int = 0) -> dict[str, Any]:
+    return d["interactions"][index]["response"]["body"]["json"]
+
+
+WRONG_BODIES: list[tuple[Callable[[dict[str, Any]], None], str]] = [
+    (lambda d: _body(d)["choices"][0].__setitem__("text", 5),
+     "interaction 0: response.body.json.choices[0].text: expected a string or null, got int 5"),
+    (lambda d: _body(d)["usage"].__setitem__("prompt_tokens", "a"),
+     "interaction 0: response.body.json.usage.prompt_tokens: expected an integer token count or null, got str 'a'"),
+    (lambda d: d["interactions"][1]["response"]["headers"].__setitem__("x-evalsuite-latency-ms", ["fast"]),
+     "interaction 1: response.headers.x-evalsuite-latency-ms: expected milliseconds as a number, e.g. [\"352.7\"], "
+     "got ['fast']"),
+    (lambda d: _body(d).__setitem__("choices", "x"),
+     "interaction 0: response.body.json.choices: expected a list of choice objects, got str 'x'"),
+    (lambda d: d["interactions"][1]["response"]["status"].__setitem__("code", 404),
+     "interaction 1: response.status.code: expected a 2xx status (evalsuite records only successful completions), "
+     "got 404"),
+    (lambda d: _body(d, 1)["choices"][0]["message"].__setitem__("content", ["hi"]),
+     "interaction 1: response.body.json.choices[0].message.content: expected a string or null, got list ['hi']"),
+    (lambda d: _body(d, 1)["choices"][0]["logprobs"]["content"][0].__setitem__("logprob", "-0.1"),
+     "interaction 1: response.body.json.choices[0].logprobs.content[0].logprob: expected a number, got str '-0.1'"),
+    (lambda d: _body(d)["choices"][0]["logprobs"]["token_logprobs"].__setitem__(1, True),
+     "interaction 0: response.body.json.choices[0].logprobs.token_logprobs[1]: expected a number or null, got bool True"),
+    (lambda d: _body(d, 1).__setitem__("system_fingerprint", 7),
+     "interaction 1: response.body.json.system_fingerprint: expected a string or null, got int 7"),
+    (lambda d: _body(d)["choices"][0].__setitem__("finish_reason", ["stop"]),
+     "interaction 0: response.body.json.choices[0].finish_reason: expected a string or null, got list ['stop']"),
+    (lambda d: d["interactions"][0]["response"].__setitem__("body", {"string": "<html>Sign in</html>"}),
+     "interaction 0: response.body.string: expected a completion's JSON (evalsuite records only completions), "
+     "got '<html>Sign in</html>'"),
+]
+
+
+def test_the_recorded_shapes_of_completions_and_chat_validate() -> None:
+    validate(_cassette())
+    nulls = _cassette()
+    _body(nulls)["choices"][0].update(text=None, logprobs=None, finish_reason=None)
+    _body(nulls, 1).update(usage=None, choices=[{"message": None}, {"message": {"content": None}}])
+    del nulls["interactions"][0]["response"]["headers"]["x-evalsuite-latency-ms"]
+    validate(nulls)
+
+
+@pytest.mark.parametrize("change,where", WRONG_BODIES)
+def test_a_hand_edited_response_body_value_names_interaction_and_field(
+    change: Callable[[dict[str, Any]], None], where: str
+) -> None:
+    data = _cassette()
+    change(data)
+    with pytest.raises(ShapeError) as error:
+        validate(data)
+    assert str(error.value) == where
+
+
+def test_a_hand_edited_body_value_is_a_cassette_error_with_the_fix_and_the_file_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "item.json"
+    path.write_text(json.dumps(_cassette()))
+    before = _edit(path, WRONG_BODIES[0][0])
+    with pytest.raises(CassetteError) as error:
+        load(path)
+    assert str(error.value).startswith(f"{path}: {WRONG_BODIES[0][1]}. Nothing was sent and the file is unchanged.")
+    assert "--record-mode=rewrite" in str(error.value) and path.read_bytes() == before
+
+
 def test_a_wrong_shape_cassette_is_a_clear_pytest_failure_naming_the_file(pytester: pytest.Pytester) -> None:
     project = make_project(pytester)
-    selected = ["cases", "-k", "t0 and not t0.7"]  # the plain and terse items
+    selected = ["cases", "-k", "t0"]  # the plain and terse items, at temperature 0 and 0.7
     with ChatServer(sentiment_responder) as server:
         assert run(project, *selected, "--record-mode=once", env={"OPENAI_BASE_URL": server.base_url,
                                                                      "OPENAI_API_KEY": "sk-x"}).returncode == 0
     folder = project.path / "cassettes" / "reviews"
     plain = _edit(folder / "sentiment[plain-t0].json", WRONG_SHAPES[1][0])
     terse = _edit(folder / "sentiment[terse-t0].json", WRONG_SHAPES[0][0])
+    warm = _edit(folder / "sentiment[plain-t0.7].json",
+                 lambda d: d["interactions"][0]["response"]["body"]["json"]["usage"].__setitem__("prompt_tokens", "a"))
     result = run(project, *selected, env={"OPENAI_BASE_URL": OFFLINE})
     assert result.returncode == 1
     out = " ".join(result.stdout.split())  # the terminal report wraps long lines
     assert "sentiment[plain-t0].json: interaction 0: response.status.code: expected an integer HTTP status" in out
     assert "sentiment[terse-t0].json: interaction 1: expected an object with 'request' and 'response'" in out
+    assert ("sentiment[plain-t0.7].json: interaction 0: response.body.json.usage.prompt_tokens: expected an integer "
+            "token count or null, got str 'a'") in out
     assert "Traceback" not in result.stdout and "has no attribute" not in result.stdout and "not supported" not in out
     assert (folder / "sentiment[plain-t0].json").read_bytes() == plain
     assert (folder / "sentiment[terse-t0].json").read_bytes() == terse
+    assert (folder / "sentiment[plain-t0.7].json").read_bytes() == warm
 
 
 def test_a_full_disk_keeps_the_previous_cassette_and_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from evalsuite.cassettes import use_cassette
 from evalsuite.model import EngineSettings, _breaker, run_calls_sync
 from evalsuite.records import Answer, Call
 from tests._support.cassette_calls import META
-from tests._support.chat_server import ChatServer
+from tests._support.chat_server import ChatServer, closed_port_url
 
 SMALL = EngineSettings(concurrency=4, max_retries=30, backoff_base=0.01, backoff_cap=0.05)
 
@@ -30,13 +29,6 @@ def calls(n: int) -> list[Call]:
 
 def run(base_url: str, n: int, settings: EngineSettings = SMALL) -> list[Answer]:
     return run_calls_sync(calls(n), ModelSettings(base_url=base_url), settings=settings)
-
-
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
 
 
 def test_a_refused_port_fails_the_item_at_once_naming_the_url_and_the_fix() -> None:

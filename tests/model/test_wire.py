@@ -82,3 +82,20 @@ def test_recorded_non_json_responses_become_api_errors_not_crashes() -> None:
     assert answer.error_kind == "api" and "with HTML" in answer.error
     bad_gateway = {"status": {"code": 502}, "headers": {}, "body": {"string": b"<html>502 Bad Gateway</html>"}}
     assert recorded_answer(CHAT, bad_gateway).error == "HTTP 502: '<html>502 Bad Gateway</html>'"
+
+
+def test_a_completion_with_a_wrong_type_value_is_an_error_naming_the_field() -> None:
+    body = {"choices": [{"text": 5}]}
+    with pytest.raises(NotACompletion) as error:
+        completion_body(orjson.dumps(body))
+    assert str(error.value) == ("the endpoint answered HTTP 200 with a completion evalsuite cannot read: "
+                                "body.choices[0].text: expected a string or null, got int 5")
+    tokens = recorded_answer(LEGACY, response(200, {"choices": [], "usage": {"prompt_tokens": "a"}}))
+    assert tokens.error_kind == "api" and "body.usage.prompt_tokens: expected an integer token count" in tokens.error
+
+
+def test_a_recorded_latency_that_is_not_a_number_is_an_api_error_not_a_crash() -> None:
+    answer = recorded_answer(CHAT, response(200, CHAT_BODY, {"x-evalsuite-latency-ms": ["fast"]}))
+    assert answer.error_kind == "api" and answer.error == (
+        "the recorded response's headers.x-evalsuite-latency-ms: expected milliseconds as a number, "
+        "e.g. [\"352.7\"], got ['fast']")

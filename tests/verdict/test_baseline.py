@@ -108,10 +108,11 @@ def test_a_report_is_refused_as_a_baseline_naming_the_file_and_the_fix(tmp_path:
     ('{"schema_version": 7, "items": {}}', "schema_version is 7"),
     ('{"schema_version": 1, "items": {"a": {"metrics": {"acc": {"value": 1}}}}}', "items.a.metrics.acc"),
     ('{"schema_version": 1, "layout": 9, "items": {}}', "layout is 9"),
+    ("\udcff\x00", "not UTF-8 text (byte 0)"),
 ])
 def test_malformed_baseline_names_file_and_fix(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "baseline.json"
-    path.write_text(content)
+    path.write_bytes(content.encode("utf-8", "surrogateescape"))
     with pytest.raises(BaselineError) as info:
         load_baseline(path)
     assert str(path) in str(info.value) and message in str(info.value) and "Fix:" in str(info.value)
