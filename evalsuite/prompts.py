@@ -37,6 +37,7 @@ import base64
 import copy
 import hashlib
 import threading
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,12 @@ import jinja2
 from jinja2 import meta
 from jinja2.sandbox import SecurityError
 
-from evalsuite._util.bounded_jinja import BoundedSandbox, TemplateLimit, TemplateTimeout, render_bounded
+from evalsuite._util.bounded_jinja import (
+    BoundedSandbox,
+    TemplateLimit,
+    TemplateTimeout,
+    render_bounded,
+)
 from evalsuite.cases.schema import Case, Truncate
 from evalsuite.errors import PromptError
 from evalsuite.records import Call, Example
@@ -153,8 +159,14 @@ def _render(case: Case, key: str, template: jinja2.Template, names: set[str], co
         raise PromptError(f"{where}: {error}") from None
     if isinstance(error, RecursionError):
         raise PromptError(f"{where}: the template recursed too deeply ({error}); make recursive macros stop") from None
-    raise PromptError(f"{where}: the template failed: {type(error).__name__}: {error}; fix the template "
-                      "expression that raises it") from None
+    raise PromptError(f"{where}: the template failed{_template_line(error)}: {type(error).__name__}: {error}; "
+                      "fix the template expression that raises it") from None
+
+
+def _template_line(error: Exception) -> str:
+    """`` on line N`` of the template that raised: Jinja rewrites the traceback to name template lines."""
+    lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__) if frame.filename == "<template>"]
+    return f" on line {lines[-1]}" if lines else ""
 
 
 def _completions_prompt(rendered: list[tuple[str, str, str]]) -> str:

@@ -220,9 +220,9 @@ def test_nested_loops_meet_the_render_deadline(monkeypatch: pytest.MonkeyPatch) 
 @pytest.mark.parametrize("template,expected", [
     ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}",
      "template too large: macro 'f' called itself (or other macros) more than 50 deep"),
-    ("{{ 1 // 0 }}", "the template failed: ZeroDivisionError: integer division or modulo by zero"),
-    ("{{ ('x'*9).split('') }}", "the template failed: ValueError: empty separator"),
-    ('{{ "x" * 9 | length }}', "the template failed: TypeError: object of type 'int' has no len()"),
+    ("\n{{ 1 // 0 }}", "the template failed on line 2: ZeroDivisionError: integer division or modulo by zero"),
+    ("{{ ('x'*9).split('') }}", "the template failed on line 1: ValueError: empty separator"),
+    ('{{ "x" * 9 | length }}', "the template failed on line 1: TypeError: object of type 'int' has no len()"),
 ], ids=["recursive-macro", "zero-division", "value-error", "type-error"])
 def test_an_exception_in_a_template_is_a_clear_error(template: str, expected: str) -> None:
     """These used to escape as tracebacks (RecursionError, ZeroDivisionError, ...) from collection and runs."""

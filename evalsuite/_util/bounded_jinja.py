@@ -25,7 +25,15 @@ import contextvars
 import re
 import string
 import time
-from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Sequence, ValuesView
+from collections.abc import (
+    Callable,
+    ItemsView,
+    Iterable,
+    Iterator,
+    KeysView,
+    Sequence,
+    ValuesView,
+)
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,7 +101,7 @@ def _spent_on(value: Any) -> Any:
     return value
 
 
-_CONTAINERS = (list, tuple, set, frozenset, range, KeysView, ValuesView)
+_CONTAINERS = (list, tuple, set, frozenset, KeysView, ValuesView)
 
 
 def text_size(value: Any, limit: int = MAX_TEXT) -> int:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from evalsuite.metrics import Metric
 
 _TEMPLATE_KEY = re.compile(r"prompt\.(system|user|few_shot\[(\d+)\]|truncate\.field)")
-_SYNTAX_LINE = re.compile(r"template syntax error on line (\d+)")
+_TEMPLATE_LINE = re.compile(r"(?:template syntax error|the template failed) on line (\d+)")
 _UNDEFINED = re.compile(r"undefined variable '(\w+)'")
 
 
@@ -80,9 +80,9 @@ def _template_key(found: re.Match[str], case: Case, prompt_name: str, variant_ca
 
 
 def _line_in_template(message: str, text: str) -> int:
-    """The 1-based line of the template the error is about: Jinja's line for a syntax error, the first line
-    using an undefined variable, else the first."""
-    if syntax := _SYNTAX_LINE.search(message):
+    """The 1-based line of the template the error is about: Jinja's line for a syntax error or an exception,
+    the first line using an undefined variable, else the first."""
+    if syntax := _TEMPLATE_LINE.search(message):
         return int(syntax.group(1))
     if undefined := _UNDEFINED.search(message):
         word = re.compile(rf"\b{re.escape(undefined.group(1))}\b")

@@ -9,7 +9,8 @@ context manager and the handle the engine and runner see); ``_options`` is the u
 """
 
 from evalsuite._util.record_modes import MODES
-from evalsuite.cassettes._cassette import LATENCY_HEADER, SENT_AT_HEADER
+from evalsuite.cassettes._cassette import SENT_AT_HEADER
+from evalsuite.cassettes._format import LATENCY_HEADER
 from evalsuite.cassettes._keys import EXAMPLE_HEADER
 from evalsuite.cassettes._options import CassetteOptions
 from evalsuite.cassettes._use import CassetteHandle, is_not_recorded, not_recorded_reason, use_cassette

@@ -40,6 +40,7 @@ from vcr.request import Request
 
 import evalsuite
 from evalsuite.cassettes._format import (
+    LATENCY_HEADER,
     AtomicPersister,
     JsonSerializer,
     encode_interaction,
@@ -60,7 +61,6 @@ _RECORD_MODE = {
     "rewrite": RecordMode.ALL,
 }
 SENT_AT_HEADER = "x-evalsuite-sent-at"
-LATENCY_HEADER = "x-evalsuite-latency-ms"
 
 Interaction = tuple[Request, dict[str, Any]]
 

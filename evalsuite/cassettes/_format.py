@@ -119,6 +119,7 @@ def _expect(value: Any, kind: type | tuple[type, ...], where: str, example: str)
         raise ShapeError(where, f"expected {example}, got {type(value).__name__} {_short(value)}")
 
 
+LATENCY_HEADER = "x-evalsuite-latency-ms"  # on each recorded response: the live latency, replayed as measured
 _NUMBER = (int, float)
 _TEXT_OR_NULL = (str, type(None))
 _OBJECT_OR_NULL = (dict, type(None))
@@ -231,7 +232,6 @@ def validate(parsed: Any) -> None:
 
     Why before decoding: a hand-edited file (a status written as "200", an interaction as a string) would
     otherwise fail deep inside replay as a Python error that names neither the file nor the field."""
-    from evalsuite.cassettes._cassette import LATENCY_HEADER  # _cassette imports this module
 
     _expect(parsed, dict, "the file", 'an object {"version": 1, "metadata": {...}, "interactions": [...]}')
     if "version" in parsed and parsed["version"] != 1:

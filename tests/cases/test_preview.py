@@ -57,8 +57,8 @@ def test_a_healthy_case_loads_and_only_its_first_rows_are_read(root: Path) -> No
      "cases/x.yaml:13: prompt.user (example 'r0'): undefined variable 'txt'; available fields: example_id, expected, "
      "review, rid, text"),
     ("        {{ text }}\n", "        {{ 1 // 0 }}\n",
-     "cases/x.yaml:12: prompt.user (example 'r0'): the template failed: ZeroDivisionError: integer division or modulo "
-     "by zero"),
+     ("cases/x.yaml:13: prompt.user (example 'r0'): the template failed on line 2: ZeroDivisionError: integer "
+      "division or modulo by zero")),
     ("terse: {user: \"{{ text }}?\"}", "terse: {user: \"{{ text }?\"}",
      "cases/x.yaml:18: variants.prompts.terse.user: template syntax error on line 1: unexpected '}'"),
     ("system: Classify.", "system: \"{% if %}\"",
@@ -66,8 +66,7 @@ def test_a_healthy_case_loads_and_only_its_first_rows_are_read(root: Path) -> No
     ("labels: {positive: [positive], negative: [negative]}", "labels: {pos: [positive], neg: [negative]}",
      "cases/x.yaml:7: dataset.expected: example 'r0' expects 'positive', which is not one of parse.labels (pos, neg)"),
 ], ids=["missing-file", "missing-column", "missing-expected", "undefined-variable", "template-exception",
-         "variant-syntax",
-        "system-syntax", "label-not-produced"])
+        "variant-syntax", "system-syntax", "label-not-produced"])
 def test_a_broken_dataset_or_template_fails_at_the_line_of_its_key(root: Path, old: str, new: str,
                                                                    expected: str) -> None:
     assert old in CASE
