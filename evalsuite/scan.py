@@ -61,8 +61,9 @@ class Finding:
         return f"{self.path}:{self.line}: {self.kind}"
 
 
-# A run of text holding at least one numeric character reference, decoded as a whole (they may spell part of a key).
-_ENTITY_RUN = re.compile(r"[^\s\"'<>]*&#[xX]?[0-9a-fA-F]+;[^\s\"'<>]*")
+# A numeric character reference, and how much text around it is decoded with it (it may spell part of a key).
+_CHARACTER_REFERENCE = re.compile(r"&#[xX]?[0-9a-fA-F]{1,6};")
+_AROUND = 256
 
 
 class Detector:
@@ -108,8 +109,12 @@ class Detector:
                 continue
             for _, kind in self._plain(decoded):
                 yield literal.start(), f"{kind}, in an escaped JSON string"
-        for entity in _ENTITY_RUN.finditer(text):  # &#67;&#x41;...: an HTML page's way to spell any character
-            for _, kind in self._plain(html.unescape(entity[0])):
+        end = -1
+        for entity in _CHARACTER_REFERENCE.finditer(text):  # &#67;&#x41;...: an HTML page's way to spell any character
+            if entity.start() < end:
+                continue  # inside the stretch just decoded
+            start, end = max(0, entity.start() - _AROUND), entity.end() + _AROUND
+            for _, kind in self._plain(html.unescape(text[start:end])):
                 yield entity.start(), f"{kind}, written with HTML character references"
 
 
