@@ -34,7 +34,9 @@ class CaseFile(pytest.File):
         # Every item the file defines, whatever -k/--lf/-x then run: baseline entries absent here are "missing".
         self.defined = {item_identity(run.suite, run.item_id): case_file(run.source) for run in runs}
         for run in runs:
-            item = CaseItem.from_parent(self, name=run.item_id, run=run)
+            # The node id spelled out: pytest >= 9.2 parses "case[variant]" into name and params, as it does the
+            # ids in its cache; a child built from the bare name would never match them (--lf, --ff, --sw).
+            item = CaseItem.from_parent(self, name=run.item_id, run=run, nodeid=f"{self.nodeid}::{run.item_id}")
             item.add_marker(pytest.mark.evalsuite)
             for tag in run.case.tags:
                 self.config.addinivalue_line("markers", f"{tag}: evalsuite case tag")
