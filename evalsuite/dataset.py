@@ -203,7 +203,7 @@ def _json_columns(path: Path) -> list[str]:
 
 
 def _parquet_head(path: Path, rows: int) -> tuple[list[str], list[dict[str, Any]], dict[str, list[str]]]:
-    import pyarrow.parquet as pq  # type: ignore[import-untyped]  # installed with datasets
+    import pyarrow.parquet as pq  # installed with datasets
 
     file = pq.ParquetFile(path)
     schema = file.schema_arrow
