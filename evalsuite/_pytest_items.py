@@ -21,7 +21,7 @@ from evalsuite.cassettes import CassetteOptions
 from evalsuite.errors import CaseFileWarning, EvalsuiteError, NotRecorded, Unavailable
 from evalsuite.plugin import quarantine_key, results_key, run_settings, settings_key
 from evalsuite.records import ItemResult, item_identity
-from evalsuite.verdict._coverage import case_file
+from evalsuite.verdict.baseline import case_file
 
 _PROPERTY_FAMILIES = ("xunit1", "legacy")  # the junit families whose schema has testcase <properties>
 

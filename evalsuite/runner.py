@@ -23,8 +23,7 @@ from evalsuite.errors import BaselineError, DatasetUnavailable, EvalsuiteError, 
 from evalsuite.metrics import Metric, MetricInfo, get_metric
 from evalsuite.model import EngineSettings, answer_calls, estimate_cost, get_provider, model_prices
 from evalsuite.records import Answer, Call, Example, ExampleRecord, ItemResult, MetricResult, Scored, item_identity
-from evalsuite.verdict import Baseline, load_baseline
-from evalsuite.verdict._compare import Gate
+from evalsuite.verdict import Baseline, Gate, load_baseline
 from evalsuite.verdict.baseline import RENAMED_FROM
 from evalsuite.verdict.flakiness import flakiness
 

@@ -8,10 +8,11 @@ numbers the way every reason and report does, ``stats`` holds the tests and inte
 """
 
 from evalsuite.verdict._agreement import Agreement, agreement
+from evalsuite.verdict._compare import Gate
 from evalsuite.verdict._coverage import Coverage, coverage
 from evalsuite.verdict._judge import judge
 from evalsuite.verdict.baseline import (Baseline, BaselineError, flipped_examples, load_baseline,
                                        write_baseline)
 
-__all__ = ["Agreement", "Baseline", "BaselineError", "Coverage", "agreement", "coverage", "flipped_examples",
+__all__ = ["Agreement", "Baseline", "BaselineError", "Coverage", "Gate", "agreement", "coverage", "flipped_examples",
            "judge", "load_baseline", "write_baseline"]

@@ -23,7 +23,7 @@ from evalsuite.errors import display_path
 from evalsuite.records import ItemResult
 from evalsuite.verdict.baseline import RENAMED_FROM, Baseline, case_file
 
-__all__ = ["Coverage", "case_file", "coverage"]  # case_file: _pytest_items maps sources to case files with it
+__all__ = ["Coverage", "coverage"]
 
 _SHOWN = 10
 
