@@ -69,7 +69,9 @@ def test_a_malformed_file_is_one_error_naming_file_and_line(tmp_path: Path, text
 
 def test_an_expired_quarantine_stops_the_run_before_any_item_runs(pytester: pytest.Pytester) -> None:
     project = make_project(pytester)
-    (project.path / "quarantine.yaml").write_text(ENTRIES.replace("2027-01-31", "2020-01-31"))
+    # Only bob's entry has expired, whatever today's date is (alice's is dated for the unit tests' TODAY).
+    entries = ENTRIES.replace("2026-12-02", "2999-12-31").replace("2027-01-31", "2020-01-31")
+    (project.path / "quarantine.yaml").write_text(entries)
     result = run(project, "cases", "-n", "2")  # under xdist too: checked on the controller at session start
     assert result.returncode == 4  # pytest's usage error
     assert "quarantine.yaml:8: the quarantine of 'cases/other.yaml::summary[*]' (owner bob) expired on 2020-01-31" \
