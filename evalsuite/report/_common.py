@@ -108,6 +108,8 @@ def run_metadata(items: list[ItemResult], run_meta: dict[str, Any]) -> dict[str,
 
 def repeat_text(item: ItemResult) -> str | None:
     """Nondeterminism across repeats: the runner's agreement, and how many examples were not unanimous."""
+    if not any(record.sample for record in item.records):  # one sample per example: nothing to agree on
+        return None
     repeats = agreement((record.example_id, record.prediction) for record in item.records)
     if repeats.samples < 2:
         return None
