@@ -241,7 +241,7 @@ def sweep_plot(title: str, param: str, metric: str, series: dict[str, list[Sweep
     values = [v for m in metrics for v in (m.value, m.ci_low, m.ci_high, m.baseline)] + [first.min, first.max]
     y_domain = zoomed(values, clamp=(0.0, 1.0) if first.kind == "proportion" else None)
     x_low, x_high = min(xs), max(xs)
-    pad = (x_high - x_low) * 0.06 or 0.5
+    pad = (x_high - x_low) * 0.1 or 0.5
     x_domain = (x_low - pad, x_high + pad)
     width, height, left, right, top, bottom = 400, 260, 54, 14, 16, 214
     x, y = _scale(x_domain, (left, width - right)), _scale(y_domain, (bottom - 6, top + 8))
@@ -265,7 +265,7 @@ def sweep_plot(title: str, param: str, metric: str, series: dict[str, list[Sweep
         band = [(px, m.ci_low, m.ci_high) for px, m in xy if m.ci_low is not None and m.ci_high is not None]
         if len(band) > 1:
             edge = [f"{_n(px)},{_n(y(lo))}" for px, lo, _ in band] + [f"{_n(px)},{_n(y(hi))}" for px, _, hi in reversed(band)]
-            out.append(f'<polygon points="{" ".join(edge)}" fill="{color}" fill-opacity="0.08" stroke="none"/>')
+            out.append(f'<polygon points="{" ".join(edge)}" fill="{color}" fill-opacity="0.07" stroke="none"/>')
         for px, m in xy:
             if m.ci_low is not None and m.ci_high is not None:
                 out.append(_line(px, y(m.ci_low), px, y(m.ci_high), color, 1.5))

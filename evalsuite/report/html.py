@@ -268,7 +268,7 @@ def _item(item: ItemResult, index: int) -> str:
     meta = [item.source, f"model {item.model.get('name', '')}", params,
             f"dataset {item.dataset_fingerprint}" if item.dataset_fingerprint else "",
             f"{item.n_examples:,} examples", f"{item.unparsed} unparsed",
-            f"{item.errors} call errors" + (f" ({error_kinds(item)})" if item.errors else ""),
+            f"{item.errors} call errors" + (f" ({error_kinds(item)})" if error_kinds(item) else ""),
             f"cassette {item.cassette}" if item.cassette else ""]
     parts = [f'<section class="item" id="item-{index}"><h2><span>{escape(item.item_id)}</span>{_badge(status)}'
              f'<span class="meta">pytest: {escape(outcome_label(outcome_of(item)))}</span></h2>',
