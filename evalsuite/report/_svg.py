@@ -13,6 +13,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from html import escape
 from typing import Any
 
@@ -43,8 +44,12 @@ def ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 def tick_label(value: float, step: float) -> str:
     """``value`` with as many decimals as the step needs (0.925 -> "0.925" at step 0.025, 1.0 -> "1")."""
-    decimals = next((d for d in range(9) if abs(round(step, d) - step) <= 1e-9 * max(1.0, abs(step))), 9)
-    return f"{value:.{decimals}f}"
+    return f"{value:.{_decimals(step)}f}"
+
+
+@lru_cache(maxsize=256)
+def _decimals(step: float) -> int:
+    return next((d for d in range(9) if abs(round(step, d) - step) <= 1e-9 * max(1.0, abs(step))), 9)
 
 
 def zoomed(values: Iterable[float | None], *, clamp: tuple[float, float] | None = None,
@@ -74,7 +79,7 @@ def _scale(domain: tuple[float, float], pixels: tuple[float, float]) -> Callable
 
 def _n(value: float) -> str:
     """A coordinate: one decimal is finer than any screen needs."""
-    return f"{value:.1f}".rstrip("0").rstrip(".")
+    return f"{value:.1f}"
 
 
 def _text(x: float, y: float, text: str, *, anchor: str = "middle", size: int = 12, color: str = INK,

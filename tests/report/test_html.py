@@ -107,8 +107,8 @@ def test_sweep_series_that_coincide_stay_apart(tmp_path: Path) -> None:
     sweep = html[html.index('<figure class="plot sweep">'):]
     sweep = sweep[: sweep.index("</figure>")]
     assert "max_tokens=2" in sweep and "max_tokens=8" in sweep
-    circles = re.findall(r'<circle cx="([\d.]+)" cy="([\d.]+)" r="5"', sweep)
-    squares = re.findall(r'<rect x="([\d.]+)" y="([\d.]+)" width="10"', sweep)
+    circles = re.findall(r'<circle cx="([\d.]+)" cy="([\d.]+)" r="5.0"', sweep)
+    squares = re.findall(r'<rect x="([\d.]+)" y="([\d.]+)" width="10.0"', sweep)
     assert len(circles) == len(squares) == 2  # one series drawn with circles, the other with squares...
     assert {x for x, _ in circles}.isdisjoint(x for x, _ in squares)  # ...each moved sideways: both visible
 
