@@ -65,7 +65,7 @@
     this.build();
   }
   Explorer.prototype.build = function () {
-    var self = this, data = this.data;
+    var self = this;
     this.search = el("input", { type: "search", placeholder: "search id, prompt, answer, expected\u2026",
                                 "aria-label": "search examples" });
     var options = [["all", "all examples"]];
