@@ -1,10 +1,11 @@
-"""Command line: ``evalsuite compare|schema|scan|serve-local`` (and ``python -m evalsuite ...``): argparse only.
+"""Command line: ``evalsuite compare|schema|scan|view|serve-local`` (and ``python -m evalsuite ...``): argparse only.
 
 The main interface is pytest (``pytest cases``); these are the helpers around it. ``compare`` re-runs the
 verdict's paired tests between two stored runs (``verdict.compare_runs``) and prints the same table as the
 test session: a gate usable outside pytest, e.g. to compare two models' reports. ``schema`` prints the JSON
 Schema of the case-file format (``cases.json_schema``) for YAML editors. ``scan`` looks for secrets in
-cassettes and reports (``evalsuite.scan``), for pre-commit hooks and CI.
+cassettes and reports (``evalsuite.scan``), for pre-commit hooks and CI. ``view`` serves a report folder on
+127.0.0.1 (``report._view``).
 """
 
 from __future__ import annotations
@@ -88,6 +89,12 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_view(args: argparse.Namespace) -> int:
+    from evalsuite.report import _view
+
+    return _view.main(args.path, args.port, open_browser=args.open)
+
+
 def _alpha(text: str) -> float:
     value = float(text)
     if not 0.0 < value < 1.0:
@@ -131,6 +138,16 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("paths", nargs="*", metavar="PATH",
                       help="files or directories to scan (default: the project's cassette and report directories)")
     scan.set_defaults(func=_cmd_scan)
+    view = commands.add_parser(
+        "view", help="serve report.html on 127.0.0.1 and print its URL (--open: open it in the browser)",
+        description="Serve a report folder (default: reports/) on 127.0.0.1 only, print the URL of its report.html "
+                    "and keep serving until Ctrl-C. The file also opens from disk; this is for a browser that "
+                    "cannot reach the file (a remote machine through a forwarded port).")
+    view.add_argument("path", nargs="?", type=Path, default=Path("reports"), metavar="PATH",
+                      help="the report folder, or a report.html (default: reports)")
+    view.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
+    view.add_argument("--open", action="store_true", help="also open the URL in the default web browser")
+    view.set_defaults(func=_cmd_view)
     serve = commands.add_parser(
         "serve-local", add_help=False, help="serve a local GGUF model (Gemma 3 270M) on 127.0.0.1 for recording",
         description="Thin wrapper over llama-cpp-python's OpenAI-compatible server; see --help.")

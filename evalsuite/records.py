@@ -146,6 +146,7 @@ class ExampleRecord(_OneSample):
     error_kind: str | None = None
     finish_reason: str | None = None
     system_fingerprint: str | None = None  # which backend build answered: explains drift under a fixed seed
+    prompt: str | None = None  # the rendered prompt after the item's ``prompt_prefix``, cut (runner.PROMPT_TAIL_CHARS)
 
 
 @dataclass
@@ -220,6 +221,7 @@ class ItemResult:
     # failure) or "xpassed"; an item that did not run has no records or metrics and ``message`` says why.
     outcome: str = "passed"
     quarantine: dict[str, Any] | None = None  # the quarantine.yaml entry that covers it: {item, reason, owner, expires}
+    prompt_prefix: str = ""  # what every example's rendered prompt starts with (instructions, few-shot): stored once
 
     @property
     def identity(self) -> str:

@@ -28,6 +28,8 @@ from evalsuite.verdict.baseline import RENAMED_FROM
 from evalsuite.verdict.flakiness import flakiness
 
 EXCERPT_CHARS = 200
+PROMPT_TAIL_CHARS = 1000  # of each example's rendered prompt after the part all share (the report's drill-down)
+PROMPT_PREFIX_CHARS = 20_000  # of that shared part, stored once per item
 SHARED_MIN = 40  # a prefix all inputs share (instructions, few-shot) is cut when longer, keeping its last word
 WORST_SHOWN = 3
 
@@ -196,8 +198,8 @@ def run_item(run: CaseRun, settings: RunSettings, *, cassette_options: CassetteO
                              f"nothing to score; first error: {answers[0].error}")
 
     return score(replace(run, case=case), rows, answers, metrics, settings, prompt_hashes=[c.prompt_hash for c in calls],
-                 inputs=[prompt_text(c) for c in calls], fingerprint=fingerprint, cassette_file=path,
-                 cassette_interactions=cassette.n_interactions, started=started)
+                 inputs=[prompt_text(c) for c in calls], prompts=[rendered_prompt(c) for c in calls],
+                 fingerprint=fingerprint, cassette_file=path, cassette_interactions=cassette.n_interactions, started=started)
 
 
 def score(
@@ -209,6 +211,7 @@ def score(
     *,
     prompt_hashes: Sequence[str] | None = None,
     inputs: Sequence[str] | None = None,
+    prompts: Sequence[str] | None = None,
     fingerprint: str | None = None,
     cassette_file: Path | None = None,
     cassette_interactions: int = 0,
@@ -219,6 +222,7 @@ def score(
     Also what a hand-written test's ``evalsuite_score`` uses, so its answers meet the same parsers,
     metrics, thresholds and baseline gate as a case file's. ``inputs`` (one per answer, like ``prompt_hashes``)
     is the prompt text a report shows as each example's input; without it, the example's first text field.
+    ``prompts`` (likewise): the whole rendered prompts, stored as the item's shared prefix and each rest.
     """
     started = time.perf_counter() if started is None else started
     case = run.case
@@ -243,8 +247,9 @@ def score(
         note = f"compared with baseline entry {renamed.identity} (renamed?)"
         results = [replace(r, reason=f"{r.reason}; {note}") if r.name in renamed.metrics else r for r in results]
     texts = excerpts(inputs if inputs is not None else [_first_text(s.example) for s in scored])
-    records = [_record(s, {name: values[name][i] for name in metrics}, text)
-               for i, (s, text) in enumerate(zip(scored, texts))]
+    prefix, tails = split_prompts(prompts) if prompts is not None else ("", [None] * len(scored))
+    records = [_record(s, {name: values[name][i] for name in metrics}, text, tail)
+               for i, (s, text, tail) in enumerate(zip(scored, texts, tails))]
     tokens = Counter[str]()
     for a in answers:
         tokens["prompt"] += a.prompt_tokens or 0
@@ -273,6 +278,7 @@ def score(
         meta={"prompt_variant": run.prompt_variant, "tags": case.tags, "repeats": case.repeats,
               "cassette_interactions": cassette_interactions,
               **({RENAMED_FROM: renamed.identity} if renamed else {})},
+        prompt_prefix=prefix,
     )
     if case.repeats > 1:  # how likely the verdict flips on a re-run, from the spread of the repeats
         flaky = flakiness([(metric.info(), case.metrics[name], values[name]) for name, metric in metrics.items()],
@@ -326,10 +332,33 @@ def prompt_text(call: Call) -> str:
     if call.api == "completions":
         return str(call.body.get("prompt", ""))
     user = [m.get("content") for m in call.body.get("messages", []) if m.get("role") == "user"]
-    content = user[-1] if user else ""
+    return _content_text(user[-1] if user else "")
+
+
+def rendered_prompt(call: Call) -> str:
+    """The whole prompt sent, as text: the completions prompt, or each chat message under its role."""
+    if call.api == "completions":
+        return str(call.body.get("prompt", ""))
+    return "\n\n".join(f"[{m.get('role', '')}]\n{_content_text(m.get('content'))}" for m in call.body.get("messages", []))
+
+
+def _content_text(content: Any) -> str:
     if isinstance(content, list):  # content parts: keep the text ones
-        content = " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
     return str(content or "")
+
+
+def split_prompts(texts: Sequence[str]) -> tuple[str, list[str]]:
+    """(the whole lines every prompt starts with, each prompt's rest): the instructions and few-shot examples
+    are stored once per item and each rest is cut to ``PROMPT_TAIL_CHARS``, so a report grows with what differs."""
+    distinct = set(texts)
+    shared = os.path.commonprefix(list(distinct)) if len(distinct) > 1 else next(iter(distinct), "")
+    cut = shared.rfind("\n") + 1 if len(distinct) > 1 else len(shared)
+    return _cut(shared[:cut], PROMPT_PREFIX_CHARS), [_cut(text[cut:], PROMPT_TAIL_CHARS) for text in texts]
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit:,} more characters in the cassette]"
 
 
 def _first_text(example: Example) -> str:
@@ -337,7 +366,7 @@ def _first_text(example: Example) -> str:
     return next((v for v in example.fields.values() if isinstance(v, str) and v != example.id), "")
 
 
-def _record(s: Scored, scores: dict[str, Any], input_text: str) -> ExampleRecord:
+def _record(s: Scored, scores: dict[str, Any], input_text: str, prompt: str | None) -> ExampleRecord:
     return ExampleRecord(
         example_id=s.example.id,
         sample=s.answer.sample,
@@ -355,6 +384,7 @@ def _record(s: Scored, scores: dict[str, Any], input_text: str) -> ExampleRecord
         error_kind=s.answer.error_kind,
         finish_reason=s.answer.finish_reason,
         system_fingerprint=s.answer.system_fingerprint,
+        prompt=prompt,
     )
 
 

@@ -446,6 +446,12 @@ def pytest_collection_modifyitems(items):
     html = (project.path / "reports" / "report.html").read_text()
     for item_id in by_id:
         assert item_id in markdown and item_id in html
+    # report.html's overview: one row per item with pytest's outcome, and the totals pytest printed
+    rows = dict(re.findall(r'<td data-label="item"><a [^>]*>([^<]+)</a></td><td data-label="verdict">.*?</td>'
+                           r'<td data-label="pytest">([^<]+)</td>', html))
+    assert rows == {item_id: item["outcome"].replace("_", " ") for item_id, item in by_id.items()}
+    assert ("<tfoot><tr><td colspan=6>9 items: 1 passed, 1 failed, 1 not recorded, 2 errors, 2 skipped, "
+            "1 xfailed (quarantined), 1 xpassed ·") in html
     assert "not recorded" in markdown and "flips between runs" in markdown and "flips between runs" in html
     system_out = {case.get("name"): "".join(out.text or "" for out in case.iter("system-out"))
                   for case in ElementTree.parse(project.path / "junit.xml").getroot().iter("testcase")}

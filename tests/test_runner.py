@@ -164,6 +164,32 @@ def test_input_excerpts_cut_the_instructions_every_prompt_shares() -> None:
     assert runner.excerpts(["x" * 300]) == ["x" * 199 + "…"]
 
 
+def test_the_rendered_prompt_is_stored_once_per_item_and_what_differs_per_example(tmp_path: Path, monkeypatch) -> None:
+    rows = "{id: e0, text: 'short one'}, {id: e1, text: '%s'}" % ("word " * 400)
+    (tmp_path / "cases").mkdir()
+    (tmp_path / "cases" / "echo.yaml").write_text(f"""
+cases:
+  - id: echo
+    model: {{name: test-model, temperature: 0}}
+    dataset: {{id: id, expected: null, examples: [{rows}]}}
+    prompt:
+      system: Repeat the text.
+      few_shot: [{{role: user, content: "Text: hi"}}, {{role: assistant, content: hi}}]
+      user: "Text: {{{{ text }}}}"
+    metrics: {{completion_tokens: {{}}}}
+""")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key-0000")
+    with ChatServer(echo_responder) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        [case_run] = load_suite(tmp_path / "cases" / "echo.yaml", tmp_path)
+        result = runner.run_item(case_run, runner.RunSettings(rootdir=tmp_path, record_mode="once"))
+    assert result.prompt_prefix == "[system]\nRepeat the text.\n\n[user]\nText: hi\n\n[assistant]\nhi\n\n[user]\n"
+    short, long = (r.prompt or "" for r in result.records)
+    assert short == "Text: short one"
+    assert len(long) < runner.PROMPT_TAIL_CHARS + 60 and long.endswith("… [1,006 more characters in the cassette]")
+    assert runner.split_prompts(["same\nprompt"] * 3) == ("same\nprompt", ["", "", ""])  # nothing differs
+
+
 @pytest.mark.parametrize("latency_spec, flipped", [("{}", 0), ("{max_increase: 0.1}", 8)])
 def test_only_metrics_that_gate_list_flipped_examples(tmp_path: Path, latency_spec: str, flipped: int) -> None:
     """A slower machine changes every example's latency: that is no flip unless the case gates latency."""

@@ -126,6 +126,7 @@ def written_forms(value: str) -> dict[str, str]:
         (escaped, "JSON-escaped"),
         (json.dumps(value)[1:-1], "JSON-escaped"),
         (escaped.replace("/", "\\/"), "JSON-escaped"),
+        (escaped.replace("<", "\\u003c"), "JSON-escaped"),  # JSON inside an HTML <script> (report.html)
         (_utf16_escaped(value, "04x"), "JSON \\u-escaped"),
         (_utf16_escaped(value, "04X"), "JSON \\u-escaped"),
         (html.escape(value), "HTML-escaped"),

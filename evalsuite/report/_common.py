@@ -108,6 +108,8 @@ def run_metadata(items: list[ItemResult], run_meta: dict[str, Any]) -> dict[str,
 
 def repeat_text(item: ItemResult) -> str | None:
     """Nondeterminism across repeats: the runner's agreement, and how many examples were not unanimous."""
+    if not any(record.sample for record in item.records):  # one sample per example: nothing to agree on
+        return None
     repeats = agreement((record.example_id, record.prediction) for record in item.records)
     if repeats.samples < 2:
         return None
@@ -192,13 +194,14 @@ def named(items: list[ItemResult]) -> list[ItemResult]:
 
 
 def clipped(item: ItemResult) -> ItemResult:
-    """A copy of ``item`` whose answers, inputs, predictions, references, per-example scores (a label metric keeps
-    the prediction) and errors fit in a report (``MAX_TEXT_CHARS`` each)."""
+    """A copy of ``item`` whose answers, inputs, prompts, predictions, references, per-example scores (a label metric
+    keeps the prediction) and errors fit in a report (``MAX_TEXT_CHARS`` each; the prompt's shared start 5 times that)."""
     records = [replace(r, answer=clip(r.answer), input_excerpt=clip(r.input_excerpt), expected=clip(r.expected),
-                       prediction=clip(r.prediction), error=clip(r.error),
+                       prediction=clip(r.prediction), error=clip(r.error), prompt=clip(r.prompt),
                        scores={name: clip(value) for name, value in r.scores.items()}) for r in item.records]
     flipped = [{k: clip(v) for k, v in flip.items()} for flip in item.flipped]
-    return replace(item, records=records, flipped=flipped, message=clip(item.message))
+    return replace(item, records=records, flipped=flipped, message=clip(item.message),
+                   prompt_prefix=clip(item.prompt_prefix, 5 * MAX_TEXT_CHARS))
 
 
 def not_run_text(item: ItemResult) -> str | None:

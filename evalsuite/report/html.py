@@ -1,321 +1,310 @@
-"""report.html: one self-contained page (inline CSS, plots as base64 PNG from matplotlib's Agg).
+"""report.html: one self-contained page (inline CSS, SVG plots, data and script; no network) that opens from disk
+or from a CI artifact.
 
-Per item: each metric's value with its CI against the threshold and the baseline; a confusion
-matrix when predictions are labels; score histograms for per-example numeric metrics. Per case with
-a temperature / max_tokens / top_p sweep: metric vs parameter (e.g. accuracy vs temperature).
-All text is escaped; plots are capped per item so the page renders fast even for large suites.
-matplotlib is imported only when a page is rendered: importing the plugin stays cheap.
+What the verdict says is static HTML, readable with JavaScript off: the overview of every item with pytest's
+outcome and the totals pytest prints, why items failed, parameter sweeps, and per item its metric cards (value,
+CI, threshold, baseline, change, p, minimum detectable drop, each with a plot on an axis zoomed to what the gate
+compares), confusion matrix, score distributions, worst examples and examples flipped against the baseline.
+The script adds overview filters and a per-example browser (rendered prompt, answer, prediction, expected,
+scores, error; sortable, filterable, searchable, one page of rows at a time) over compact JSON embedded per
+item (``_examples``). All run text is escaped in HTML and set as text by the script.
 """
 
 from __future__ import annotations
 
-import base64
-import io
-import math
-from collections import Counter, defaultdict
+from collections import defaultdict
+from functools import lru_cache
 from html import escape
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
-from evalsuite.records import ItemResult, MetricResult
+from evalsuite.records import ExampleRecord, ItemResult, MetricResult
 from evalsuite.report._common import (
-    baseline_text,
+    FAILING_OUTCOMES,
     coverage_lines,
     error_kinds,
     flaky_text,
     item_status,
     mde_text,
     named,
+    not_run_text,
     outcome_label,
+    outcome_of,
     p_text,
     packages_text,
     quarantine_text,
+    repeat_text,
     sort_items,
+    summary,
     summary_line,
     threshold_text,
-    value_text,
 )
-from evalsuite.verdict.format import fmt
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+from evalsuite.report._examples import flip_entries, item_data, script_json, worst_examples
+from evalsuite.report._svg import (
+    SweepPoint,
+    confusion_plot,
+    distribution_plot,
+    interval_plot,
+    numeric_scores,
+    sweep_plot,
+)
+from evalsuite.verdict.format import fmt, fmt_delta
 
 SWEEP_PARAMS = ("temperature", "max_tokens", "top_p")
-MAX_METRIC_PANELS = 6
-MAX_HISTOGRAMS = 3
-MAX_SWEEP_METRICS = 3
-MAX_LABELS = 12
-MAX_EXAMPLE_ROWS = 10
-MAX_FLIP_ROWS = 20
-_DPI = 80
-_NOW, _BASE, _MIN, _MAX = "#4C72B0", "#AAAAAA", "#C44E52", "#DD8452"
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:1.5rem;color:#222;max-width:1200px}
-table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.85rem}
-th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}
-th{background:#f4f4f4} td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.regression,.fail,.not_recorded{color:#b00020;font-weight:600} .error{color:#b26a00;font-weight:600}
-.skipped,.xfailed,.xpassed{color:#8a6d00}
-.improved{color:#1b7a1b} section{border-top:2px solid #eee;margin-top:1.5rem}
-.plots img{margin:.25rem;border:1px solid #eee} .reason{font-size:.85rem;color:#444}
-code{font-size:.85rem} .meta{color:#666;font-size:.8rem}
-"""
+MAX_SWEEP_METRICS = 4
+MAX_DISTRIBUTIONS = 6
+WORST_SHOWN = 5
+FLAKY_AT = 0.05  # a verdict that flips on one re-run in 20 or more is listed under "flaky"
+CELL_CHARS = 300
+FILTERS = (("all", "all"), ("failing", "failing"), ("regressed", "regressed"), ("flaky", "flaky / quarantined"),
+           ("new", "new"), ("not_recorded", "not recorded"), ("skipped", "skipped"))
+_ASSETS = Path(__file__).with_name("assets")
 
 
-def _figure(width: float, height: float) -> Figure:
-    from matplotlib.figure import Figure  # Agg-backed, no pyplot state
-
-    return Figure(figsize=(width, height))
-
-
-def _whisker(m: MetricResult) -> tuple[float, float]:
-    """Distances from the value down to the CI's low end and up to its high end (0 without an interval)."""
-    if m.value is None or m.ci_low is None or m.ci_high is None:
-        return 0.0, 0.0
-    return max(0.0, m.value - m.ci_low), max(0.0, m.ci_high - m.value)
+@lru_cache(maxsize=None)
+def _asset(name: str) -> str:
+    return (_ASSETS / name).read_text(encoding="utf-8")
 
 
-def _png(fig: Figure) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _img(fig: Figure, alt: str) -> str:
-    return f'<img class="plot" alt="{escape(alt)}" src="data:image/png;base64,{_png(fig)}">'
-
-
-def metrics_plot(item: ItemResult) -> str | None:
-    """Per metric: the value (CI whisker) next to the baseline, with min/max threshold lines."""
-    metrics = [(m, m.value) for m in item.metrics if m.value is not None][:MAX_METRIC_PANELS]
-    if not metrics:
-        return None
-    fig = _figure(2.1 * len(metrics), 2.4)
-    for i, (m, value) in enumerate(metrics):
-        ax = fig.add_subplot(1, len(metrics), i + 1)
-        labels, heights, colors = ["now"], [value], [_NOW]
-        if m.baseline is not None:
-            labels.append("baseline")
-            heights.append(m.baseline)
-            colors.append(_BASE)
-        ax.bar(range(len(heights)), heights, color=colors, width=0.6)
-        if m.ci_low is not None and m.ci_high is not None:
-            low, high = _whisker(m)
-            ax.errorbar([0], [value], yerr=[[low], [high]], color="black", capsize=4, linewidth=1)
-        for bound, color in ((m.min, _MIN), (m.max, _MAX)):
-            if bound is not None:
-                ax.axhline(bound, color=color, linestyle="--", linewidth=1)
-        ax.set_xticks(range(len(labels)), labels, fontsize=7)
-        ax.tick_params(axis="y", labelsize=7)
-        ax.set_title(f"{m.name}: {m.verdict}", fontsize=8, color=_MIN if m.failed else "black")
-    fig.tight_layout()
-    return _img(fig, f"{item.item_id}: metrics vs threshold and baseline")
-
-
-def _is_label(value: Any) -> bool:
-    return isinstance(value, (str, int, bool)) and len(str(value)) <= 32
-
-
-def confusion_plot(item: ItemResult) -> str | None:
-    """Expected vs predicted when the task is a labelling task (few short, repeated expected values)."""
-    records = item.records
-    if not records or not all(_is_label(r.expected) for r in records):
-        return None
-    labels = sorted({str(r.expected) for r in records})
-    if len(labels) > MAX_LABELS or len(records) < 2 * len(labels):
-        return None
-    columns = list(labels)
-
-    def column(r: Any) -> str:
-        if not r.parsed or r.prediction is None:
-            return "(unparsed)"
-        return str(r.prediction) if str(r.prediction) in labels else "(other)"
-
-    counts = Counter((str(r.expected), column(r)) for r in records)
-    columns += [c for c in ("(other)", "(unparsed)") if any(key[1] == c for key in counts)]
-    grid = [[counts.get((row, col), 0) for col in columns] for row in labels]
-    fig = _figure(1.6 + 0.6 * len(columns), 1.4 + 0.5 * len(labels))
-    ax = fig.add_subplot()
-    ax.imshow(grid, cmap="Blues")
-    peak = max(max(row) for row in grid) or 1
-    for y, row in enumerate(grid):
-        for x, n in enumerate(row):
-            ax.text(x, y, str(n), ha="center", va="center", fontsize=7, color="white" if n > peak / 2 else "black")
-    ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right", fontsize=7)
-    ax.set_yticks(range(len(labels)), labels, fontsize=7)
-    ax.set_xlabel("prediction", fontsize=8)
-    ax.set_ylabel("expected", fontsize=8)
-    ax.set_title("confusion matrix", fontsize=8)
-    fig.tight_layout()
-    return _img(fig, f"{item.item_id}: confusion matrix")
-
-
-def _numeric_scores(item: ItemResult, name: str) -> list[float] | None:
-    values = [r.scores.get(name) for r in item.records]
-    numbers = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    numbers = [v for v in numbers if math.isfinite(v)]
-    if len(numbers) < 2 or all(v in (0.0, 1.0) for v in numbers):
-        return None  # 0/1 values: the confusion matrix and the bar say it all
-    return numbers
-
-
-def histogram_plots(item: ItemResult) -> list[str]:
-    out: list[str] = []
-    for m in item.metrics:
-        if len(out) >= MAX_HISTOGRAMS:
-            break
-        numbers = _numeric_scores(item, m.name)
-        if numbers is None:
-            continue
-        fig = _figure(3.0, 2.2)
-        ax = fig.add_subplot()
-        ax.hist(numbers, bins=20, color=_NOW)
-        ax.axvline(sum(numbers) / len(numbers), color="black", linewidth=1, label="mean")
-        ax.set_title(f"{m.name}: per-example values", fontsize=8)
-        ax.tick_params(labelsize=7)
-        fig.tight_layout()
-        out.append(_img(fig, f"{item.item_id}: {m.name} distribution"))
-    return out
-
-
-def sweep_plots(items: list[ItemResult]) -> list[tuple[str, str]]:
-    """(case label, img) for each case whose items vary a sampling parameter: metric vs parameter."""
-    by_case: dict[tuple[str, str], list[ItemResult]] = defaultdict(list)
-    for item in items:
-        by_case[(item.suite, item.case)].append(item)
-    out = []
-    for (suite, case), group in by_case.items():
-        for param in SWEEP_PARAMS:
-            xs = {item.params.get(param) for item in group if isinstance(item.params.get(param), (int, float))}
-            if len(xs) < 2:
-                continue
-            names = [m.name for m in group[0].metrics if m.value is not None][:MAX_SWEEP_METRICS]
-            if not names:
-                continue
-            series: dict[str, list[tuple[float, float, MetricResult]]] = defaultdict(list)
-            for item in group:
-                x = item.params.get(param)
-                if not isinstance(x, (int, float)):
-                    continue
-                others = [str(item.meta.get("prompt_variant", ""))] + [
-                    f"{p}={item.params[p]}" for p in SWEEP_PARAMS if p != param and item.params.get(p) is not None]
-                label = ", ".join(o for o in others if o) or case
-                for m in item.metrics:
-                    if m.name in names and m.value is not None:
-                        series[f"{label}\0{m.name}"].append((float(x), m.value, m))
-            fig = _figure(3.2 * len(names), 2.6)
-            for i, name in enumerate(names):
-                ax = fig.add_subplot(1, len(names), i + 1)
-                for key, points in series.items():
-                    label, metric_name = key.split("\0")
-                    if metric_name != name:
-                        continue
-                    points.sort(key=lambda p: p[0])
-                    x = [p[0] for p in points]
-                    y = [p[1] for p in points]
-                    low, high = zip(*(_whisker(p[2]) for p in points))
-                    ax.errorbar(x, y, yerr=[list(low), list(high)], marker="o", capsize=3, linewidth=1, markersize=4, label=label)
-                bound = next((m for m in group[0].metrics if m.name == name), None)
-                if bound is not None and bound.min is not None:
-                    ax.axhline(bound.min, color=_MIN, linestyle="--", linewidth=1)
-                if bound is not None and bound.max is not None:
-                    ax.axhline(bound.max, color=_MAX, linestyle="--", linewidth=1)
-                ax.set_xlabel(param, fontsize=8)
-                ax.set_title(f"{name} vs {param}", fontsize=8)
-                ax.tick_params(labelsize=7)
-                if len({k.split(chr(0))[0] for k in series}) > 1:
-                    ax.legend(fontsize=6)
-            fig.tight_layout()
-            title = f"{suite}/{case}" if suite else case
-            out.append((title, _img(fig, f"{title}: metrics vs {param}")))
-    return out
-
-
-def _metric_table(item: ItemResult) -> str:
-    rows = []
-    for m in item.metrics:
-        rows.append(
-            f"<tr><td>{escape(m.name)}</td><td class=num>{m.n}</td><td class=num>{escape(value_text(m))}</td>"
-            f"<td>{escape(threshold_text(m))}</td><td>{escape(baseline_text(m))}</td><td>{escape(p_text(m))}</td>"
-            f"<td class=num>{escape(mde_text(m))}</td>"
-            f'<td class="{escape(m.verdict)}">{escape(m.verdict)}</td><td class=reason>{escape(m.reason)}</td></tr>')
-    return ("<table><tr><th>metric</th><th>n</th><th>value [95% CI]</th><th>threshold</th><th>vs baseline</th>"
-            "<th>p (drop)</th><th>MDE</th><th>verdict</th><th>reason</th></tr>" + "".join(rows) + "</table>")
-
-
-def _flips_table(item: ItemResult) -> str:
-    """The examples whose value changed against the baseline, with both answers."""
-    if not item.flipped:
-        return ""
-    rows = "".join(
-        f"<tr><td><code>{_clip(f.get('example_id'), 60)}</code></td><td>{_clip(f.get('metric'), 40)}</td>"
-        f"<td>{_clip(f.get('before'), 20)} &rarr; {_clip(f.get('after'), 20)}</td>"
-        f"<td>{_clip(f.get('baseline_answer'))}</td><td>{_clip(f.get('answer'))}</td></tr>"
-        for f in item.flipped[:MAX_FLIP_ROWS])
-    return (f"<details open><summary>{len(item.flipped)} example(s) flipped against the baseline</summary><table>"
-            "<tr><th>example</th><th>metric</th><th>before &rarr; after</th><th>baseline answer</th><th>answer</th></tr>"
-            f"{rows}</table></details>")
-
-
-def _clip(value: Any, limit: int = 160) -> str:
+def _clip(value: Any, limit: int = CELL_CHARS) -> str:
     text = "" if value is None else str(value)
     return escape(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
-def _examples_table(item: ItemResult) -> str:
-    """A few examples that went wrong (error, unparsed, or a 0 on a proportion metric)."""
-    proportion = [m.name for m in item.metrics if m.kind == "proportion"]
-    wrong = [r for r in item.records
-             if r.error or not r.parsed or any(r.scores.get(name) == 0 for name in proportion)]
-    if not wrong:
+def _tags(item: ItemResult, new: set[str]) -> list[str]:
+    """The overview filters an item belongs to."""
+    outcome, status = outcome_of(item), item_status(item)
+    tags = []
+    if outcome in FAILING_OUTCOMES:
+        tags.append("failing")
+    if status == "regression":
+        tags.append("regressed")
+    if item.quarantine or (item.flakiness is not None and item.flakiness >= FLAKY_AT):
+        tags.append("flaky")
+    if item.identity in new:
+        tags.append("new")
+    if outcome in ("not_recorded", "skipped"):
+        tags.append(outcome)
+    return tags
+
+
+def _badge(status: str) -> str:
+    return f'<span class="badge {escape(status)}">{escape(outcome_label(status))}</span>'
+
+
+def _overview(ordered: list[ItemResult], new: set[str]) -> str:
+    counts = {tag: 0 for tag, _ in FILTERS}
+    rows = []
+    for index, item in enumerate(ordered):
+        tags = _tags(item, new)
+        for tag in ["all", *tags]:
+            counts[tag] += 1
+        metrics = ", ".join(f'<span class="{"m-fail" if m.failed else ""}">{escape(m.name)} {escape(fmt(m.value))}</span>'
+                            for m in item.metrics) or '<span class="muted">-</span>'
+        notes = [text for text, shown in (("quarantined", item.quarantine), ("new", "new" in tags),
+                                          (f"flaky {fmt(item.flakiness)}", item.flakiness and item.flakiness >= FLAKY_AT),
+                                          (f"{item.unparsed} unparsed", item.unparsed),
+                                          (f"{item.errors} call errors", item.errors),
+                                          (f"{len(item.flipped)} flipped", item.flipped)) if shown]
+        rows.append(
+            f'<tr data-tags="{" ".join(tags)}" data-section="item-{index}">'
+            f'<td data-label="item"><a href="#item-{index}">{escape(item.item_id)}</a></td>'
+            f'<td data-label="verdict">{_badge(item_status(item))}</td>'
+            f'<td data-label="pytest">{escape(outcome_label(outcome_of(item)))}</td>'
+            f'<td class=num data-label="examples">{item.n_examples:,}</td><td data-label="metrics">{metrics}</td>'
+            f'<td data-label="notes">{escape(", ".join(notes))}</td></tr>')
+    buttons = "".join(
+        f'<button type="button" data-tag="{tag}" aria-pressed="{str(tag == "all").lower()}"'
+        f'{" disabled" if not counts[tag] else ""}>{escape(label)} ({counts[tag]})</button>' for tag, label in FILTERS)
+    s = summary(ordered)
+    totals = summary_line(ordered).removeprefix("evalsuite: ").split(" | ")[0]  # the counts pytest prints
+    return ('<section id="overview"><h2>Items</h2>'
+            f'<div id="filters" class="filters" role="group" aria-label="show items" hidden>{buttons}'
+            '<span id="filter-status" class="muted" aria-live="polite"></span></div>'
+            '<div class="scroll"><table class="overview stack"><thead><tr><th>item</th><th>verdict</th><th>pytest</th>'
+            '<th class=num>examples</th><th>metrics</th><th>notes</th></tr></thead><tbody>' + "".join(rows) +
+            f'</tbody><tfoot><tr><td colspan=6>{escape(totals)} · {s["examples"]:,} examples</td></tr></tfoot>'
+            "</table></div></section>")
+
+
+def _reasons(ordered: list[ItemResult]) -> str:
+    """Why each failing item failed, and why items did not run: the answer to "what broke?" without a click."""
+    lines = []
+    for index, item in enumerate(ordered):
+        link = f'<a href="#item-{index}">{escape(item.item_id)}</a>'
+        texts = [m.reason for m in item.metrics if m.failed]
+        not_run = not_run_text(item)
+        if not_run:
+            texts = [not_run.removeprefix(f"{item.item_id}: {outcome_label(outcome_of(item))}: ")]  # the badge says it
+        elif not texts and outcome_of(item) in FAILING_OUTCOMES:
+            texts = [(item.message.strip().splitlines() or ["failed"])[0]]
+        lines += [f"<li>{link} {_badge(item_status(item))} {escape(text)}</li>" for text in texts]
+    if not lines:
         return ""
-    rows = "".join(
-        f"<tr><td><code>{_clip(r.key, 60)}</code></td><td>{_clip(r.input_excerpt)}</td>"
-        f"<td>{_clip(r.expected, 60)}</td><td>{_clip(r.prediction, 60)}</td><td>{_clip(r.answer)}</td>"
-        f"<td>{_clip(r.error_kind or r.error, 80)}</td></tr>" for r in wrong[:MAX_EXAMPLE_ROWS])
-    return (f"<details><summary>{len(wrong)} example(s) wrong, unparsed or errored (first {min(len(wrong), MAX_EXAMPLE_ROWS)})"
-            "</summary><table><tr><th>example</th><th>input</th><th>expected</th><th>prediction</th><th>answer</th>"
-            f"<th>error</th></tr>{rows}</table></details>")
+    return ('<section id="reasons"><h2>Failures and items not run</h2><ul class="reasons">' + "".join(lines)
+            + "</ul></section>")
+
+
+def _sweeps(items: list[ItemResult]) -> str:
+    """Per case whose items vary a sampling parameter: each metric against that parameter, one series per
+    combination of whatever else varies (prompt variant, other parameters)."""
+    by_case: dict[tuple[str, str], list[ItemResult]] = defaultdict(list)
+    for item in items:
+        if item.metrics:
+            by_case[(item.suite, item.case)].append(item)
+    figures = []
+    for (suite, case), group in by_case.items():
+        varying = [p for p in SWEEP_PARAMS
+                   if len({_number(item.params.get(p)) for item in group} - {None}) > 1]
+        variants = len({item.meta.get("prompt_variant", "") for item in group}) > 1
+        for param in varying:
+            names = list(dict.fromkeys(m.name for item in group for m in item.metrics if m.value is not None))
+            for name in names[:MAX_SWEEP_METRICS]:
+                series: dict[str, list[SweepPoint]] = defaultdict(list)
+                for item in group:
+                    x = _number(item.params.get(param))
+                    metric = next((m for m in item.metrics if m.name == name and m.value is not None), None)
+                    if x is None or metric is None:
+                        continue
+                    others = ([str(item.meta.get("prompt_variant", ""))] if variants else []) + [
+                        f"{p}={item.params.get(p)}" for p in varying if p != param]
+                    series[", ".join(o for o in others if o) or case].append(SweepPoint(x, metric))
+                figure = sweep_plot(f"{suite}/{case}" if suite and suite != case else case, param, name, series)
+                if figure:
+                    figures.append(figure)
+    if not figures:
+        return ""
+    return '<section id="sweeps"><h2>Parameter sweeps</h2><div class="plots">' + "".join(figures) + "</div></section>"
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _card(m: MetricResult) -> str:
+    ci = (f"<small>95% CI [{escape(fmt(m.ci_low))}, {escape(fmt(m.ci_high))}]"
+          + (f" {escape(m.interval)}" if m.interval else "") + "</small>") if m.ci_low is not None else ""
+    facts = [("threshold", threshold_text(m)), ("baseline", fmt(m.baseline) if m.baseline is not None else "-"),
+             ("change", fmt_delta(m.delta) if m.delta is not None else "-"), ("p (worse)", p_text(m)),
+             ("detectable drop", mde_text(m)), ("examples", f"{m.n:,}" + (f" ({m.n_paired:,} paired)" if m.n_paired else ""))]
+    plot = interval_plot(m) or ""
+    return (f'<article class="card{" failed" if m.failed else ""}"><header><h3>{escape(m.name)}</h3>{_badge(m.verdict)}'
+            f'</header><p class="value">{escape(fmt(m.value))} {ci}</p>{plot}<dl>'
+            + "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in facts)
+            + f'</dl><details class="reason"{" open" if m.failed else ""}><summary>how it was judged</summary>'
+            f"<p>{escape(m.reason)}</p></details></article>")
+
+
+def _example_row(r: ExampleRecord, m: MetricResult) -> str:
+    score = r.scores.get(m.name)
+    value = fmt(score) if isinstance(score, float) else str(score) if isinstance(score, (int, bool)) else "-"
+    answer = r.error if r.error and r.answer is None else r.answer
+    return (f'<tr><td data-label="example"><code>{_clip(r.key if r.sample else r.example_id, 80)}</code></td>'
+            f'<td data-label="input">{_clip(r.input_excerpt)}</td><td data-label="expected">{_clip(r.expected)}</td>'
+            f'<td data-label="prediction">{_clip(r.prediction)}</td><td data-label="answer">{_clip(answer)}</td>'
+            f'<td class=num data-label="{escape(m.name)}">{escape(value)}</td></tr>')
+
+
+def _worst(item: ItemResult) -> str:
+    failed = next((m for m in item.metrics if m.failed), None)
+    if failed is None:
+        return ""
+    worst = worst_examples(item, failed, WORST_SHOWN)
+    if not worst:
+        return ""
+    return (f'<h3>Worst examples for {escape(failed.name)}</h3><div class="scroll"><table class="worst stack"><thead>'
+            f'<tr><th>example</th><th>input</th><th>expected</th><th>prediction</th><th>answer</th>'
+            f'<th class=num>{escape(failed.name)}</th></tr></thead><tbody>'
+            + "".join(_example_row(r, failed) for r in worst) + "</tbody></table></div>")
+
+
+def _diff_html(diff: list[tuple[int, str]]) -> str:
+    return "".join(escape(text) if op == 0 else f"<{'del' if op < 0 else 'ins'}>{escape(text)}</{'del' if op < 0 else 'ins'}>"
+                   for op, text in diff)
+
+
+def _flips(item: ItemResult) -> str:
+    """Examples whose value changed against the baseline, the baseline's answer beside this run's, and their diff."""
+    if not item.flipped:
+        return ""
+    rows = []
+    for flip in flip_entries(item):
+        rows.append(
+            f'<tr><td data-label="example"><code>{_clip(flip["example"], 80)}</code></td>'
+            f'<td data-label="change">{_clip(flip["metric"], 40)} {_clip(flip["before"], 20)} &rarr; '
+            f'{_clip(flip["after"], 20)}</td><td data-label="baseline answer">{_clip(flip["baseline"])}</td>'
+            f'<td data-label="this answer">{_clip(flip["answer"])}</td>'
+            f'<td data-label="diff" class="diff">{_diff_html(flip["diff"]) if flip["diff"] else "-"}</td></tr>')
+    return (f'<h3>{len(item.flipped)} example(s) flipped against the baseline</h3><div class="scroll">'
+            '<table class="flips stack"><thead><tr><th>example</th><th>change</th><th>baseline answer</th>'
+            '<th>this answer</th><th>diff</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table></div>")
+
+
+def _plots(item: ItemResult) -> list[str]:
+    """The confusion matrix (labelling tasks) and the distributions of per-example values."""
+    figures = [confusion_plot(item.records, "confusion matrix: expected (rows) against predicted (columns); "
+                                            "the diagonal is right")]
+    for m in item.metrics:
+        if len(figures) > MAX_DISTRIBUTIONS:
+            break
+        figures.append(distribution_plot(m, numeric_scores(item.records, m.name)))
+    return [f'<div class="panel">{f}</div>' for f in figures if f]
+
+
+def _explorer(item: ItemResult, index: int, failing: bool) -> str:
+    if not item.records:
+        return ""
+    return (f'<details class="examples" data-source="data-{index}"{" open" if failing else ""}><summary>All '
+            f"{len(item.records):,} example{'s' if len(item.records) != 1 else ''}: prompt, answer, scores "
+            '(search, filter, sort)</summary><div class="explorer"><p class="muted">The example browser needs '
+            "JavaScript; report.json has every example.</p></div></details>"
+            f'<script type="application/json" id="data-{index}">{script_json(item_data(item))}</script>')
+
+
+def _item(item: ItemResult, index: int) -> str:
+    status = item_status(item)
+    failing = outcome_of(item) in FAILING_OUTCOMES
+    params = ", ".join(f"{k}={v}" for k, v in item.params.items())
+    meta = [item.source, f"model {item.model.get('name', '')}", params,
+            f"dataset {item.dataset_fingerprint}" if item.dataset_fingerprint else "",
+            f"{item.n_examples:,} examples", f"{item.unparsed} unparsed",
+            f"{item.errors} call errors" + (f" ({error_kinds(item)})" if error_kinds(item) else ""),
+            f"cassette {item.cassette}" if item.cassette else ""]
+    parts = [f'<section class="item" id="item-{index}"><h2><span>{escape(item.item_id)}</span>{_badge(status)}'
+             f'<span class="meta">pytest: {escape(outcome_label(outcome_of(item)))}</span></h2>',
+             f'<p class="meta">{escape(" · ".join(m for m in meta if m))}</p>']
+    parts += [f'<p class="note">{escape(text)}</p>'
+              for text in (quarantine_text(item), flaky_text(item), repeat_text(item)) if text]
+    if item.message:
+        parts.append(f"<details{' open' if failing else ''}><summary>pytest's message</summary>"
+                     f"<pre>{escape(item.message)}</pre></details>")
+    panels = [_card(m) for m in item.metrics] + _plots(item)
+    if panels:
+        parts.append('<div class="panels">' + "".join(panels) + "</div>")
+    parts += [_worst(item), _flips(item), _explorer(item, index, failing), "</section>"]
+    return "".join(parts)
 
 
 def render_html(items: list[ItemResult], run: dict[str, Any]) -> str:
     items = named(items)
-    parts = ["<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>evalsuite report</title>",
-             f"<style>{_CSS}</style></head><body>", f"<h1>{escape(summary_line(items))}</h1>"]
-    parts.append(f"<p class=meta>record mode {escape(str(run.get('record_mode', '')))} · {escape(packages_text(run))}"
-                 + (f" · est. cost ${run['cost_usd']:.4f}" if run.get("cost_usd") is not None else "") + "</p>")
-    rows = []
-    for item in sort_items(items):
-        status = item_status(item)
-        rows.append(f'<tr><td><a href="#{escape(item.item_id)}">{escape(item.item_id)}</a></td>'
-                    f'<td class="{status}">{outcome_label(status)}</td><td class=num>{item.n_examples}</td>'
-                    f"<td class=num>{item.unparsed}</td><td class=num>{item.errors}</td>"
-                    f"<td>{escape(', '.join(f'{m.name} {fmt(m.value)}' for m in item.metrics))}</td></tr>")
-    parts.append("<table><tr><th>item</th><th>status</th><th>n</th><th>unparsed</th><th>errors</th><th>metrics</th></tr>"
-                 + "".join(rows) + "</table>")
+    ordered = sort_items(items)
+    new = set((run.get("coverage") or {}).get("new", []))
+    s = summary(items)
+    title = f"evalsuite: {s['failed']} failed, {s['passed']} passed" if items else "evalsuite: no items"
+    parts = ['<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+             '<meta name="viewport" content="width=device-width,initial-scale=1">'
+             f"<title>{escape(title)}</title><style>{_asset('report.css')}</style></head><body><main>",
+             f'<header><h1>evalsuite report</h1><p class="headline {"failed" if s["failed"] else "passed"}">'
+             f"{escape(summary_line(items))}</p>",
+             f'<p class="meta">record mode {escape(str(run.get("record_mode", "")))} · {escape(packages_text(run))}'
+             + (f" · est. cost ${run['cost_usd']:.4f}" if run.get("cost_usd") is not None else "") + "</p></header>",
+             _overview(ordered, new), _reasons(ordered)]
     coverage = coverage_lines(run)
     if coverage:
-        parts.append("<h2>Baseline coverage</h2><ul>" + "".join(f"<li>{escape(t)}</li>" for t in coverage) + "</ul>")
-    sweeps = sweep_plots(items)
-    if sweeps:
-        parts.append("<h2>Parameter sweeps</h2><div class=plots>")
-        parts += [f"<figure>{img}<figcaption>{escape(title)}</figcaption></figure>" for title, img in sweeps]
-        parts.append("</div>")
-    for item in sort_items(items):
-        parts.append(f'<section id="{escape(item.item_id)}"><h2>{escape(item.item_id)} '
-                     f'<span class="{item_status(item)}">{outcome_label(item_status(item))}</span></h2>')
-        notes = [text for text in (quarantine_text(item), flaky_text(item)) if text]
-        parts += [f"<p class=reason>{escape(text)}</p>" for text in notes]
-        params = ", ".join(f"{k}={v}" for k, v in item.params.items())
-        parts.append(f"<p class=meta>{escape(item.source)} · model {escape(str(item.model.get('name', '')))}"
-                     f" · {escape(params)} · dataset {escape(item.dataset_fingerprint)} · {item.n_examples} examples"
-                     f" · {item.unparsed} unparsed · {item.errors} errors"
-                     + (f" ({escape(error_kinds(item))})" if item.errors else "") + "</p>")
-        if item.message:
-            parts.append(f"<pre>{escape(item.message)}</pre>")
-        parts.append(_metric_table(item))
-        plots = [metrics_plot(item), confusion_plot(item), *histogram_plots(item)]
-        parts.append("<div class=plots>" + "".join(p for p in plots if p) + "</div>")
-        parts.append(_examples_table(item) + _flips_table(item) + "</section>")
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+        parts.append('<section id="coverage"><h2>Baseline coverage</h2><ul class="reasons">'
+                     + "".join(f"<li>{escape(t)}</li>" for t in coverage) + "</ul></section>")
+    parts.append(_sweeps(items))
+    parts += [_item(item, index) for index, item in enumerate(ordered)]
+    parts.append(f'<footer>evalsuite report · {escape(packages_text(run))}</footer></main>'
+                 f"<script>{_asset('report.js')}</script></body></html>\n")
+    return "".join(parts)

@@ -1,4 +1,8 @@
-"""report.md: the table and the reasons for a PR comment or the GitHub step summary."""
+"""report.md: the table and the reasons for a PR comment or the GitHub step summary.
+
+Failing items come first, with why; passing items are folded in a ``<details>`` block (a PR comment stays short
+when all is well); items that did not run (skipped, not recorded, an error) are listed with their reason.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 
 from evalsuite.records import ItemResult
 from evalsuite.report._common import (
+    FAILING_OUTCOMES,
     baseline_text,
     coverage_lines,
     error_kinds,
@@ -17,6 +22,7 @@ from evalsuite.report._common import (
     named,
     not_run_text,
     outcome_label,
+    outcome_of,
     p_text,
     packages_text,
     quarantine_text,
@@ -58,12 +64,13 @@ def _notes(items: list[ItemResult], run: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_markdown(items: list[ItemResult], run: dict[str, Any]) -> str:
-    items = named(items)
-    lines = [f"### {_md(summary_line(items))}", "",
-             "| | item | n | metric | value [95% CI] | threshold | vs baseline | p (drop) | MDE | verdict |",
-             "|---|---|--:|---|---|---|---|---|--:|---|"]
-    for item in sort_items(items):
+_HEAD = ["| | item | n | metric | value [95% CI] | threshold | vs baseline | p (drop) | MDE | verdict |",
+         "|---|---|--:|---|---|---|---|---|--:|---|"]
+
+
+def _rows(items: list[ItemResult]) -> list[str]:
+    lines = []
+    for item in items:
         icon = _ICON[item_status(item)]
         label = item.item_id + (" (quarantined)" if item.quarantine else "")
         for i, m in enumerate(item.metrics):
@@ -74,21 +81,37 @@ def render_markdown(items: list[ItemResult], run: dict[str, Any]) -> str:
         if not item.metrics:
             status = _md(outcome_label(item_status(item)))
             lines.append(f"| {icon} | {_md(label)} | {item.n_examples} | | | | | | | **{status}** |")
-    failing = [(item, m) for item in sort_items(items) for m in item.metrics if m.failed]
+    return lines
+
+
+def render_markdown(items: list[ItemResult], run: dict[str, Any]) -> str:
+    items = named(items)
+    ordered = sort_items(items)
+    failing = [item for item in ordered if outcome_of(item) in FAILING_OUTCOMES]
+    passing = [item for item in ordered if outcome_of(item) in ("passed", "xfailed", "xpassed")]
+    lines = [f"### {_md(summary_line(items))}"]
     if failing:
+        lines += ["", *_HEAD, *_rows(failing)]
+    reasons = [(item, m) for item in failing for m in item.metrics if m.failed]
+    if reasons:
         lines += ["", "**Regressions and failures**", ""]
-        lines += [f"- {_code(item.item_id)} {html.escape(m.reason, quote=False)}" for item, m in failing]
-    noisy = [item for item in items if item.unparsed or item.errors]
+        lines += [f"- {_code(item.item_id)} {html.escape(m.reason, quote=False)}" for item, m in reasons]
+    noisy = [item for item in ordered if item.unparsed or item.errors]
     if noisy:
         lines += ["", "**Unparsed answers / failed calls**", ""]
         for item in noisy:
             kinds = error_kinds(item)
             lines.append(f"- {_code(item.item_id)}: {item.unparsed} unparsed, {item.errors} errors"
                          + (f" ({html.escape(kinds, quote=False)})" if kinds else ""))
+    lines += _notes(items, run)
     repeats = [text for text in map(repeat_text, items) if text]
     if repeats:
         lines += ["", "**Repeats** (per-example agreement across samples)", ""]
         lines += [f"- {_md(text)}" for text in repeats]
-    lines += _notes(items, run)
+    if passing:
+        quarantined = sum(1 for item in passing if outcome_of(item) != "passed")
+        what = f"{len(passing)} passing item{'s' if len(passing) != 1 else ''}" + (
+            f" ({quarantined} quarantined)" if quarantined else "")
+        lines += ["", f"<details><summary>{what}</summary>", "", *_HEAD, *_rows(passing), "", "</details>"]
     lines += ["", f"<sub>record mode {_md(run['record_mode'])} · {_md(packages_text(run))}</sub>", ""]
     return "\n".join(lines)

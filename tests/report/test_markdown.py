@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,21 @@ def test_markdown_shows_outcomes_p_methods_mde_flips_flakiness_quarantine_and_co
     assert "verdict flips on a re-run with probability 0.310; examples that vary most ex1, ex7" in markdown
     assert "(5)" in markdown and "ex4 accuracy 1 -&gt; 0: 'positive' -&gt; 'negative 4'" in markdown
     assert "coverage: 1 baseline item did not run: sentiment::old" in markdown
+
+
+def test_failing_items_come_first_passing_ones_are_folded_and_items_not_run_say_why(
+        tmp_path: Path, annotated: list[ItemResult]) -> None:
+    skipped = replace(annotated[0], item_id="sentiment[hub]", records=[], metrics=[], n_examples=0, outcome="skipped",
+                      message="Hub dataset 'imdb' and no cassette", passed=True, unparsed=0, errors=0)
+    markdown = write_reports(tmp_path, [*annotated, skipped], {})["md"].read_text()
+    folded = markdown[markdown.index("<details><summary>2 passing items (1 quarantined)</summary>"):
+                      markdown.index("</details>")]
+    shown = markdown.replace(folded, "")
+    assert "sentiment[t1.0]" in shown and "**regression**" in shown  # failing: in the open table
+    assert "| :x: | sentiment[t0.9] | 200 | | | | | | | **not recorded** |" in shown
+    assert "| :white_check_mark: | sentiment[t0.0] |" in folded and "| sentiment[t0.0] |" not in shown  # folded
+    assert "sentiment[t0.5] (quarantined)" in folded
+    assert shown.index("sentiment[t1.0]") < shown.index("**Not run**")
+    assert "- sentiment[t0.9]: not recorded: 200 call(s) not recorded in cassettes/s.json" in shown
+    assert "- sentiment[hub]: skipped: Hub dataset 'imdb' and no cassette" in shown
+    assert "\n\n| | item |" in folded  # a blank line after <summary>: GitHub renders the table inside

@@ -30,6 +30,30 @@ def test_secrets_from_the_environment_are_scrubbed_everywhere(
     assert "short" in paths["json"].read_text()
 
 
+def test_a_secret_in_an_answer_or_a_prompt_never_reaches_report_html(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """report.html embeds each item's examples as JSON inside a <script> element (every '<' written \\u003c):
+    that form is scrubbed too, and so are the static tables and the page's text."""
+    import json
+    import re
+
+    secret = "sk-live-<tag>&'quoted\"/slash-9f8e7d6c5b"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    item = make_item(accuracy=0.5, answer_text=f"leaked {secret} here")  # failing: its worst answers are in tables
+    item.prompt_prefix = f"System: the key is {secret}\n"
+    for record in item.records:
+        record.prompt = f"Review with {secret}"
+    html = write_reports(tmp_path, [item], {})["html"].read_text()
+    assert "9f8e7d6c5b" not in html and "sk-live" not in html
+    blocks = re.findall(r'<script type="application/json" id="data-\d+">(.*?)</script>', html, re.S)
+    data = json.loads(blocks[0])
+    decoded = json.dumps(data, ensure_ascii=False)
+    assert secret not in decoded and "9f8e7d6c5b" not in decoded
+    assert data["prefix"] == "System: the key is [REDACTED:OPENAI_API_KEY]\n"
+    assert {row[3] for row in data["rows"]} >= {"leaked [REDACTED:OPENAI_API_KEY] here"}
+    assert {row[1] for row in data["rows"]} == {"Review with [REDACTED:OPENAI_API_KEY]"}
+
+
 def test_secret_names_follow_the_one_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DB_PASSWORD", "AAAAAAAAAAAA")
     monkeypatch.setenv("EVALSUITE_NOTE", "BBBBBBBBBBBB")  # not a credential name: kept
