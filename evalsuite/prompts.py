@@ -13,13 +13,9 @@ Templates see the example's fields plus ``expected`` and ``example_id``.
 
 chat: ``{"model", "messages": [system?, *few_shot, *conversation, user?]}``, plus ``tools``, ``tool_choice`` and
 ``response_format`` when set.
-responses: ``{"model", "instructions": system?, "input": [*few_shot, *conversation, user?], "store": false}``; tools in
-the Responses API's flat form, structured outputs as ``text.format``, ``max_tokens`` sent as ``max_output_tokens``.
-``store: false`` always: a stored response is server-side state a replay cannot have.
-
-``prompt.conversation`` names a dataset field holding the conversation so far, a list of ``{role, content}``
-messages (or its JSON text, e.g. from a CSV column). It is data, sent as is (never rendered as a template);
-keys holding null are dropped, since ``datasets`` fills the keys one row lacks with null.
+responses: ``{"model", "instructions": system?, "input": [*few_shot, *conversation, user?], "store": false}``;
+tools in the Responses API's flat form, structured outputs as ``text.format``, ``max_tokens`` sent as
+``max_output_tokens``. ``store: false`` always: a stored response is server-side state a replay cannot have.
 completions: ``{"model", "prompt"}`` where the prompt is laid out as::
 
     <system>\\n\\n                 (only when prompt.system is set)
@@ -29,8 +25,13 @@ completions: ``{"model", "prompt"}`` where the prompt is laid out as::
 i.e. every few-shot message is followed by "\\n", and an assistant message by one more "\\n" that ends
 its block; the rendered user template comes last, untouched (end it with e.g. "Sentiment:").
 
+``prompt.conversation`` names a dataset field holding the conversation so far, a list of ``{role, content}``
+messages (or its JSON text, e.g. from a CSV column). It is data, sent as is (never rendered as a template);
+keys holding null are dropped, since ``datasets`` fills the keys one row lacks with null.
+
 Sampling parameters that are set are added: temperature, max_tokens, top_p, seed, stop. With
-``model.logprobs``: chat sends ``logprobs: true`` (+ ``top_logprobs``); the legacy completions API takes
+``model.logprobs``: chat sends ``logprobs: true`` (+ ``top_logprobs``), responses ``include:
+[message.output_text.logprobs]`` (+ ``top_logprobs``); the legacy completions API takes
 an integer instead (how many alternatives per token, at most 5; the sampled token's logprob is always
 returned), so it gets ``logprobs: min(top_logprobs or 1, 5)`` (1 rather than 0 because some
 OpenAI-compatible servers treat 0 as "off").
@@ -180,7 +181,8 @@ def _tool_params(model: ModelSettings) -> dict[str, Any]:
         if choice in TOOL_CHOICES:
             params["tool_choice"] = choice
         else:
-            params["tool_choice"] = {"type": "function", **({"name": choice} if responses else {"function": {"name": choice}})}
+            named = {"name": choice} if responses else {"function": {"name": choice}}
+            params["tool_choice"] = {"type": "function", **named}
     answer = model.response_format
     if answer is not None:
         if answer.type == "json_object":

@@ -27,14 +27,15 @@ def check_schema(schema: Any, what: str = "") -> None:
     import jsonschema
 
     if not isinstance(schema, (dict, bool)):
-        raise ValueError(f"{_prefix(what)}expected a JSON Schema (a mapping such as {{type: object, properties: ...}}), "
-                         f"got {type(schema).__name__}")
+        raise ValueError(f"{_prefix(what)}expected a JSON Schema (a mapping such as {{type: object, properties: "
+                         f"...}}), got {type(schema).__name__}")
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         cls.check_schema(schema)
     except jsonschema.SchemaError as exc:
         where = "/".join(str(part) for part in exc.absolute_path)
-        raise ValueError(f"{_prefix(what)}not a valid JSON Schema{f' at {where}' if where else ''}: {exc.message}") from None
+        at = f" at {where}" if where else ""
+        raise ValueError(f"{_prefix(what)}not a valid JSON Schema{at}: {exc.message}") from None
 
 
 def schema_error(schema: Any, value: Any) -> str | None:
@@ -64,8 +65,8 @@ def read_schema_file(reference: str, base_dir: Path | None, what: str = "") -> A
     if not path.is_absolute():
         path = (base_dir if base_dir is not None else Path.cwd()) / path
     if path.suffix.lower() not in SCHEMA_SUFFIXES:
-        raise ValueError(f"{_prefix(what)}{reference!r} is neither a mapping nor a .json/.yaml file name; write the schema "
-                         "inline, or name a file beside the case file, e.g. schemas/answer.json")
+        raise ValueError(f"{_prefix(what)}{reference!r} is neither a mapping nor a .json/.yaml file name; write the "
+                         "schema inline, or name a file beside the case file, e.g. schemas/answer.json")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 TOOL_NAME = r"^[A-Za-z0-9_-]{1,64}$"  # OpenAI's rule for function and response-format names
 TOOL_CHOICES = ("auto", "none", "required")
 _API_BOUND = ("seed", "stop", "tools", "tool_choice", "response_format")  # model settings only some APIs take
-_SCHEMA_OR_FILE: dict[str, Any] = {"anyOf": [{"type": "object"}, {"type": "boolean"}, {"type": "string"}, {"type": "null"}]}
+_SCHEMA_OR_FILE: dict[str, Any] = {"anyOf": [{"type": "object"}, {"type": "boolean"}, {"type": "string"},
+                                             {"type": "null"}]}
 
 
 class Strict(BaseModel):
@@ -192,7 +193,8 @@ def _cannot_send(key: str, value: Any, api: str | None, tools: list[Tool] | None
         return f"the completions API sends a bare prompt and takes no {key}; use api: chat (or responses)"
     if api == "responses" and key in ("seed", "stop"):
         return f"the Responses API has no {key} parameter; set it to null for this case, or use api: chat"
-    if api == "responses" and key == "response_format" and value.type == "json_object" and value.json_schema is not None:
+    if api == "responses" and key == "response_format" and value.type == "json_object" \
+            and value.json_schema is not None:
         return ("the Responses API's json_object format takes no schema; use type: json_schema (the default), or "
                 "drop json_schema")
     if key == "tools":

@@ -201,11 +201,11 @@ def _check_response(data: dict[str, Any], where: str) -> None:
                 _expect(part, dict, f"{at}.content[{number}]", 'a content part like {"type": "output_text", ...}')
                 if part.get("type") == "output_text":
                     _expect(part.get("text"), str, f"{at}.content[{number}].text", "a string")
-                    logprobs = part.get("logprobs")
-                    _expect(logprobs, (list, type(None)), f"{at}.content[{number}].logprobs", "a list or null")
+                    logprobs, tokens_at = part.get("logprobs"), f"{at}.content[{number}].logprobs"
+                    _expect(logprobs, (list, type(None)), tokens_at, "a list or null")
                     for token, item in enumerate(logprobs or ()):
-                        _expect(item, dict, f"{at}.content[{number}].logprobs[{token}]", 'an object like {"logprob": -0.1}')
-                        _expect(item.get("logprob"), _NUMBER, f"{at}.content[{number}].logprobs[{token}].logprob", "a number")
+                        _expect(item, dict, f"{tokens_at}[{token}]", 'an object like {"logprob": -0.1}')
+                        _expect(item.get("logprob"), _NUMBER, f"{tokens_at}[{token}].logprob", "a number")
         elif item.get("type") == "function_call":
             _expect(item.get("name"), str, f"{at}.name", "the function's name")
             _expect(item.get("arguments"), str, f"{at}.arguments", "the arguments as JSON text")

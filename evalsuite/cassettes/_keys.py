@@ -3,17 +3,17 @@
 Matching is on what determines the answer, nothing else: method + endpoint + canonical JSON body.
 The endpoint is the path tail: ``chat/completions``, ``completions`` or ``responses`` (any ``/v1`` style
 prefix dropped), or ``deployments/<name>/chat/completions`` for Azure (the deployment picks the model, so
-it is kept); Azure's Responses API is ``openai/responses`` (its deployment is the body's ``model``). The
-body holds everything else that shapes the answer, tools, ``tool_choice`` and ``response_format`` /
-``text.format`` included, so a changed tool schema or output schema is another request. Scheme, host and port are ignored, so a cassette recorded against one endpoint replays
-against another; the ``api-version`` query parameter and the credential parameters are ignored,
-other query parameters count. The body is parsed, integral top-level numbers become ints
-(``temperature`` ``1.0 == 1``), and the top-level fields that do not change the answer are dropped
-(``user``, ``metadata``, ``stream_options``, ``store``, ``service_tier``, ``previous_response_id``, and ``n``
-when it is 1;
-see :func:`evalsuite.records.canonical_body`). Keys are sorted and hashed. A stored request whose body
-was redacted carries ``x-evalsuite-body-digest``, the digest of the body as sent (see ``_redact``), which
-is used instead of hashing the stored body, so the same prompt still replays.
+it is kept); Azure's Responses API is ``openai/responses`` (its deployment is the body's ``model``).
+Scheme, host and port are ignored, so a cassette recorded against one endpoint replays against another;
+the ``api-version`` query parameter and the credential parameters are ignored, other query parameters
+count. The body is parsed, integral top-level numbers become ints (``temperature`` ``1.0 == 1``), and the
+top-level fields that do not change the answer are dropped (``user``, ``metadata``, ``stream_options``,
+``store``, ``service_tier``, ``previous_response_id``, and ``n`` when it is 1; see
+:func:`evalsuite.records.canonical_body`); everything else that shapes the answer stays, tools,
+``tool_choice`` and ``response_format`` / ``text.format`` included, so a changed tool schema or output
+schema is another request. Keys are sorted and hashed. A stored request whose body was redacted carries
+``x-evalsuite-body-digest``, the digest of the body as sent (see ``_redact``), which is used instead of
+hashing the stored body, so the same prompt still replays.
 
 Custom matching (``CassetteOptions.match_body``) applies the user's normalizers to the parsed body
 first, alike for recorded requests, live requests and the engine's direct replay of a ``Call``.

@@ -184,4 +184,5 @@ def estimate_tokens(call: Call) -> float:
     else:
         prompt = body.get("prompt", messages or "")
         chars = len(prompt) if isinstance(prompt, str) else len(str(prompt))
-    return chars / 4 + (body.get("max_tokens") or body.get("max_completion_tokens") or body.get("max_output_tokens") or 0)
+    cap = body.get("max_tokens") or body.get("max_completion_tokens") or body.get("max_output_tokens") or 0
+    return chars / 4 + cap
