@@ -6,15 +6,16 @@ whole word, and a mention directly negated ("not positive", "isn't negative") is
 We never infer the complement from a negation: "not positive" alone is ambiguous in a multi-label task
 (neutral? negative?), so it is unparsed, counted wrong and listed in the report rather than guessed.
 
-Parsers are a registry (``label``, ``regex``, ``json``, ``raw`` built in), so a case file names one by
-``parse.kind``: a user adds one with ``@evalsuite.parser("name")`` in a ``conftest.py``, from a package
+Parsers are a registry (``label``, ``regex``, ``json``, ``tool_calls``, ``raw`` built in), so a case file names
+one by ``parse.kind``: a user adds one with ``@evalsuite.parser("name")`` in a ``conftest.py``, from a package
 through the ``evalsuite.parsers`` entry-point group, or for one case with ``parse: {python: "file.py:fn"}``.
 A parser is a function of the answer text returning the prediction, or ``None`` when the text cannot be
-parsed; it receives the ``ParseSpec`` if it has a parameter named ``spec``, and its other parameters are
-set by ``parse.params`` (checked at load time, with a did-you-mean, and converted to their annotations).
+parsed; it receives the ``ParseSpec`` if it has a parameter named ``spec`` and the whole ``Answer`` (tool
+calls, finish reason) if it has one named ``answer``, and its other parameters are set by ``parse.params``
+(checked at load time, with a did-you-mean, and converted to their annotations).
 
-``parse`` returns ``(prediction, parsed_ok)``; an errored call (``text is None``) or an unparseable answer
-is ``(None, False)``.
+``parse`` returns ``(prediction, parsed_ok)``; an errored call, an answer without text (unless the parser
+reads the ``answer``, as ``tool_calls`` does) or an unparseable answer is ``(None, False)``.
 """
 
 from __future__ import annotations
@@ -33,14 +34,18 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from evalsuite._registry import Registry
+from evalsuite._util.json_schemas import schema_error
 from evalsuite._util.python_ref import load_function, resolve_ref
 from evalsuite._util.user_regex import RegexTimeout, UserPattern, user_pattern
 from evalsuite.cases.schema import ParseSpec
 from evalsuite.errors import EvalsuiteError, EvalsuiteWarning, ParseSpecError, suggest
+from evalsuite.records import Answer
 
 __all__ = ["ParseSpec", "check", "names", "parse", "parser"]
 
 Check = Callable[[ParseSpec], None]  # raises ValueError("<what to fix>") when a spec cannot work
+Run = Callable[[str, ParseSpec, "Answer | None"], Any]
+_INJECTED = ("spec", "answer")  # parameters evalsuite passes; parse.params sets the others
 
 # A negator right before a label mention: "not", "no", "never", "nor", "neither", or a word ending in n't.
 _NEGATED = re.compile(r"(?:\b(?:not|no|never|nor|neither)|n[’']t)\s*$", re.IGNORECASE)
@@ -61,22 +66,22 @@ class Parser:
             raise EvalsuiteError(f"parser {fn.__module__}.{fn.__qualname__} must take the answer text as its first "
                                  "parameter, e.g. def yes_no(text: str) -> bool | None")
         rest = list(signature.parameters.values())[1:]
-        self.params = [p for p in rest if p.name != "spec" and p.kind not in _NOT_PARAMS]
+        self.params = [p for p in rest if p.name not in _INJECTED and p.kind not in _NOT_PARAMS]
         self._any_params = any(p.kind is p.VAR_KEYWORD for p in rest)
-        self.run = self._runner(fn, "spec" in signature.parameters, positional_spec=bool(rest) and rest[0].name == "spec"
-                                and rest[0].kind is rest[0].POSITIONAL_OR_KEYWORD)
+        self.takes_answer = "answer" in signature.parameters
+        self.run = self._runner(fn, "spec" in signature.parameters)
 
-    def _runner(self, fn: Callable[..., Any], takes_spec: bool, *, positional_spec: bool) -> Callable[[str, ParseSpec], Any]:
-        """``run(text, spec)``: the cheapest call of ``fn`` that passes what it declares (parsing is on the hot path)."""
-        if self.params or self._any_params:
-            if takes_spec:
-                return lambda text, spec: fn(text, spec=spec, **spec.params)
-            return lambda text, spec: fn(text, **spec.params)
-        if positional_spec:
-            return fn  # the built-ins: (text, spec), no parameters
-        if takes_spec:
-            return lambda text, spec: fn(text, spec=spec)
-        return lambda text, spec: fn(text)
+    def _runner(self, fn: Callable[..., Any], takes_spec: bool) -> Run:
+        """``run(text, spec, answer)``: a call of ``fn`` that passes what it declares, by keyword."""
+        takes_answer, has_params = self.takes_answer, bool(self.params or self._any_params)
+
+        def run(text: str, spec: ParseSpec, answer: Answer | None) -> Any:
+            injected: dict[str, Any] = {"spec": spec} if takes_spec else {}
+            if takes_answer:
+                injected["answer"] = answer
+            return fn(text, **injected, **spec.params) if has_params else fn(text, **injected)
+
+        return run
 
     def bind(self, given: dict[str, Any]) -> dict[str, Any]:
         """``parse.params`` checked against the function's parameters and converted to their annotations."""
@@ -110,7 +115,7 @@ def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
 
 
 parsers: Registry[Parser] = Registry("parser")
-_runs: dict[str, Callable[[str, ParseSpec], Any]] = {}  # kind -> Parser.run, looked up once per kind
+_by_kind: dict[str, Parser] = {}  # kind -> its Parser, looked up once per kind
 
 
 def parser(name: str, *, check: Check | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -121,7 +126,7 @@ def parser(name: str, *, check: Check | None = None) -> Callable[[Callable[..., 
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         parsers.add(name, Parser(fn, check))
-        _runs.pop(name, None)
+        _by_kind.pop(name, None)
         return fn
 
     return register
@@ -131,15 +136,16 @@ def names() -> list[str]:
     return parsers.names()
 
 
-def parse(text: str | None, spec: ParseSpec) -> tuple[Any, bool]:
-    if text is None:
-        return None, False
-    run = _runs.get(spec.kind) if spec.python is None else None
-    if run is None:
-        run = _parser_for(spec).run
+def parse(text: str | None, spec: ParseSpec, *, answer: Answer | None = None) -> tuple[Any, bool]:
+    """``(prediction, parsed_ok)`` of an answer's text; ``answer`` reaches parsers that read it (tool calls)."""
+    found = _by_kind.get(spec.kind) if spec.python is None else None
+    if found is None:
+        found = _parser_for(spec)
         if spec.python is None:
-            _runs[spec.kind] = run
-    prediction = run(text, spec)
+            _by_kind[spec.kind] = found
+    if text is None and not found.takes_answer:
+        return None, False
+    prediction = found.run(text or "", spec, answer)
     return prediction, prediction is not None
 
 
@@ -273,11 +279,17 @@ def _regex(text: str, spec: ParseSpec) -> str | None:
 @parser("json")
 def _json(text: str, spec: ParseSpec) -> Any:
     """The first JSON object: a ```json fenced block first, else the first ``{`` that starts valid JSON.
-    A field holding ``null`` is no prediction (unparsed), like a missing field."""
+    A field holding ``null`` is no prediction (unparsed), like a missing field; with ``parse.json_schema``,
+    so is an object that is not valid against it."""
     value: Any = _first_object(text)
-    if value is None:
+    if value is None or spec.json_schema is not None and schema_error(spec.json_schema, value) is not None:
         return None
-    for part in spec.field.split(".") if spec.field else []:
+    return _field(value, spec.field)
+
+
+def _field(value: Any, path: str | None) -> Any:
+    """The part of ``value`` a dotted path names (``result.label``, ``items.0``); None when it is not there."""
+    for part in path.split(".") if path else []:
         if isinstance(value, dict) and part in value:
             value = value[part]
         elif isinstance(value, list) and part.lstrip("-").isdigit() and -len(value) <= int(part) < len(value):
@@ -285,6 +297,23 @@ def _json(text: str, spec: ParseSpec) -> Any:
         else:
             return None
     return value
+
+
+@parser("tool_calls")
+def _tool_calls(text: str, spec: ParseSpec, answer: Answer | None) -> Any:
+    """The answer's first tool call as ``{"name": ..., "arguments": {...}}`` (the arguments' JSON decoded), or the
+    part ``parse.field`` names (``name``, ``arguments.city``); no call, or arguments that are not a JSON object,
+    is unparsed."""
+    calls = answer.tool_calls if answer is not None else None
+    if not calls:
+        return None
+    try:
+        arguments = json.loads(calls[0]["arguments"] or "{}")
+    except ValueError:
+        return None
+    if not isinstance(arguments, dict):
+        return None
+    return _field({"name": calls[0]["name"], "arguments": arguments}, spec.field)
 
 
 def _first_object(text: str) -> dict[str, Any] | None:

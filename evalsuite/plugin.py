@@ -61,7 +61,7 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     group.addoption("--eval-limit", type=int, default=None, help="cap every dataset at N examples (quick run)")
     group.addoption("--eval-model", default=None, metavar="[PROVIDER:]NAME",
                     help="override every case's model or Azure deployment, e.g. gpt-4o or azure_openai:gpt-4")
-    group.addoption("--eval-api", default=None, choices=("chat", "completions"),
+    group.addoption("--eval-api", default=None, choices=("chat", "completions", "responses"),
                     help="override every case's endpoint (chat models such as GPT-4 need chat)")
     group.addoption("--eval-report", default=None, metavar="DIR", help="report directory (default: reports/)")
     group.addoption("--eval-baseline", default=None, metavar="PATH", help="compare with this committed baseline JSON")

@@ -11,7 +11,11 @@ case, the template's key and the example, never a traceback.
 
 Templates see the example's fields plus ``expected`` and ``example_id``.
 
-chat: ``{"model", "messages": [system?, *few_shot, user]}``.
+chat: ``{"model", "messages": [system?, *few_shot, *conversation, user?]}``, plus ``tools``, ``tool_choice`` and
+``response_format`` when set.
+responses: ``{"model", "instructions": system?, "input": [*few_shot, *conversation, user?], "store": false}``;
+tools in the Responses API's flat form, structured outputs as ``text.format``, ``max_tokens`` sent as
+``max_output_tokens``. ``store: false`` always: a stored response is server-side state a replay cannot have.
 completions: ``{"model", "prompt"}`` where the prompt is laid out as::
 
     <system>\\n\\n                 (only when prompt.system is set)
@@ -21,8 +25,13 @@ completions: ``{"model", "prompt"}`` where the prompt is laid out as::
 i.e. every few-shot message is followed by "\\n", and an assistant message by one more "\\n" that ends
 its block; the rendered user template comes last, untouched (end it with e.g. "Sentiment:").
 
+``prompt.conversation`` names a dataset field holding the conversation so far, a list of ``{role, content}``
+messages (or its JSON text, e.g. from a CSV column). It is data, sent as is (never rendered as a template);
+keys holding null are dropped, since ``datasets`` fills the keys one row lacks with null.
+
 Sampling parameters that are set are added: temperature, max_tokens, top_p, seed, stop. With
-``model.logprobs``: chat sends ``logprobs: true`` (+ ``top_logprobs``); the legacy completions API takes
+``model.logprobs``: chat sends ``logprobs: true`` (+ ``top_logprobs``), responses ``include:
+[message.output_text.logprobs]`` (+ ``top_logprobs``); the legacy completions API takes
 an integer instead (how many alternatives per token, at most 5; the sampled token's logprob is always
 returned), so it gets ``logprobs: min(top_logprobs or 1, 5)`` (1 rather than 0 because some
 OpenAI-compatible servers treat 0 as "off").
@@ -36,6 +45,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import json
 import threading
 import traceback
 from pathlib import Path
@@ -51,7 +61,7 @@ from evalsuite._util.bounded_jinja import (
     TemplateTimeout,
     render_bounded,
 )
-from evalsuite.cases.schema import Case, Truncate
+from evalsuite.cases.schema import TOOL_CHOICES, Case, ModelSettings, Truncate, unsendable
 from evalsuite.errors import PromptError
 from evalsuite.records import Call, Example
 
@@ -68,6 +78,8 @@ CL100K_PAT_STR = (
 )
 SAMPLING_PARAMS = ("temperature", "max_tokens", "top_p", "seed", "stop")
 COMPLETIONS_MAX_LOGPROBS = 5
+RESPONSES_LOGPROBS = "message.output_text.logprobs"  # what the Responses API's ``include`` names them
+CONVERSATION_ROLES = ("system", "developer", "user", "assistant", "tool")
 
 _encodings: dict[str, Any] = {}
 _encodings_lock = threading.Lock()
@@ -77,12 +89,19 @@ def build_calls(case: Case, examples: list[Example]) -> list[Call]:
     """One Call per example and repeat (samples 0..repeats-1, identical bodies), in example order."""
     env = BoundedSandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     prompt = case.prompt
+    api = case.model.api
+    problem = unsendable(case.model)
+    if problem is None and prompt.conversation is not None and api == "completions":
+        problem = "api: completions sends a bare prompt, not the messages prompt.conversation holds; use api: chat"
+    if problem is not None:
+        raise PromptError(f"case {case.id!r}: model.{problem}")
     templates: list[tuple[str, str, jinja2.Template, set[str]]] = []  # (key, role, template, names used)
     sources = [("prompt.system", "system", prompt.system)] if prompt.system is not None else []
     sources += [(f"prompt.few_shot[{i}]", m.role, m.content) for i, m in enumerate(prompt.few_shot)]
-    if prompt.user is None:
+    if prompt.user is None and prompt.conversation is None:
         raise PromptError(f"case {case.id!r}: prompt.user is missing; add a user template")
-    sources.append(("prompt.user", "user", prompt.user))
+    if prompt.user is not None:
+        sources.append(("prompt.user", "user", prompt.user))
     for key, role, text in sources:
         try:
             parsed = env.parse(text)
@@ -94,8 +113,7 @@ def build_calls(case: Case, examples: list[Example]) -> list[Call]:
             raise PromptError(f"case {case.id!r}: {key}: template nested too deeply to compile; "
                               "nest fewer brackets, blocks or operators") from None
 
-    api = case.model.api
-    params = _params(case)
+    params = {**_params(case), **_tool_params(case.model)}
     constant: dict[str, str] = {}  # templates without variables (a system prompt) are rendered once
     calls: list[Call] = []
     for example in examples:
@@ -109,10 +127,20 @@ def build_calls(case: Case, examples: list[Example]) -> list[Call]:
                 constant[key] = text
             rendered.append((key, role, text))
         body: dict[str, Any] = {"model": case.model.name}
-        if api == "chat":
-            body["messages"] = [{"role": role, "content": text} for _, role, text in rendered]
-        else:
+        if api == "completions":
             body["prompt"] = _completions_prompt(rendered)
+        else:
+            before, last = (rendered, []) if prompt.user is None else (rendered[:-1], rendered[-1:])
+            messages = [{"role": role, "content": text} for _, role, text in before]
+            if prompt.conversation is not None:
+                messages += _conversation(case, example)
+            messages += [{"role": role, "content": text} for _, role, text in last]
+            if api == "chat":
+                body["messages"] = messages
+            else:
+                if prompt.system is not None:  # the Responses API's place for it; a conversation's own stay in input
+                    body["instructions"] = messages.pop(0)["content"]
+                body["input"] = messages
         body.update(params)
         calls.extend(Call(example.id, sample, api, copy.deepcopy(body) if sample else body)
                      for sample in range(case.repeats))
@@ -122,14 +150,95 @@ def build_calls(case: Case, examples: list[Example]) -> list[Call]:
 def _params(case: Case) -> dict[str, Any]:
     model = case.model
     params = {name: getattr(model, name) for name in SAMPLING_PARAMS if getattr(model, name) is not None}
+    if model.api == "responses":
+        if "max_tokens" in params:
+            params["max_output_tokens"] = params.pop("max_tokens")
+        params["store"] = False
     if model.logprobs:
         if model.api == "chat":
             params["logprobs"] = True
-            if model.top_logprobs is not None:
-                params["top_logprobs"] = model.top_logprobs
+        elif model.api == "responses":
+            params["include"] = [RESPONSES_LOGPROBS]
         else:
             params["logprobs"] = min(model.top_logprobs or 1, COMPLETIONS_MAX_LOGPROBS)
+        if model.top_logprobs is not None and model.api != "completions":
+            params["top_logprobs"] = model.top_logprobs
     return params
+
+
+def _tool_params(model: ModelSettings) -> dict[str, Any]:
+    """``tools``, ``tool_choice`` and the structured-output format, in the wire form of ``model.api``."""
+    responses = model.api == "responses"
+    params: dict[str, Any] = {}
+    if model.tools:
+        tools = []
+        for tool in model.tools:
+            function = tool.model_dump(exclude_none=True)
+            tools.append({"type": "function", **function} if responses else {"type": "function", "function": function})
+        params["tools"] = tools
+    choice = model.tool_choice
+    if choice is not None:
+        if choice in TOOL_CHOICES:
+            params["tool_choice"] = choice
+        else:
+            named = {"name": choice} if responses else {"function": {"name": choice}}
+            params["tool_choice"] = {"type": "function", **named}
+    answer = model.response_format
+    if answer is not None:
+        if answer.type == "json_object":
+            form: dict[str, Any] = {"type": "json_object"}
+            if answer.json_schema is not None:  # llama.cpp's, Together's and Fireworks' JSON mode with a schema
+                form["schema"] = answer.json_schema
+        elif responses:
+            form = {"type": "json_schema", "name": answer.name, "schema": answer.json_schema, "strict": answer.strict}
+        else:
+            form = {"type": "json_schema",
+                    "json_schema": {"name": answer.name, "schema": answer.json_schema, "strict": answer.strict}}
+        if responses:
+            params["text"] = {"format": form}
+        else:
+            params["response_format"] = form
+    return params
+
+
+def _conversation(case: Case, example: Example) -> list[dict[str, Any]]:
+    """The example's conversation field as messages, checked: a list of objects with a role (or a Responses input
+    item's type) and text, content parts or, for an assistant's tool calls, no content."""
+    field = case.prompt.conversation
+    where = f"case {case.id!r}: prompt.conversation (example {example.id!r})"
+    if field not in example.fields:
+        raise PromptError(f"{where}: no field {field!r}; available fields: {', '.join(sorted(example.fields))}")
+    value = example.fields[field]
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise PromptError(f"{where}: field {field!r} is text that is not JSON; it must hold a list of "
+                              '{"role": ..., "content": ...} messages') from None
+    if not isinstance(value, list) or not value:
+        raise PromptError(f"{where}: field {field!r} holds {_kind(value)}, not a list of messages; write it as "
+                          '[{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}, ...]')
+    messages = []
+    for index, message in enumerate(value):
+        if not isinstance(message, dict):
+            raise PromptError(f"{where}: message {index} is {_kind(message)}, not an object with role and content")
+        message = {key: item for key, item in message.items() if item is not None}
+        role, content = message.get("role"), message.get("content")
+        if role is None and case.model.api == "responses" and isinstance(message.get("type"), str):
+            messages.append(message)  # a Responses input item (function_call, function_call_output, ...)
+            continue
+        if role not in CONVERSATION_ROLES:
+            raise PromptError(f"{where}: message {index}: role {role!r} is not one of {', '.join(CONVERSATION_ROLES)}")
+        if not isinstance(content, (str, list)) and not (role == "assistant" and "tool_calls" in message):
+            raise PromptError(f"{where}: message {index} ({role}): content is {_kind(content)}; give the message's "
+                              "text (or a list of content parts)")
+        messages.append(message)
+    return messages
+
+
+def _kind(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
 def _render(case: Case, key: str, template: jinja2.Template, names: set[str], context: dict[str, Any],

@@ -15,7 +15,9 @@ from typing import Any, Literal, NamedTuple
 import orjson
 
 # Body fields that do not change the answer: left out of a request's identity (and so of cassette matching).
-IGNORED_BODY_FIELDS = ("user", "metadata", "stream_options", "store", "service_tier")  # and n == 1
+# ``store`` and ``previous_response_id`` (Responses API) are server-side state: evalsuite sends ``store: false``, and a
+# recorded id would never match a live one.
+IGNORED_BODY_FIELDS = ("user", "metadata", "stream_options", "store", "service_tier", "previous_response_id")  # and n == 1
 
 
 def canonical_body(body: dict[str, Any]) -> bytes:
@@ -80,7 +82,7 @@ class Call(_OneSample):
 
     example_id: str
     sample: int  # repeat index, 0-based; repeats of one example are sent in order
-    api: Literal["chat", "completions"]
+    api: Literal["chat", "completions", "responses"]
     body: dict[str, Any]  # the JSON body, e.g. {"model": ..., "messages": [...], "temperature": 0}
 
     @cached_property
@@ -109,6 +111,9 @@ class Answer(_OneSample):
     retries: int = 0
     error: str | None = None
     error_kind: ErrorKind | None = None
+    # The tools the model called, in order: [{"name": ..., "arguments": "<JSON text as the model wrote it>"}];
+    # None when it called none.
+    tool_calls: list[dict[str, str]] | None = None
 
     @property
     def ok(self) -> bool:
@@ -147,6 +152,7 @@ class ExampleRecord(_OneSample):
     finish_reason: str | None = None
     system_fingerprint: str | None = None  # which backend build answered: explains drift under a fixed seed
     prompt: str | None = None  # the rendered prompt after the item's ``prompt_prefix``, cut (runner.PROMPT_TAIL_CHARS)
+    tool_calls: list[dict[str, str]] | None = None  # Answer.tool_calls: what the model called instead of (or with) text
 
 
 @dataclass

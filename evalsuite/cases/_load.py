@@ -80,7 +80,7 @@ def load_suite(path: Path, rootdir: Path) -> list[CaseRun]:
         all_layers = [*layers, case_layer]
         merged = _merge(all_layers)
         try:
-            case = Case.model_validate(merged)
+            case = Case.model_validate(merged, context={"base_dir": path.parent})  # files named relative to it
         except ValidationError as exc:
             raise from_validation(exc, Case, all_layers, rootdir, data=merged) from None
         if case.id in seen:
@@ -93,10 +93,11 @@ def load_suite(path: Path, rootdir: Path) -> list[CaseRun]:
         source = f"{display_path(path, rootdir)}:{case_line}"
         case_runs = []
         for variant, prompt_name, variant_case in expand(case, all_layers, rootdir):
-            if variant_case.prompt.user is None:
+            if variant_case.prompt.user is None and variant_case.prompt.conversation is None:
                 where = ("variants", "prompts", prompt_name) if prompt_name else ("prompt",)
                 raise error_at(all_layers, where, "prompt.user is missing; add a user template (the chat user "
-                               "message, or the whole prompt for api: completions)", rootdir)
+                               "message, or the whole prompt for api: completions), or a prompt.conversation field",
+                               rootdir)
             item_id = f"{case.id}[{variant}]" if variant else case.id
             check_repeats(variant_case, item_id, all_layers, rootdir)
             case_runs.append(CaseRun(suite, variant_case, variant, item_id, source, path.parent, prompt_name or ""))

@@ -1,4 +1,5 @@
-"""Collection-time dry run of a case: its dataset's first rows, and every template rendered against them.
+"""Collection-time dry run of a case: its dataset's first rows, and every template rendered against them (and
+the conversation field, when the case sends one, checked on them).
 
 Why: a missing file, a misspelt column or an undefined template variable used to show only when the item
 ran, after ``pytest --collect-only`` had passed, with the case's line. Here they fail collection at the
@@ -23,7 +24,7 @@ from evalsuite.errors import CaseFileError, DatasetError, PromptError
 if TYPE_CHECKING:
     from evalsuite.metrics import Metric
 
-_TEMPLATE_KEY = re.compile(r"prompt\.(system|user|few_shot\[(\d+)\]|truncate\.field)")
+_TEMPLATE_KEY = re.compile(r"prompt\.(system|user|few_shot\[(\d+)\]|truncate\.field|conversation)")
 _TEMPLATE_LINE = re.compile(r"(?:template syntax error|the template failed) on line (\d+)")
 _UNDEFINED = re.compile(r"undefined variable '(\w+)'")
 
@@ -69,8 +70,8 @@ def _template_key(found: re.Match[str], case: Case, prompt_name: str, variant_ca
     part, shot = found.group(1), found.group(2)
     variant = case.variants.prompts.get(prompt_name) if prompt_name else None
     prompt = variant_case.prompt
-    if part == "truncate.field":
-        return ("prompt", "truncate", "field"), ""
+    if part in ("truncate.field", "conversation"):  # a field name, not a template: its own line
+        return ("prompt", *part.split(".")), ""
     field = "few_shot" if shot is not None else part
     set_by_variant = variant is not None and getattr(variant, field) is not None
     base: KeyPath = ("variants", "prompts", prompt_name) if set_by_variant else ("prompt",)

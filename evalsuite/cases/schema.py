@@ -7,13 +7,95 @@ of ``cases``. Layers merge in this order, later wins: ``[tool.evalsuite]`` in py
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+TOOL_NAME = r"^[A-Za-z0-9_-]{1,64}$"  # OpenAI's rule for function and response-format names
+TOOL_CHOICES = ("auto", "none", "required")
+_API_BOUND = ("seed", "stop", "tools", "tool_choice", "response_format")  # model settings only some APIs take
+_SCHEMA_OR_FILE: dict[str, Any] = {"anyOf": [{"type": "object"}, {"type": "boolean"}, {"type": "string"},
+                                             {"type": "null"}]}
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _or_file_name(schema: dict[str, Any]) -> None:
+    """Editors (JSON Schema) learn that a key taking a list or a mapping also takes the name of a file holding it."""
+    schema["anyOf"].insert(-1, {"type": "string"})
+
+
+def base_dir(info: ValidationInfo) -> Path | None:
+    """The case file's folder, which the loader passes as validation context: file names are relative to it."""
+    folder = (info.context or {}).get("base_dir") if isinstance(info.context, dict) else None
+    return Path(folder) if folder is not None else None
+
+
+def schema_value(value: Any, info: ValidationInfo, what: str = "") -> Any:
+    """A JSON Schema written inline, or read from the file a string names; checked to be a schema."""
+    from evalsuite._util.json_schemas import check_schema, read_schema_file  # jsonschema: only when a case uses it
+
+    if isinstance(value, str):
+        value = read_schema_file(value, base_dir(info), what)
+    check_schema(value, what)
+    return value
+
+
+class Tool(Strict):
+    """A function the model may call, described by a JSON Schema of its arguments (OpenAI function calling)."""
+
+    name: str = Field(pattern=TOOL_NAME, description="The function's name (letters, digits, '_', '-').")
+    description: str | None = Field(default=None, description="What the function does; the model reads it.")
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}},
+                                       description="JSON Schema of the arguments object.")
+    strict: bool | None = Field(default=None, description="Ask the API to keep the arguments valid against "
+                                "parameters (OpenAI structured outputs); sent only when set.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _api_forms(cls, value: Any) -> Any:
+        """Accept tool lists pasted from the APIs: chat's ``{type: function, function: {...}}`` and the Responses
+        API's ``{type: function, name: ...}``."""
+        if isinstance(value, dict) and value.get("type") == "function":
+            inner = value.get("function")
+            return inner if isinstance(inner, dict) else {k: v for k, v in value.items() if k != "type"}
+        return value
+
+    @field_validator("parameters")
+    @classmethod
+    def _a_schema(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        checked: dict[str, Any] = schema_value(value, info)
+        return checked
+
+
+class ResponseFormat(Strict):
+    """Structured outputs: the JSON the model must answer with."""
+
+    type: Literal["json_schema", "json_object"] = Field(
+        default="json_schema", description="json_schema: OpenAI structured outputs (response_format json_schema, "
+        "Responses text.format). json_object: JSON mode; a json_schema given with it is sent as response_format."
+        "schema, the form llama.cpp, Together and Fireworks read.")
+    json_schema: dict[str, Any] | bool | None = Field(
+        default=None, description="The answer's JSON Schema, inline or a .json/.yaml file beside the case file.",
+        json_schema_extra=_SCHEMA_OR_FILE)
+    name: str = Field(default="answer", pattern=TOOL_NAME, description="The schema's name, sent with it.")
+    strict: bool = Field(default=True, description="type json_schema: the API keeps the answer valid against the "
+                         "schema (OpenAI strict mode).")
+
+    @field_validator("json_schema", mode="before")
+    @classmethod
+    def _a_schema(cls, value: Any, info: ValidationInfo) -> Any:
+        return value if value is None else schema_value(value, info)
+
+    @model_validator(mode="after")
+    def _schema_given(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError("type json_schema needs json_schema: the answer's schema, inline or a file name "
+                             "(or type: json_object for JSON mode without a schema)")
+        return self
 
 
 class ModelSettings(Strict):
@@ -24,8 +106,9 @@ class ModelSettings(Strict):
     name: str = Field(default="gpt-4", description="The model, or the Azure deployment name.")
     base_url: str | None = Field(default=None, description="Any OpenAI-compatible endpoint (vLLM, llama.cpp, "
                                  "Databricks serving); else OPENAI_BASE_URL.")
-    api: Literal["chat", "completions"] = Field(default="chat", description="chat/completions, or the legacy "
-                                                "completions API.")
+    api: Literal["chat", "completions", "responses"] = Field(
+        default="chat", description="chat/completions, the legacy completions API, or the Responses API "
+        "(responses.create, sent with store: false).")
     api_version: str | None = Field(default=None, description="Azure only; else OPENAI_API_VERSION.")
     temperature: float | None = None
     max_tokens: int | None = None
@@ -37,6 +120,14 @@ class ModelSettings(Strict):
         default=None, description="Stop sequence(s): one string or a list.",
         json_schema_extra={"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}},
                                      {"type": "null"}]})
+    tools: list[Tool] | None = Field(
+        default=None, description="Functions the model may call: a list of {name, description, parameters} "
+        "(the APIs' own tool forms are accepted too), or a .json/.yaml file beside the case file holding that list.",
+        json_schema_extra=_or_file_name)
+    tool_choice: str | None = Field(default=None, description="auto, none, required, or the name of one of the "
+                                    "tools to force a call to it.")
+    response_format: ResponseFormat | None = Field(default=None, description="Structured outputs: "
+                                                   "{json_schema: <schema or file>, strict: true}.")
     timeout: float = Field(default=60.0, description="Seconds per request.")
     price_per_1k_input: float | None = Field(default=None, description="USD per 1,000 input tokens; else the "
                                              "price table.")
@@ -47,6 +138,30 @@ class ModelSettings(Strict):
     @classmethod
     def _stop_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tools_file(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, str):
+            return value
+        from evalsuite._util.json_schemas import read_schema_file
+
+        tools = read_schema_file(value, base_dir(info))
+        if not isinstance(tools, list):
+            raise ValueError(f"{value!r} holds {type(tools).__name__}; a tools file holds a list of tools, "
+                             "e.g. [{name: get_weather, parameters: {...}}]")
+        return tools
+
+    @field_validator(*_API_BOUND)
+    @classmethod
+    def _api_can_send(cls, value: Any, info: ValidationInfo) -> Any:
+        """Checked per key (so an error points at its line), against the fields declared above it."""
+        assert info.field_name is not None
+        problem = None if value is None else _cannot_send(info.field_name, value, info.data.get("api"),
+                                                          info.data.get("tools"))
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("provider")
     @classmethod
@@ -59,6 +174,43 @@ class ModelSettings(Strict):
         except EvalsuiteError as exc:  # as a ValueError the loader reports it at the key's file:line
             raise ValueError(str(exc)) from None
         return value
+
+
+def unsendable(model: ModelSettings) -> str | None:
+    """``"<key>: <why>"`` when one of ``model``'s settings cannot go into a request of its ``api`` (None when all
+    can): checked per key when the case loads, and again when calls are built (``--eval-api`` may change the API
+    after loading)."""
+    for key in _API_BOUND:
+        value = getattr(model, key)
+        problem = None if value is None else _cannot_send(key, value, model.api, model.tools)
+        if problem is not None:
+            return f"{key}: {problem}"
+    return None
+
+
+def _cannot_send(key: str, value: Any, api: str | None, tools: list[Tool] | None) -> str | None:
+    if api == "completions" and key in ("tools", "tool_choice", "response_format"):
+        return f"the completions API sends a bare prompt and takes no {key}; use api: chat (or responses)"
+    if api == "responses" and key in ("seed", "stop"):
+        return f"the Responses API has no {key} parameter; set it to null for this case, or use api: chat"
+    if api == "responses" and key == "response_format" and value.type == "json_object" \
+            and value.json_schema is not None:
+        return ("the Responses API's json_object format takes no schema; use type: json_schema (the default), or "
+                "drop json_schema")
+    if key == "tools":
+        names = [tool.name for tool in value]
+        twice = next((name for name in names if names.count(name) > 1), None)
+        return None if twice is None else f"two tools are named {twice!r}; give each its own name"
+    if key == "tool_choice" and value not in TOOL_CHOICES:
+        names = [tool.name for tool in tools or []]
+        if not names:
+            return f"{value!r} names a tool, but the case has no tools; add model.tools"
+        if value not in names:
+            from evalsuite.errors import suggest
+
+            return (f"{value!r} is neither auto, none, required nor a tool's name; "
+                    f"{suggest(value, [*TOOL_CHOICES, *names], 'choices')}")
+    return None
 
 
 class DatasetSpec(Strict):
@@ -115,6 +267,9 @@ class PromptSpec(Strict):
     user: str | None = Field(default=None, description="The chat user message template, or the whole prompt for "
                              "api: completions.")
     few_shot: list[Message] = Field(default_factory=list, description="Messages put before the user message.")
+    conversation: str | None = Field(default=None, description="A dataset field holding a list of {role, content} "
+                                     "messages, sent after the few-shot messages as the conversation so far (then "
+                                     "prompt.user, if set, as the last user turn).")
     truncate: Truncate | None = None
 
 
@@ -145,10 +300,19 @@ class ParseSpec(Strict):
                                          "label itself included).")
     pattern: str | None = Field(default=None, description='kind: regex: group 1 (or the named group "answer") is the '
                                 "prediction.")
-    field: str | None = Field(default=None, description='kind: json: field path, e.g. "sentiment" or "result.label".')
+    field: str | None = Field(default=None, description='kind: json: field path, e.g. "sentiment" or "result.label"; '
+                              'kind: tool_calls: "name", "arguments" or "arguments.city".')
+    json_schema: dict[str, Any] | bool | None = Field(
+        default=None, description="kind: json: the object must be valid against this JSON Schema (inline or a "
+        ".json/.yaml file beside the case file), else the answer is unparsed.", json_schema_extra=_SCHEMA_OR_FILE)
     case_sensitive: bool = False
     strip: bool = True
     params: dict[str, Any] = Field(default_factory=dict, description="Keyword parameters of a custom parser.")
+
+    @field_validator("json_schema", mode="before")
+    @classmethod
+    def _a_schema(cls, value: Any, info: ValidationInfo) -> Any:
+        return value if value is None else schema_value(value, info)
 
     @field_validator("kind")
     @classmethod
@@ -233,6 +397,30 @@ class Case(Strict):
         if isinstance(value, dict):
             return {k: ({"min": v} if isinstance(v, (int, float)) else ({} if v is None else v)) for k, v in value.items()}
         return value
+
+    @model_validator(mode="after")
+    def _conversation_sendable(self) -> Case:
+        if self.prompt.conversation is not None and self.model.api == "completions":
+            raise ValueError("prompt.conversation: the completions API sends a bare prompt, not messages; use api: "
+                             "chat (or responses)")
+        return self
+
+    @model_validator(mode="after")
+    def _schema_metric(self, info: ValidationInfo) -> Case:
+        """The ``json_schema`` metric checks answers against its ``schema``: inline, a file beside the case file,
+        or by default the schema the model was sent (``model.response_format.json_schema``)."""
+        spec = self.metrics.get("json_schema")
+        if spec is None or spec.python is not None or spec.evaluate is not None:
+            return self
+        given = {**(spec.model_extra or {}), **spec.params}
+        if "schema" in given:
+            schema = schema_value(given["schema"], info, "metrics.json_schema.schema")
+        elif self.model.response_format is not None and self.model.response_format.json_schema is not None:
+            schema = self.model.response_format.json_schema
+        else:
+            return self  # the metric says what is missing when it is built
+        self.metrics["json_schema"] = spec.model_copy(update={"params": {**spec.params, "schema": schema}})
+        return self
 
 
 class SuiteFile(Strict):

@@ -45,6 +45,7 @@ from evalsuite.cassettes._format import (
     JsonSerializer,
     encode_interaction,
     gc_paused,
+    is_completion,
 )
 from evalsuite.cassettes._journal import Journal, recover_journal
 from evalsuite.cassettes._keys import BUILT_IN_KEYS, KeyMaker, RequestKey
@@ -66,14 +67,15 @@ Interaction = tuple[Request, dict[str, Any]]
 
 
 def _is_completion(response: dict[str, Any]) -> bool:
-    """Only a 2xx completion's JSON is recorded: a 401, a 404 or a proxy's HTML page would replay an outage."""
+    """Only a 2xx completion's JSON (or a Responses API response's) is recorded: a 401, a 404 or a proxy's HTML
+    page would replay an outage."""
     if not 200 <= response["status"]["code"] < 300:
         return False
     try:
         data = orjson.loads(response["body"]["string"] or b"")
     except orjson.JSONDecodeError:
         return False
-    return isinstance(data, dict) and isinstance(data.get("choices"), list)
+    return is_completion(data)
 
 
 class EvalCassette(Cassette):

@@ -124,6 +124,16 @@ _NUMBER = (int, float)
 _TEXT_OR_NULL = (str, type(None))
 _OBJECT_OR_NULL = (dict, type(None))
 USAGE_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+RESPONSES_USAGE_COUNTS = ("input_tokens", "output_tokens", "total_tokens")
+
+
+def is_completion(data: object) -> bool:
+    """The shapes every reader relies on: an object with a list of choice objects (chat, completions), or with a
+    list of output items and no choices (a Responses API response)."""
+    if not isinstance(data, dict):
+        return False
+    items = data["choices"] if "choices" in data else data.get("output")
+    return isinstance(items, list) and all(isinstance(item, dict) for item in items)
 
 
 def check_completion(data: Any, where: str) -> None:
@@ -133,6 +143,9 @@ def check_completion(data: Any, where: str) -> None:
     or the token sums as a TypeError naming neither the file nor the field. Only what the reader uses
     is checked, with plain isinstance tests, so a 25k-interaction cassette still loads quickly."""
     _expect(data, dict, where, 'a completion object {"choices": [...], ...}')
+    if "choices" not in data and "output" in data:
+        _check_response(data, where)
+        return
     choices = data.get("choices")
     _expect(choices, list, f"{where}.choices", "a list of choice objects")
     for index, choice in enumerate(choices):
@@ -143,6 +156,7 @@ def check_completion(data: Any, where: str) -> None:
             _expect(message, _OBJECT_OR_NULL, f"{at}.message", 'an object like {"content": "..."} or null')
             if message:
                 _expect(message.get("content"), _TEXT_OR_NULL, f"{at}.message.content", "a string or null")
+                _check_tool_calls(message, f"{at}.message")
         _expect(choice.get("text"), _TEXT_OR_NULL, f"{at}.text", "a string or null")
         _expect(choice.get("finish_reason"), _TEXT_OR_NULL, f"{at}.finish_reason", "a string or null")
         logprobs = choice.get("logprobs")
@@ -155,6 +169,53 @@ def check_completion(data: Any, where: str) -> None:
         if usage.get(count) is not None:
             _expect(usage[count], int, f"{where}.usage.{count}", "an integer token count or null")
     _expect(data.get("system_fingerprint"), _TEXT_OR_NULL, f"{where}.system_fingerprint", "a string or null")
+
+
+def _check_tool_calls(message: dict[str, Any], where: str) -> None:
+    """A chat message's ``tool_calls`` (and the legacy ``function_call``): names and argument texts are strings."""
+    calls = message.get("tool_calls")
+    _expect(calls, (list, type(None)), f"{where}.tool_calls", "a list of tool calls or null")
+    functions = [(f"{where}.tool_calls[{index}]", call) for index, call in enumerate(calls or ())]
+    if message.get("function_call") is not None:
+        functions.append((where, {"function": message["function_call"]}))
+    for at, call in functions:
+        _expect(call, dict, at, 'a tool call like {"type": "function", "function": {...}}')
+        function = call.get("function")
+        if function is None and call.get("type", "function") != "function":
+            continue  # another kind of tool call (custom tools): not read
+        at = f"{at}.function" if at.endswith("]") else f"{at}.function_call"
+        _expect(function, dict, at, 'an object like {"name": "get_weather", "arguments": "{...}"}')
+        _expect(function.get("name"), str, f"{at}.name", "the function's name")
+        _expect(function.get("arguments"), str, f"{at}.arguments", "the arguments as JSON text")
+
+
+def _check_response(data: dict[str, Any], where: str) -> None:
+    """A Responses API body: output items (messages with output_text parts, function calls), usage, status."""
+    for index, item in enumerate(data["output"]):
+        at = f"{where}.output[{index}]"
+        _expect(item, dict, at, 'an output item like {"type": "message", "content": [...]}')
+        if item.get("type") == "message":
+            content = item.get("content")
+            _expect(content, (list, type(None)), f"{at}.content", "a list of content parts")
+            for number, part in enumerate(content or ()):
+                _expect(part, dict, f"{at}.content[{number}]", 'a content part like {"type": "output_text", ...}')
+                if part.get("type") == "output_text":
+                    _expect(part.get("text"), str, f"{at}.content[{number}].text", "a string")
+                    logprobs, tokens_at = part.get("logprobs"), f"{at}.content[{number}].logprobs"
+                    _expect(logprobs, (list, type(None)), tokens_at, "a list or null")
+                    for token, item in enumerate(logprobs or ()):
+                        _expect(item, dict, f"{tokens_at}[{token}]", 'an object like {"logprob": -0.1}')
+                        _expect(item.get("logprob"), _NUMBER, f"{tokens_at}[{token}].logprob", "a number")
+        elif item.get("type") == "function_call":
+            _expect(item.get("name"), str, f"{at}.name", "the function's name")
+            _expect(item.get("arguments"), str, f"{at}.arguments", "the arguments as JSON text")
+    _expect(data.get("usage"), _OBJECT_OR_NULL, f"{where}.usage", "an object of token counts or null")
+    usage = data.get("usage") or {}
+    for count in RESPONSES_USAGE_COUNTS:
+        if usage.get(count) is not None:
+            _expect(usage[count], int, f"{where}.usage.{count}", "an integer token count or null")
+    _expect(data.get("status"), _TEXT_OR_NULL, f"{where}.status", "a string or null")
+    _expect(data.get("incomplete_details"), _OBJECT_OR_NULL, f"{where}.incomplete_details", "an object or null")
 
 
 def _check_logprobs(logprobs: dict[str, Any], where: str) -> None:

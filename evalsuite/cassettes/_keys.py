@@ -1,16 +1,19 @@
 """The match key: the one place a request's identity in a cassette is computed and formatted.
 
 Matching is on what determines the answer, nothing else: method + endpoint + canonical JSON body.
-The endpoint is the path tail: ``chat/completions`` or ``completions`` (any ``/v1`` style prefix
-dropped), or ``deployments/<name>/chat/completions`` for Azure (the deployment picks the model, so
-it is kept). Scheme, host and port are ignored, so a cassette recorded against one endpoint replays
-against another; the ``api-version`` query parameter and the credential parameters are ignored,
-other query parameters count. The body is parsed, integral top-level numbers become ints
-(``temperature`` ``1.0 == 1``), and the top-level fields that do not change the answer are dropped
-(``user``, ``metadata``, ``stream_options``, ``store``, ``service_tier``, and ``n`` when it is 1;
-see :func:`evalsuite.records.canonical_body`). Keys are sorted and hashed. A stored request whose body
-was redacted carries ``x-evalsuite-body-digest``, the digest of the body as sent (see ``_redact``), which
-is used instead of hashing the stored body, so the same prompt still replays.
+The endpoint is the path tail: ``chat/completions``, ``completions`` or ``responses`` (any ``/v1`` style
+prefix dropped), or ``deployments/<name>/chat/completions`` for Azure (the deployment picks the model, so
+it is kept); Azure's Responses API is ``openai/responses`` (its deployment is the body's ``model``).
+Scheme, host and port are ignored, so a cassette recorded against one endpoint replays against another;
+the ``api-version`` query parameter and the credential parameters are ignored, other query parameters
+count. The body is parsed, integral top-level numbers become ints (``temperature`` ``1.0 == 1``), and the
+top-level fields that do not change the answer are dropped (``user``, ``metadata``, ``stream_options``,
+``store``, ``service_tier``, ``previous_response_id``, and ``n`` when it is 1; see
+:func:`evalsuite.records.canonical_body`); everything else that shapes the answer stays, tools,
+``tool_choice`` and ``response_format`` / ``text.format`` included, so a changed tool schema or output
+schema is another request. Keys are sorted and hashed. A stored request whose body was redacted carries
+``x-evalsuite-body-digest``, the digest of the body as sent (see ``_redact``), which is used instead of
+hashing the stored body, so the same prompt still replays.
 
 Custom matching (``CassetteOptions.match_body``) applies the user's normalizers to the parsed body
 first, alike for recorded requests, live requests and the engine's direct replay of a ``Call``.
@@ -51,9 +54,11 @@ def endpoint_tail(path: str) -> str:
     return path.rsplit("/v1/", 1)[-1].lstrip("/")
 
 
-def _api(endpoint: str) -> str:
+def api_of(endpoint: str) -> str:
     if endpoint.endswith("chat/completions"):
         return "chat"
+    if endpoint.endswith("responses"):
+        return "responses"
     return "completions" if endpoint.endswith("completions") else endpoint
 
 
@@ -61,7 +66,7 @@ class RequestKey(NamedTuple):
     """What a request is, for matching (``key``) and for explaining misses (the rest)."""
 
     key: str
-    api: str  # "chat" | "completions" | other endpoint
+    api: str  # "chat" | "completions" | "responses" | other endpoint
     body_hash: str
     tag: str  # the x-evalsuite-example value ("<example_id>#<sample>"), "" if absent
 
@@ -92,7 +97,7 @@ class KeyMaker:
         query = sorted((k, v) for k, v in parse_qsl(parsed.query, keep_blank_values=True) if k.lower() not in IGNORED_QUERY)
         digest = _header(headers, BODY_DIGEST_HEADER) or self._digest(body)  # stored redacted: keyed as sent
         tag = _header(headers, EXAMPLE_HEADER)
-        return RequestKey(_format(method, endpoint, urlencode(query), digest), _api(endpoint), digest, tag)
+        return RequestKey(_format(method, endpoint, urlencode(query), digest), api_of(endpoint), digest, tag)
 
     def _digest(self, body: Any) -> str:
         if isinstance(body, (bytes, str)):

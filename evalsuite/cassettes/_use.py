@@ -29,7 +29,7 @@ from evalsuite._util.atomic import write_failure
 
 from evalsuite._util.record_modes import MODES
 from evalsuite.cassettes._cassette import EvalCassette
-from evalsuite.cassettes._keys import endpoint_tail
+from evalsuite.cassettes._keys import api_of, endpoint_tail
 from evalsuite.cassettes._options import CassetteOptions
 from evalsuite.records import Call, SampleKey, canonical_body
 
@@ -151,19 +151,19 @@ class Misses:
     recorded_with: list[str] = field(default_factory=list)
 
 
-_PROMPT_FIELDS = ("messages", "prompt")
+_PROMPT_FIELDS = ("messages", "prompt", "input", "instructions")
+SHOWN_VALUE_CHARS = 40  # a changed parameter's values are shown up to this length (a tool list is named only)
 
 
 def _setup(endpoint: str, body: dict[str, Any], provider: str) -> dict[str, str]:
     """provider / model / api of a request; the provider is known only as far as the URL tells it (Azure's
     deployments/<name>/ path), so a non-Azure path counts as the current provider unless that is Azure."""
     deployment = endpoint.split("/")[1] if endpoint.startswith("deployments/") else ""
-    if deployment:
+    if deployment or endpoint == "openai/responses":
         guessed = "azure_openai"
     else:
         guessed = "openai" if provider == "azure_openai" else provider
-    return {"provider": guessed, "model": deployment or str(body.get("model", "")),
-            "api": "chat" if endpoint.endswith("chat/completions") else "completions"}
+    return {"provider": guessed, "model": deployment or str(body.get("model", "")), "api": api_of(endpoint)}
 
 
 def _compare(call: Call, request: Any, provider: str, endpoint: str) -> tuple[str, str]:
@@ -175,7 +175,7 @@ def _compare(call: Call, request: Any, provider: str, endpoint: str) -> tuple[st
         recorded_body = {}
     recorded_body = orjson.loads(canonical_body(recorded_body)) if isinstance(recorded_body, dict) else {}
     current_body = orjson.loads(canonical_body(call.body))  # what matching compares: ignored fields dropped
-    current_endpoint = endpoint or ("chat/completions" if call.api == "chat" else "completions")
+    current_endpoint = endpoint or {"chat": "chat/completions", "responses": "responses"}.get(call.api, "completions")
     before = _setup(recorded_endpoint, recorded_body, provider)
     after = _setup(current_endpoint, current_body, provider)
     if not provider:
@@ -187,7 +187,7 @@ def _compare(call: Call, request: Any, provider: str, endpoint: str) -> tuple[st
         if before["api"] != after["api"]:
             parts.append(f"--eval-api {before['api']}")
         return f"recorded for another endpoint ({', '.join(moved)})", " ".join(parts)
-    params = [f"{name} {_value(recorded_body, name)} -> {_value(current_body, name)}"
+    params = [_change(name, _value(recorded_body, name), _value(current_body, name))
               for name in sorted(set(recorded_body) | set(current_body))
               if name not in (*_PROMPT_FIELDS, "model") and recorded_body.get(name) != current_body.get(name)]
     prompt = any(recorded_body.get(name) != current_body.get(name) for name in _PROMPT_FIELDS)
@@ -198,6 +198,11 @@ def _compare(call: Call, request: Any, provider: str, endpoint: str) -> tuple[st
 
 def _value(body: dict[str, Any], name: str) -> str:
     return "unset" if name not in body else orjson.dumps(body[name]).decode()
+
+
+def _change(name: str, before: str, after: str) -> str:
+    """``temperature 0 -> 0.7``; a long value (a tool list, a JSON Schema) by its name alone."""
+    return f"{name} {before} -> {after}" if max(len(before), len(after)) <= SHOWN_VALUE_CHARS else name
 
 
 @contextmanager

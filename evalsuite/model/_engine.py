@@ -31,7 +31,7 @@ import asyncio
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,14 @@ from evalsuite.model._admission import Gate
 from evalsuite.model._breaker import WAIT, Breaker, Trip, breaker_for, public_url
 from evalsuite.model._progress import Progress
 from evalsuite.model._providers import Failure, Provider, get_provider
-from evalsuite.model._wire import NotACompletion, answer_from_body, completion_body, estimate_tokens, excerpt
+from evalsuite.model._wire import (
+    NotACompletion,
+    answer_from_body,
+    completion_body,
+    endpoint_methods,
+    estimate_tokens,
+    excerpt,
+)
 from evalsuite.records import Answer, Call
 
 WORKERS_PER_SLOT = 4  # examples in progress per request slot: covers workers sleeping before a retry
@@ -86,9 +93,7 @@ class _Sender:
         self.gate = gate
         self.classify = provider.classify
         self.base_url = str(client.base_url)
-        # the SDK's overloads are per parameter set; the engine passes each call's body through as is
-        self.chat: Callable[..., Awaitable[Any]] = client.chat.completions.with_raw_response.create
-        self.completions: Callable[..., Awaitable[Any]] = client.completions.with_raw_response.create
+        self.methods = endpoint_methods(client)  # which SDK method sends a call, per Call.api
         self.extra = {} if settings.timeout is None else {"timeout": settings.timeout}
         read = settings.timeout if settings.timeout is not None else _read_timeout(client.timeout)
         self.deadline = settings.deadline or (DEADLINE_PER_TIMEOUT * read if read else None)
@@ -104,7 +109,7 @@ class _Sender:
             raise
 
     async def _send(self, call: Call, breaker: Breaker) -> Answer:
-        create = self.chat if call.api == "chat" else self.completions
+        create = self.methods[call.api]
         tag = str(call.key)
         estimate = estimate_tokens(call) if self.gate.tokens is not None else 0.0
         retries = 0

@@ -36,8 +36,10 @@ from evalsuite.errors import EvalsuiteError, MissingCredentials
 from evalsuite.model._admission import retry_after_seconds
 from evalsuite.records import ErrorKind
 
-# The GA Azure OpenAI data-plane version used when neither the case nor OPENAI_API_VERSION names one.
+# The GA Azure OpenAI data-plane version used when neither the case nor OPENAI_API_VERSION names one; the
+# Responses API needs a newer (preview) one.
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
+DEFAULT_AZURE_RESPONSES_API_VERSION = "2025-04-01-preview"
 REPLAY_API_KEY = "sk-evalsuite-replay-placeholder"
 REPLAY_AZURE_ENDPOINT = "https://evalsuite-replay.openai.azure.com"
 CLIENT_HEADERS = {"Accept-Encoding": "gzip"}
@@ -78,7 +80,7 @@ class Provider:
 
     def endpoint(self, model: ModelSettings) -> str:
         """The URL path tail the SDK calls for ``model``: what cassettes match on, with the body."""
-        return "chat/completions" if model.api == "chat" else "completions"
+        return {"chat": "chat/completions", "responses": "responses"}.get(model.api, "completions")
 
     def classify(self, exc: Exception) -> Failure:
         """Turn a failed request into a retry decision (the OpenAI rules; override to add your own)."""
@@ -215,11 +217,14 @@ class AzureOpenAIProvider(Provider):
             "azure_ad_token": token or None,
             "azure_endpoint": resource,
             "azure_deployment": model.name,
-            "api_version": model.api_version or os.environ.get("OPENAI_API_VERSION") or DEFAULT_AZURE_API_VERSION,
+            "api_version": model.api_version or os.environ.get("OPENAI_API_VERSION")
+            or (DEFAULT_AZURE_RESPONSES_API_VERSION if model.api == "responses" else DEFAULT_AZURE_API_VERSION),
         }
 
     def record_hint(self, model: ModelSettings) -> str:
         return "set AZURE_OPENAI_API_KEY and AZURE_OPENAI_ENDPOINT"
 
     def endpoint(self, model: ModelSettings) -> str:
+        if model.api == "responses":  # not a deployment path: the deployment is the body's model
+            return "openai/responses"
         return f"deployments/{model.name}/{super().endpoint(model)}"

@@ -1,7 +1,11 @@
 """The OpenAI wire format -> Answer: one reader for live responses and for recorded ones.
 
-Live and replayed answers must be identical field by field (text, logprobs, usage, latency), so both
-paths go through :func:`answer_from_body`; the recorded latency travels in ``LATENCY_HEADER``.
+Live and replayed answers must be identical field by field (text, tool calls, logprobs, usage, latency), so
+both paths go through :func:`answer_from_body`; the recorded latency travels in ``LATENCY_HEADER``. Three
+bodies are read: chat completions, legacy completions and Responses API responses (whose ``output_text``
+parts make the text, ``function_call`` items the tool calls, ``input_tokens``/``output_tokens`` the usage and
+``status`` the finish reason, in chat's words: ``stop``, ``tool_calls``, ``length``). :func:`endpoint_methods`
+is the other direction: which SDK method sends a call of each API.
 A 2xx body that is not a completion (a proxy's HTML page, a login form) is an error, never an empty
 answer: :func:`completion_body` says what came instead, scrubbed of secrets and cut short. A completion
 with a value of the wrong type (``"text": 5``) is such an error too, naming the field: the same check
@@ -11,16 +15,28 @@ a cassette passes when it is loaded, repeated here for live bodies and journal-r
 from __future__ import annotations
 
 import html
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import openai
 import orjson
 
 from evalsuite._util.secrets import scrub
 from evalsuite.cassettes import LATENCY_HEADER
-from evalsuite.cassettes._format import ShapeError, check_completion, recorded_latency_ms
+from evalsuite.cassettes._format import ShapeError, check_completion, is_completion, recorded_latency_ms
 from evalsuite.records import Answer, Call
 
 EXCERPT_CHARS = 200  # of a body that is not what the API sends, in an error message
+
+
+def endpoint_methods(client: openai.AsyncOpenAI) -> dict[str, Callable[..., Awaitable[Any]]]:
+    """The SDK's raw-response ``create`` for each ``Call.api``; the engine passes each call's body through as is
+    (the SDK's overloads are per parameter set)."""
+    return {
+        "chat": client.chat.completions.with_raw_response.create,
+        "completions": client.completions.with_raw_response.create,
+        "responses": client.responses.with_raw_response.create,
+    }
 
 
 class NotACompletion(ValueError):
@@ -44,7 +60,7 @@ def completion_body(content: bytes | str, status: int = 200) -> dict[str, Any]:
                              f"{excerpt(content)}") from None
     if not is_completion(data):
         raise NotACompletion(f"the endpoint answered HTTP {status} with JSON that is not a completion "
-                             f"(no 'choices' list): {excerpt(content)}")
+                             f"(no 'choices' or 'output' list): {excerpt(content)}")
     try:
         check_completion(data, "body")
     except ShapeError as exc:
@@ -53,24 +69,23 @@ def completion_body(content: bytes | str, status: int = 200) -> dict[str, Any]:
     return data
 
 
-def is_completion(data: object) -> bool:
-    """The shape every reader here relies on: an object with a list of choice objects."""
-    choices = data.get("choices") if isinstance(data, dict) else None
-    return isinstance(choices, list) and all(isinstance(choice, dict) for choice in choices)
-
-
 def answer_from_body(call: Call, data: dict[str, Any], latency_s: float | None, retries: int) -> Answer:
-    """An Answer from a completion's JSON body (chat or legacy completions)."""
+    """An Answer from a completion's JSON body (chat, legacy completions, or a Responses API response)."""
+    if "choices" not in data and "output" in data:
+        return _from_response(call, data, latency_s, retries)
     usage = data.get("usage") or {}
     text = finish = None
     logprobs: list[float] | None = None
+    tool_calls: list[dict[str, str]] | None = None
     choices = data.get("choices") or []
     if choices:
         choice = choices[0]
         finish = choice.get("finish_reason")
         recorded_logprobs = choice.get("logprobs") or {}
-        if call.api == "chat":
-            text = (choice.get("message") or {}).get("content")
+        if call.api != "completions":
+            message = choice.get("message") or {}
+            text = message.get("content")
+            tool_calls = _chat_tool_calls(message)
             if recorded_logprobs.get("content") is not None:
                 logprobs = [item["logprob"] for item in recorded_logprobs["content"]]
         else:
@@ -88,6 +103,53 @@ def answer_from_body(call: Call, data: dict[str, Any], latency_s: float | None, 
         finish_reason=finish,
         system_fingerprint=data.get("system_fingerprint"),
         retries=retries,
+        tool_calls=tool_calls,
+    )
+
+
+def _chat_tool_calls(message: dict[str, Any]) -> list[dict[str, str]] | None:
+    """``message.tool_calls`` as ``[{name, arguments}]`` (the legacy ``function_call`` when it is all there is)."""
+    calls = message.get("tool_calls")
+    functions = [call.get("function") for call in calls or ()]
+    if not calls and message.get("function_call") is not None:
+        functions = [message["function_call"]]
+    found = [{"name": f["name"], "arguments": f["arguments"]} for f in functions if isinstance(f, dict)]
+    return found or None
+
+
+def _from_response(call: Call, data: dict[str, Any], latency_s: float | None, retries: int) -> Answer:
+    """A Responses API body: the text is every ``output_text`` part joined (the SDK's ``output_text``)."""
+    texts: list[str] = []
+    logprobs: list[float] = []
+    tool_calls = []
+    for item in data.get("output") or ():
+        if item.get("type") == "message":
+            for part in item.get("content") or ():
+                if part.get("type") == "output_text":
+                    texts.append(part["text"])
+                    logprobs += [token["logprob"] for token in part.get("logprobs") or ()]
+        elif item.get("type") == "function_call":
+            tool_calls.append({"name": item["name"], "arguments": item["arguments"]})
+    status = data.get("status")
+    if status == "incomplete":
+        reason = (data.get("incomplete_details") or {}).get("reason")
+        finish = "length" if reason == "max_output_tokens" else reason or status
+    elif status == "completed":
+        finish = "tool_calls" if tool_calls else "stop"
+    else:
+        finish = status
+    usage = data.get("usage") or {}
+    return Answer(
+        example_id=call.example_id,
+        sample=call.sample,
+        text="".join(texts) if texts else None,
+        token_logprobs=logprobs or None,
+        prompt_tokens=usage.get("input_tokens"),
+        completion_tokens=usage.get("output_tokens"),
+        latency_s=latency_s,
+        finish_reason=finish,
+        retries=retries,
+        tool_calls=tool_calls or None,
     )
 
 
@@ -114,10 +176,13 @@ def recorded_answer(call: Call, response: dict[str, Any]) -> Answer:
 def estimate_tokens(call: Call) -> float:
     """Tokens a call will use, before sending: prompt chars / 4 plus the completion cap."""
     body = call.body
-    if "messages" in body:
+    messages = body.get("messages", body.get("input"))
+    if isinstance(messages, list):
         chars = sum(len(m.get("content") or "") if isinstance(m.get("content"), str) else len(str(m.get("content")))
-                    for m in body["messages"])
+                    for m in messages if isinstance(m, dict))
+        chars += len(str(body.get("instructions") or ""))
     else:
-        prompt = body.get("prompt", "")
+        prompt = body.get("prompt", messages or "")
         chars = len(prompt) if isinstance(prompt, str) else len(str(prompt))
-    return chars / 4 + (body.get("max_tokens") or body.get("max_completion_tokens") or 0)
+    cap = body.get("max_tokens") or body.get("max_completion_tokens") or body.get("max_output_tokens") or 0
+    return chars / 4 + cap

@@ -1,8 +1,11 @@
-"""A real HTTP server on 127.0.0.1 that speaks the OpenAI chat-completions and completions protocol.
+"""A real HTTP server on 127.0.0.1 that speaks the OpenAI chat-completions, completions and Responses protocols.
 
 Tests and benchmarks drive the unmodified ``openai`` SDK against it. It answers deterministically
-(``responder(body) -> text``), reports usage and logprobs, serves the Azure deployment path too, and
-injects latency, 429s (with ``Retry-After``) and 500s on demand. ``fault`` makes every request fail
+(``responder(body) -> text``), reports usage and logprobs, serves the Azure deployment paths too (and Azure's
+``/openai/responses``), and injects latency, 429s (with ``Retry-After``) and 500s on demand. A request with
+``tools`` (and ``tool_choice`` other than "none") is answered with tool calls: ``tool_caller(body)`` gives
+``[(name, arguments JSON text)]`` (default: the forced or first tool, its required arguments filled with the
+last user message), in chat's ``message.tool_calls`` or the Responses API's ``function_call`` items. ``fault`` makes every request fail
 one way (``FAULTS``): "trickle" (a byte every ``trickle_delay_s``), "hang" (never answers), "404" and
 "401" (JSON errors), "html200" and "html502" (a proxy's HTML page).
 """
@@ -28,10 +31,21 @@ HTML_PAGE = "<!DOCTYPE html><html><head><title>{title}</title></head><body><h1>{
 
 
 def echo_responder(body: dict[str, Any]) -> str:
-    """Answer with the last user message (or prompt), so a test can see what was sent."""
-    if "messages" in body:
-        return str(body["messages"][-1]["content"])
-    return str(body.get("prompt", ""))
+    """Answer with the last user message (or prompt, or Responses input), so a test can see what was sent."""
+    messages = body.get("messages", body.get("input"))
+    if isinstance(messages, list):
+        return str(messages[-1].get("content", messages[-1]))
+    return str(body.get("prompt", messages or ""))
+
+
+def default_tool_caller(body: dict[str, Any]) -> list[tuple[str, str]]:
+    """The forced tool (tool_choice), else the first one, its required arguments set to the last user message."""
+    choice = body.get("tool_choice")
+    forced = (choice.get("function") or choice).get("name") if isinstance(choice, dict) else None
+    tools = [tool.get("function", tool) for tool in body["tools"]]
+    tool = next((t for t in tools if t["name"] == forced), tools[0])
+    required = (tool.get("parameters") or {}).get("required", [])
+    return [(tool["name"], json.dumps({name: echo_responder(body) for name in required}))]
 
 
 def sentiment_responder(body: dict[str, Any]) -> str:
@@ -59,7 +73,9 @@ class ChatServer:
         fault: str | None = None,
         trickle_delay_s: float = 0.2,
         dumps: Callable[[Any], str] = json.dumps,
+        tool_caller: Callable[[dict[str, Any]], list[tuple[str, str]] | None] = default_tool_caller,
     ) -> None:
+        self.tool_caller = tool_caller
         self.dumps = dumps  # how answers are JSON-encoded: a test may escape every character, as some servers do
         if fault is not None and fault not in FAULTS:
             raise ValueError(f"fault {fault!r}: choose one of {FAULTS}")
@@ -153,6 +169,9 @@ class ChatServer:
         self.headers.append(dict(request.headers))
         self.statuses[200] += 1
         chat = request.path.endswith("/chat/completions")
+        calls = self.tool_caller(body) if body.get("tools") and body.get("tool_choice") != "none" else None
+        if request.path.endswith("/responses"):
+            return self._response(body, calls)
         text = self.responder(body)
         max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
         words = text.split(" ")
@@ -171,6 +190,11 @@ class ChatServer:
         choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
         if chat:
             choice["message"] = {"role": "assistant", "content": text}
+            if calls:
+                choice["finish_reason"] = "tool_calls"
+                choice["message"] = {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": f"call_{i}", "type": "function", "function": {"name": name, "arguments": arguments}}
+                    for i, (name, arguments) in enumerate(calls)]}
             choice["logprobs"] = (
                 {"content": [{"token": w, "logprob": lp, "bytes": None, "top_logprobs": []} for w, lp in zip(words, logprobs)]}
                 if body.get("logprobs")
@@ -194,6 +218,39 @@ class ChatServer:
                 "system_fingerprint": "fp_test",
                 "choices": [choice],
                 "usage": usage,
+            },
+            headers={"x-ratelimit-remaining-requests": "1000", "set-cookie": "__cf_bm=secret-cookie; path=/"},
+            dumps=self.dumps,
+        )
+
+    def _response(self, body: dict[str, Any], calls: list[tuple[str, str]] | None) -> web.Response:
+        """A Responses API answer: output_text (cut at max_output_tokens: status incomplete) or function calls."""
+        words = self.responder(body).split(" ")
+        limit = body.get("max_output_tokens")
+        cut = limit is not None and len(words) > int(limit)
+        words = words[: int(limit)] if cut else words
+        text = " ".join(words)
+        digest = hashlib.sha256(text.encode()).digest()
+        part: dict[str, Any] = {"type": "output_text", "text": text, "annotations": []}
+        if "message.output_text.logprobs" in (body.get("include") or []):
+            part["logprobs"] = [{"token": w, "logprob": -(1 + digest[i % len(digest)]) / 256, "bytes": [],
+                                 "top_logprobs": []} for i, w in enumerate(words)]
+        output: list[dict[str, Any]] = [
+            {"type": "function_call", "id": f"fc_{i}", "call_id": f"call_{i}", "name": name, "arguments": arguments,
+             "status": "completed"} for i, (name, arguments) in enumerate(calls or [])]
+        if not calls:
+            output = [{"type": "message", "id": "msg_" + digest.hex()[:12], "status": "completed", "role": "assistant",
+                       "content": [part]}]
+        input_tokens = max(1, len(json.dumps([body.get("instructions"), body.get("input")])) // 4)
+        return web.json_response(
+            {
+                "id": "resp_" + digest.hex()[:12], "object": "response", "created_at": int(time.time()),
+                "model": body.get("model", "test-model"), "status": "incomplete" if cut else "completed",
+                "incomplete_details": {"reason": "max_output_tokens"} if cut else None, "output": output,
+                "store": body.get("store", True), "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+                "usage": {"input_tokens": input_tokens, "output_tokens": len(words),
+                          "total_tokens": input_tokens + len(words), "input_tokens_details": {"cached_tokens": 0},
+                          "output_tokens_details": {"reasoning_tokens": 0}},
             },
             headers={"x-ratelimit-remaining-requests": "1000", "set-cookie": "__cf_bm=secret-cookie; path=/"},
             dumps=self.dumps,
@@ -224,8 +281,9 @@ class ChatServer:
     def _serve(self) -> None:
         self._loop = asyncio.new_event_loop()
         app = web.Application()
-        for path in ("/v1/chat/completions", "/v1/completions", "/openai/deployments/{deployment}/chat/completions",
-                     "/openai/deployments/{deployment}/completions"):
+        for path in ("/v1/chat/completions", "/v1/completions", "/v1/responses",
+                     "/openai/deployments/{deployment}/chat/completions", "/openai/deployments/{deployment}/completions",
+                     "/openai/responses"):
             app.router.add_post(path, self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         self._loop.run_until_complete(self._runner.setup())

@@ -18,12 +18,12 @@ from tests._support.case_files import CASE, error, load
             ("temperature: 0", "temprature: 0"),
             "cases/x.yaml:4: model.temprature: unknown key 'temprature'; did you mean 'temperature'? valid keys: api, "
             "api_version, base_url, logprobs, max_tokens, name, price_per_1k_input, price_per_1k_output, provider, "
-            "seed, stop, temperature, timeout, top_logprobs, top_p",
+            "response_format, seed, stop, temperature, timeout, tool_choice, tools, top_logprobs, top_p",
             id="unknown-key",
         ),
         pytest.param(
             ("model: {name: m, temperature: 0}", "model: {name: m, api: chatt}"),
-            "cases/x.yaml:4: model.api: 'chatt' is not allowed; did you mean 'chat'? choices: chat, completions",
+            "cases/x.yaml:4: model.api: 'chatt' is not allowed; did you mean 'chat'? choices: chat, completions, responses",
             id="literal",
         ),
         pytest.param(

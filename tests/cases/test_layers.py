@@ -58,7 +58,7 @@ def test_defaults_layer_pyproject_then_defaults_yaml_then_file_then_case(tmp_pat
 def test_an_error_in_defaults_yaml_points_into_defaults_yaml(tmp_path: Path) -> None:
     write(tmp_path, "model:\n  name: m\n  api: chatt\n", "cases/defaults.yaml")
     message = error(tmp_path, CASE)
-    assert message == "cases/defaults.yaml:3: model.api: 'chatt' is not allowed; did you mean 'chat'? choices: chat, completions"
+    assert message == "cases/defaults.yaml:3: model.api: 'chatt' is not allowed; did you mean 'chat'? choices: chat, completions, responses"
 
 
 @pytest.mark.parametrize("key", ["api_key", "token", "password", "key"])

@@ -54,7 +54,7 @@ def test_a_parser_that_cannot_work_fails_at_load_on_the_parse_line(tmp_path: Pat
 
 def test_an_unknown_parser_kind_lists_the_registered_ones_with_a_did_you_mean(tmp_path: Path) -> None:
     assert error(tmp_path, with_parse("{kind: lable}")) == (
-        "cases/x.yaml:7: parse.kind: unknown parser 'lable'; did you mean 'label'? valid: json, label, raw, regex"
+        "cases/x.yaml:7: parse.kind: unknown parser 'lable'; did you mean 'label'? valid: json, label, raw, regex, tool_calls"
     )
 
 

@@ -55,5 +55,5 @@ def test_matrix_errors(tmp_path: Path) -> None:
 def test_a_case_needs_a_user_template(tmp_path: Path) -> None:
     assert error(tmp_path, CASE.replace('user: "Review: {{ text }}"', "user: null")) == (
         "cases/x.yaml:6: prompt: prompt.user is missing; add a user template (the chat user message, or the whole "
-        "prompt for api: completions)"
+        "prompt for api: completions), or a prompt.conversation field"
     )

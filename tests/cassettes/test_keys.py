@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import openai
 import pytest
 
 from evalsuite.cassettes import is_not_recorded, use_cassette
+from evalsuite.records import Call
 from tests._support.chat_server import ChatServer
-from tests._support.cassette_calls import META, OFFLINE, answer_text, ask, azure_client, call, openai_client
+from tests._support.cassette_calls import (
+    META,
+    OFFLINE,
+    answer_text,
+    ask,
+    azure_client,
+    call,
+    headers,
+    interactions,
+    openai_client,
+)
 
 
 def test_ignored_fields_and_number_formats_still_match(tmp_path: Path) -> None:
@@ -73,3 +86,60 @@ def test_direct_replay_and_the_transport_share_one_index(tmp_path: Path) -> None
             ask(openai_client(OFFLINE), samples[1])
         assert is_not_recorded(caught.value)
         assert handle.n_played == 2
+
+
+def respond(client: openai.OpenAI, c: Call) -> str:
+    return client.responses.create(**c.body, extra_headers=headers(c)).output_text
+
+
+def responses_call(example: str, text: str, **params: object) -> Call:
+    body = {"model": "dep1", "input": [{"role": "user", "content": text}], "store": False, **params}
+    return Call(example, 0, "responses", body)
+
+
+@pytest.mark.parametrize(("azure", "endpoints"), [
+    (False, ["responses", "/v1/responses", "/gateway/v1/responses"]),
+    (True, ["openai/responses", "/openai/responses"]),
+])
+def test_direct_replay_finds_what_the_sdk_recorded_on_the_responses_api(
+    tmp_path: Path, azure: bool, endpoints: list[str]
+) -> None:
+    """Azure's Responses API is /openai/responses (the deployment is the body's model), not a deployment path."""
+    path = tmp_path / "responses.json"
+    c = responses_call("e1", "hallo")
+    with ChatServer() as server, use_cassette(path, "once", metadata=META):
+        client = azure_client(server.azure_endpoint, "dep1", api_version="2025-04-01-preview") if azure \
+            else openai_client(server.base_url)
+        assert respond(client, c) == "hallo"
+    [recorded] = interactions(path)
+    assert recorded["request"]["uri"].split("?")[0].endswith("/openai/responses" if azure else "/v1/responses")
+    for endpoint in endpoints:
+        with use_cassette(path, "none", metadata=META) as handle:
+            assert handle.play(c, "chat/completions") is None  # another API is another request
+            assert handle.play(c, "deployments/dep1/responses" if azure else "openai/responses") is None
+            assert json.loads(handle.play(c, endpoint)["body"]["string"])["output"][0]["content"][0]["text"] == "hallo"
+
+
+def test_the_tools_and_the_output_schema_are_part_of_the_key_stored_state_is_not(tmp_path: Path) -> None:
+    weather = {"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+    answer = {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object"}, "strict": True}}
+    recorded = [call("e1", "Paris", tools=[weather], tool_choice="required"), call("e2", "x", response_format=answer),
+                responses_call("e3", "y", previous_response_id="resp_1")]
+    path = tmp_path / "item.json"
+    with ChatServer() as server, use_cassette(path, "once", metadata=META) as handle:
+        for c in recorded:
+            (respond if c.api == "responses" else ask_any)(openai_client(server.base_url), c)
+    renamed = {**weather, "function": {**weather["function"], "name": "weather"}}
+    loose = {**answer, "json_schema": {**answer["json_schema"], "strict": False}}
+    with use_cassette(path, "none", metadata=META) as handle:
+        assert handle.play(call("e1", "Paris", tools=[renamed], tool_choice="required"), "chat/completions") is None
+        assert handle.play(call("e1", "Paris", tools=[weather], tool_choice="auto"), "chat/completions") is None
+        assert handle.play(call("e2", "x", response_format=loose), "chat/completions") is None
+        assert handle.play(responses_call("e3", "y", previous_response_id="resp_2", store=True), "responses") is not None
+        assert handle.play(recorded[0], "chat/completions") is not None and handle.play(recorded[1], "/v1/chat/completions")
+
+
+def ask_any(client: openai.OpenAI, c: Call) -> object:
+    """A chat call whose answer may be tool calls rather than text."""
+    return client.chat.completions.create(**c.body, extra_headers=headers(c))

@@ -9,7 +9,7 @@ import pytest
 from evalsuite.cassettes import use_cassette
 from evalsuite.errors import WriteError
 from evalsuite.records import Call
-from tests._support.cassette_calls import META, ask, azure_client, call, openai_client
+from tests._support.cassette_calls import META, ask, azure_client, call, headers, openai_client
 from tests._support.chat_server import ChatServer, sentiment_responder
 from tests._support.project import CANARY, make_project, run
 
@@ -42,6 +42,25 @@ def test_a_changed_parameter_or_prompt_is_named(tmp_path: Path) -> None:
         "example e2: prompt changed since recording",
     ]
     assert misses.recorded_with == []  # same endpoint: recording the missing calls mixes nothing
+
+
+def test_a_switch_to_the_responses_api_and_a_changed_tool_list_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "item.json"
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    with ChatServer() as server, use_cassette(path, "once", metadata=META):
+        client = openai_client(server.base_url)
+        ask(client, call("e1", "hi"))
+        client.chat.completions.create(**call("e2", "Paris", tools=tools).body, extra_headers=headers(call("e2", "")))
+    renamed = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]
+    now = [Call("e1", 0, "responses", {"model": "test-model", "input": [{"role": "user", "content": "hi"}],
+                                       "temperature": 0, "store": False}),
+           call("e2", "Paris", tools=renamed)]
+    with use_cassette(path, "none", metadata=META) as handle:
+        responses = handle.explain_misses(now[:1], provider="openai", endpoint="responses")
+        tool_list = handle.explain_misses(now[1:], provider="openai", endpoint="chat/completions")
+    assert responses.lines == ["example e1: recorded for another endpoint (api chat -> responses)"]
+    assert responses.recorded_with == ["--eval-api chat"]
+    assert tool_list.lines == ["example e2: parameters changed since recording (tools)"]  # too long to print
 
 
 def test_a_cassette_folder_that_cannot_be_written_fails_before_anything_is_sent(tmp_path: Path) -> None:

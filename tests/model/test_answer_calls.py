@@ -119,3 +119,55 @@ def test_replay_uses_the_provider_endpoint_and_needs_no_credentials(tmp_path, mo
         [plain_openai] = answer_calls(calls, ModelSettings(), handle, record_mode="none")
     assert live.ok and replayed.text == live.text == "say a"
     assert other_deployment.error_kind == plain_openai.error_kind == "not_recorded"
+
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+
+
+def responses_call(example_id: str, text: str, **params: object) -> Call:
+    body = {"model": "dep1", "input": [{"role": "user", "content": text}], "store": False, **params}
+    return Call(example_id, 0, "responses", body)
+
+
+@pytest.mark.parametrize("provider", ["openai", "azure_openai"])
+def test_tool_calls_and_responses_replay_identically_from_the_index_and_through_the_sdk(
+    tmp_path, monkeypatch, provider: str
+) -> None:
+    """The wire reader turns a recorded body into the same Answer as the live one, on both replay paths."""
+    responses_tool = {"type": "function", **WEATHER["function"]}
+    calls = [responses_call("r1", "Paris", include=["message.output_text.logprobs"]),
+             responses_call("r2", "Oslo", tools=[responses_tool], tool_choice="required"),
+             responses_call("r3", "one two three four", max_output_tokens=2)]
+    chats = [chat("c1", text="Lima", tools=[WEATHER], tool_choice={"type": "function", "function": {"name": "get_weather"}})]
+    cassette = tmp_path / "c.json"
+    with ChatServer() as server:
+        monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-secret")
+        base = {"base_url": server.azure_endpoint} if provider == "azure_openai" else {"base_url": server.base_url}
+        model = ModelSettings(provider=provider, name="dep1", api="responses", **base)
+        with use_cassette(cassette, "once", metadata={}) as handle:
+            live = answer_calls(calls, model, handle, record_mode="once", settings=FAST)
+            if provider == "openai":
+                live += answer_calls(chats, model.model_copy(update={"api": "chat"}), handle, record_mode="once",
+                                     settings=FAST)
+        assert all(body["store"] is False for body in server.requests if "input" in body)
+    assert all(a.ok for a in live)
+    assert [a.text for a in live[:3]] == ["Paris", None, "one two"]
+    assert live[0].token_logprobs and live[2].finish_reason == "length" and live[0].finish_reason == "stop"
+    assert live[1].tool_calls == [{"name": "get_weather", "arguments": '{"city": "Oslo"}'}]
+    if provider == "openai":
+        assert live[3].tool_calls == [{"name": "get_weather", "arguments": '{"city": "Lima"}'}]
+
+    replayed = []
+    for mode in ("new_episodes", "none"):  # through the SDK and vcrpy's transport, then straight from the index
+        if mode == "none":
+            monkeypatch.delenv("AZURE_OPENAI_API_KEY")  # replay needs no credentials
+        with use_cassette(cassette, mode, metadata={}) as handle:
+            answers = answer_calls(calls, model, handle, record_mode=mode, settings=FAST)
+            if provider == "openai":
+                answers += answer_calls(chats, model.model_copy(update={"api": "chat"}), handle, record_mode=mode,
+                                        settings=FAST)
+        replayed.append(answers)
+    via_sdk, direct = replayed
+    assert [asdict(a) for a in direct] == [asdict(a) for a in via_sdk]
+    assert [{**asdict(a), "latency_s": None} for a in direct] == [{**asdict(a), "latency_s": None} for a in live]

@@ -99,3 +99,72 @@ def test_a_recorded_latency_that_is_not_a_number_is_an_api_error_not_a_crash() -
     assert answer.error_kind == "api" and answer.error == (
         "the recorded response's headers.x-evalsuite-latency-ms: expected milliseconds as a number, "
         "e.g. [\"352.7\"], got ['fast']")
+
+
+RESPONSES = Call("r1", 0, "responses", {"model": "m", "instructions": "Be brief.", "store": False,
+                                        "input": [{"role": "user", "content": "12345678"}], "max_output_tokens": 4})
+RESPONSE_BODY = {
+    "object": "response", "status": "completed", "incomplete_details": None,
+    "usage": {"input_tokens": 9, "output_tokens": 3, "total_tokens": 12},
+    "output": [
+        {"type": "reasoning", "id": "rs_1", "summary": []},
+        {"type": "message", "role": "assistant", "content": [
+            {"type": "output_text", "text": "hi ", "logprobs": [{"token": "hi", "logprob": -0.5}]},
+            {"type": "refusal", "refusal": "no"},
+            {"type": "output_text", "text": "there", "logprobs": [{"token": "there", "logprob": -0.25}]}]},
+    ],
+}
+
+
+def test_chat_tool_calls_are_read_in_order_with_their_argument_text() -> None:
+    message = {"content": None, "tool_calls": [
+        {"id": "a", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+        {"id": "b", "type": "function", "function": {"name": "get_time", "arguments": "{not json"}}]}
+    answer = answer_from_body(CHAT, {"choices": [{"message": message, "finish_reason": "tool_calls"}]}, None, 0)
+    assert answer.text is None and answer.finish_reason == "tool_calls"
+    assert answer.tool_calls == [{"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                                 {"name": "get_time", "arguments": "{not json"}]
+    legacy = {"choices": [{"message": {"content": None, "function_call": {"name": "f", "arguments": "{}"}}}]}
+    assert answer_from_body(CHAT, legacy, None, 0).tool_calls == [{"name": "f", "arguments": "{}"}]
+    assert answer_from_body(CHAT, CHAT_BODY, None, 0).tool_calls is None
+
+
+def test_a_responses_body_gives_the_joined_output_text_usage_logprobs_and_a_chat_finish_reason() -> None:
+    answer = answer_from_body(RESPONSES, RESPONSE_BODY, 0.5, 1)
+    assert (answer.text, answer.token_logprobs, answer.tool_calls) == ("hi there", [-0.5, -0.25], None)
+    assert (answer.prompt_tokens, answer.completion_tokens, answer.finish_reason) == (9, 3, "stop")
+    assert answer.latency_s == 0.5 and answer.retries == 1 and answer.ok
+    cut = {**RESPONSE_BODY, "status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"}}
+    assert answer_from_body(RESPONSES, cut, None, 0).finish_reason == "length"
+    called = {"status": "completed", "output": [
+        {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": '{"city": "Oslo"}'}]}
+    tool = answer_from_body(RESPONSES, called, None, 0)
+    assert tool.text is None and tool.finish_reason == "tool_calls"
+    assert tool.tool_calls == [{"name": "get_weather", "arguments": '{"city": "Oslo"}'}]
+    assert completion_body(orjson.dumps(RESPONSE_BODY)) == RESPONSE_BODY
+    assert recorded_answer(RESPONSES, response(200, RESPONSE_BODY)) == answer_from_body(RESPONSES, RESPONSE_BODY, None, 0)
+
+
+@pytest.mark.parametrize(("body", "problem"), [
+    ({"choices": [{"message": {"content": None, "tool_calls": [{"type": "function", "function": {"name": "f",
+                                                                                                  "arguments": {}}}]}}]},
+     "body.choices[0].message.tool_calls[0].function.arguments: expected the arguments as JSON text, got dict {}"),
+    ({"choices": [{"message": {"content": None, "tool_calls": "f"}}]},
+     "body.choices[0].message.tool_calls: expected a list of tool calls or null, got str 'f'"),
+    ({"output": [{"type": "message", "content": [{"type": "output_text", "text": 5}]}]},
+     "body.output[0].content[0].text: expected a string, got int 5"),
+    ({"output": [{"type": "function_call", "name": None, "arguments": "{}"}]},
+     "body.output[0].name: expected the function's name, got NoneType None"),
+    ({"output": [], "usage": {"output_tokens": "3"}},
+     "body.usage.output_tokens: expected an integer token count or null, got str '3'"),
+])
+def test_tool_calls_and_responses_of_the_wrong_shape_are_errors_naming_the_field(body: dict, problem: str) -> None:
+    with pytest.raises(NotACompletion) as error:
+        completion_body(orjson.dumps(body))
+    assert str(error.value) == f"the endpoint answered HTTP 200 with a completion evalsuite cannot read: {problem}"
+
+
+def test_token_estimate_of_a_responses_call_counts_instructions_input_and_the_output_cap() -> None:
+    assert estimate_tokens(RESPONSES) == (8 + len("Be brief.")) / 4 + 4
+    text_input = Call("r2", 0, "responses", {"model": "m", "input": "1234"})
+    assert estimate_tokens(text_input) == 4 / 4
