@@ -39,6 +39,7 @@ from vcr.record_mode import RecordMode
 from vcr.request import Request
 
 import evalsuite
+from evalsuite.cassettes._embeddings import is_embeddings
 from evalsuite.cassettes._format import (
     LATENCY_HEADER,
     AtomicPersister,
@@ -66,14 +67,15 @@ Interaction = tuple[Request, dict[str, Any]]
 
 
 def _is_completion(response: dict[str, Any]) -> bool:
-    """Only a 2xx completion's JSON is recorded: a 401, a 404 or a proxy's HTML page would replay an outage."""
+    """Only a 2xx completion's (or embeddings list's) JSON is recorded: a 401, a 404 or a proxy's HTML page would
+    replay an outage."""
     if not 200 <= response["status"]["code"] < 300:
         return False
     try:
         data = orjson.loads(response["body"]["string"] or b"")
     except orjson.JSONDecodeError:
         return False
-    return isinstance(data, dict) and isinstance(data.get("choices"), list)
+    return isinstance(data, dict) and isinstance(data.get("choices"), list) or is_embeddings(data)
 
 
 class EvalCassette(Cassette):

@@ -5,7 +5,7 @@
 a case's ``python:`` file, or a Hugging Face ``evaluate:`` module. ``names()`` lists the registered ones.
 """
 
-from evalsuite.metrics import _classification, _logprobs, _text, _usage  # noqa: F401  (registers the built-ins)
+from evalsuite.metrics import _classification, _logprobs, _similarity, _text, _usage  # noqa: F401  (registers the built-ins)
 from evalsuite.metrics._base import REQUIRED, Kind, Metric, MetricInfo
 from evalsuite.metrics._registry import get_metric, metric, names
 

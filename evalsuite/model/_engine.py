@@ -89,6 +89,7 @@ class _Sender:
         # the SDK's overloads are per parameter set; the engine passes each call's body through as is
         self.chat: Callable[..., Awaitable[Any]] = client.chat.completions.with_raw_response.create
         self.completions: Callable[..., Awaitable[Any]] = client.completions.with_raw_response.create
+        self.embeddings: Callable[..., Awaitable[Any]] = client.embeddings.with_raw_response.create
         self.extra = {} if settings.timeout is None else {"timeout": settings.timeout}
         read = settings.timeout if settings.timeout is not None else _read_timeout(client.timeout)
         self.deadline = settings.deadline or (DEADLINE_PER_TIMEOUT * read if read else None)
@@ -104,7 +105,7 @@ class _Sender:
             raise
 
     async def _send(self, call: Call, breaker: Breaker) -> Answer:
-        create = self.chat if call.api == "chat" else self.completions
+        create = {"chat": self.chat, "embeddings": self.embeddings}.get(call.api, self.completions)
         tag = str(call.key)
         estimate = estimate_tokens(call) if self.gate.tokens is not None else 0.0
         retries = 0
@@ -122,7 +123,7 @@ class _Sender:
             try:
                 headers = {EXAMPLE_HEADER: tag, SENT_AT_HEADER: repr(time.time())}
                 raw = await asyncio.wait_for(create(**call.body, extra_headers=headers, **self.extra), self.deadline)
-                data = completion_body(raw.content, raw.status_code)
+                data = completion_body(raw.content, raw.status_code, call.api)
             except Exception as exc:  # every failure becomes a retry or an error Answer
                 failure = self._failure(exc, call, breaker)
             else:

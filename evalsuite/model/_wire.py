@@ -17,7 +17,10 @@ import orjson
 
 from evalsuite._util.secrets import scrub
 from evalsuite.cassettes import LATENCY_HEADER
+from evalsuite.cassettes._embeddings import check_embeddings, is_embeddings
 from evalsuite.cassettes._format import ShapeError, check_completion, recorded_latency_ms
+from evalsuite.model._alternatives import token_alternatives
+from evalsuite.model._embeddings import EMBEDDINGS, embeddings_answer
 from evalsuite.records import Answer, Call
 
 EXCERPT_CHARS = 200  # of a body that is not what the API sends, in an error message
@@ -34,14 +37,17 @@ def excerpt(body: bytes | str) -> str:
     return repr(folded[:EXCERPT_CHARS] + ("..." if len(folded) > EXCERPT_CHARS else ""))
 
 
-def completion_body(content: bytes | str, status: int = 200) -> dict[str, Any]:
-    """The decoded body of a completion; ``NotACompletion`` when it is HTML, other text or other JSON."""
+def completion_body(content: bytes | str, status: int = 200, api: str = "chat") -> dict[str, Any]:
+    """The decoded body of a completion (of an embeddings list for ``api="embeddings"``); ``NotACompletion`` when
+    it is HTML, other text or other JSON."""
     try:
         data = orjson.loads(content)
     except orjson.JSONDecodeError:
         what = "HTML" if content.lstrip()[:1] in (b"<", "<") else "non-JSON text"
         raise NotACompletion(f"the endpoint answered HTTP {status} with {what}, not the API's JSON: "
                              f"{excerpt(content)}") from None
+    if api == EMBEDDINGS:
+        return _embeddings_body(data, content, status)
     if not is_completion(data):
         raise NotACompletion(f"the endpoint answered HTTP {status} with JSON that is not a completion "
                              f"(no 'choices' list): {excerpt(content)}")
@@ -53,6 +59,18 @@ def completion_body(content: bytes | str, status: int = 200) -> dict[str, Any]:
     return data
 
 
+def _embeddings_body(data: Any, content: bytes | str, status: int) -> dict[str, Any]:
+    if not is_embeddings(data):
+        raise NotACompletion(f"the endpoint answered HTTP {status} with JSON that is not an embeddings list "
+                             f"(no 'data' list of embeddings): {excerpt(content)}")
+    try:
+        check_embeddings(data, "body")
+    except ShapeError as exc:
+        raise NotACompletion(f"the endpoint answered HTTP {status} with embeddings evalsuite cannot read: "
+                             f"{exc}") from None
+    return data
+
+
 def is_completion(data: object) -> bool:
     """The shape every reader here relies on: an object with a list of choice objects."""
     choices = data.get("choices") if isinstance(data, dict) else None
@@ -60,15 +78,19 @@ def is_completion(data: object) -> bool:
 
 
 def answer_from_body(call: Call, data: dict[str, Any], latency_s: float | None, retries: int) -> Answer:
-    """An Answer from a completion's JSON body (chat or legacy completions)."""
+    """An Answer from a completion's JSON body (chat or legacy completions), or an embeddings list's."""
+    if call.api == EMBEDDINGS:
+        return embeddings_answer(call, data, latency_s, retries)
     usage = data.get("usage") or {}
     text = finish = None
     logprobs: list[float] | None = None
+    alternatives = None
     choices = data.get("choices") or []
     if choices:
         choice = choices[0]
         finish = choice.get("finish_reason")
         recorded_logprobs = choice.get("logprobs") or {}
+        alternatives = token_alternatives(call.api, recorded_logprobs)
         if call.api == "chat":
             text = (choice.get("message") or {}).get("content")
             if recorded_logprobs.get("content") is not None:
@@ -82,6 +104,8 @@ def answer_from_body(call: Call, data: dict[str, Any], latency_s: float | None, 
         sample=call.sample,
         text=text,
         token_logprobs=logprobs,
+        tokens=alternatives[0] if alternatives else None,
+        top_logprobs=alternatives[1] if alternatives else None,
         prompt_tokens=usage.get("prompt_tokens"),
         completion_tokens=usage.get("completion_tokens"),
         latency_s=latency_s,
@@ -104,7 +128,7 @@ def recorded_answer(call: Call, response: dict[str, Any]) -> Answer:
         message = error.get("message", error) if isinstance(error, dict) else error
         return Answer(call.example_id, call.sample, error=f"HTTP {status}: {message}", error_kind="api")
     try:
-        data = completion_body(content, status)
+        data = completion_body(content, status, call.api)
         latency_ms = recorded_latency_ms(response["headers"], LATENCY_HEADER, "the recorded response's headers")
     except (NotACompletion, ShapeError) as exc:  # recorded by an older evalsuite, which kept such responses
         return Answer(call.example_id, call.sample, error=str(exc), error_kind="api")

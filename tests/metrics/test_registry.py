@@ -22,7 +22,7 @@ def test_names_and_metric_attributes():
     assert set(names()) == {
         "accuracy", "precision", "recall", "f1", "exact_match", "contains", "regex_match", "sacrebleu", "bleu", "chrf",
         "rouge1", "rouge2", "rougeL", "rougeLsum", "perplexity", "latency_p50", "latency_p95", "prompt_tokens",
-        "completion_tokens",
+        "completion_tokens", "semantic_similarity",
     }  # fmt: skip
     params = {"regex_match": {"pattern": "x"}}
     for name in names():
