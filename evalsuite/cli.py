@@ -1,10 +1,11 @@
-"""Command line: ``evalsuite compare|schema|scan|serve-local`` (and ``python -m evalsuite ...``): argparse only.
+"""Command line: ``evalsuite compare|judge-check|schema|scan|serve-local`` (and ``python -m evalsuite ...``).
 
 The main interface is pytest (``pytest cases``); these are the helpers around it. ``compare`` re-runs the
 verdict's paired tests between two stored runs (``verdict.compare_runs``) and prints the same table as the
 test session: a gate usable outside pytest, e.g. to compare two models' reports. ``schema`` prints the JSON
 Schema of the case-file format (``cases.json_schema``) for YAML editors. ``scan`` looks for secrets in
-cassettes and reports (``evalsuite.scan``), for pre-commit hooks and CI.
+cassettes and reports (``evalsuite.scan``), for pre-commit hooks and CI. ``judge-check`` measures an LLM judge's
+agreement with human labels and can gate on it (``evalsuite.judge_check``).
 """
 
 from __future__ import annotations
@@ -131,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("paths", nargs="*", metavar="PATH",
                       help="files or directories to scan (default: the project's cassette and report directories)")
     scan.set_defaults(func=_cmd_scan)
+    from evalsuite import judge_check  # argparse and the standard library only, until it runs
+
+    judge_check.add_command(commands)
     serve = commands.add_parser(
         "serve-local", add_help=False, help="serve a local GGUF model (Gemma 3 270M) on 127.0.0.1 for recording",
         description="Thin wrapper over llama-cpp-python's OpenAI-compatible server; see --help.")
