@@ -248,7 +248,7 @@ def render(result: Agreement, what: str, confidence: float, seed: int, unscored:
     if unscored:
         lines.append(f"  {unscored} labelled examples left out: the judge gave them no verdict (unparsed or errored)")
     if result.n < 30:
-        lines.append(f"  only {result.n} labels: the interval is wide; label more examples to gate on the judge")
+        lines.append(f"  only {result.n} labels: too few to trust the interval; label 30 or more before gating on it")
     labels = [str(c) for c in result.categories]
     width = max(5, *(len(label) + 1 for label in labels))
     lines.append("  confusion (rows: human, columns: judge)")

@@ -47,7 +47,7 @@ def test_kappa_is_scikit_learns_with_quadratic_weights_on_a_scale_and_a_bootstra
     assert kappa == pytest.approx(cohen_kappa_score(HUMAN, JUDGE, weights="quadratic"), abs=5e-4)
     assert low < kappa < high <= 1
     assert "agreement      0.700 (14 of 20 equal)" in out and "(quadratic weights; bootstrap, 2000 resamples, seed 0)" in out
-    assert "only 20 labels: the interval is wide" in out
+    assert "only 20 labels: too few to trust the interval" in out
     rows = out.split("confusion (rows: human, columns: judge)\n")[1].splitlines()
     assert rows[0].split() == ["1", "2", "3", "4", "5"]
     assert [int(v) for v in rows[4].split()[1:]] == [0, 0, 0, 4, 1]  # human 4: the judge said 4 four times, 5 once
