@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlparse
 
@@ -151,7 +151,6 @@ class JudgeMetric(CallingMetric):
     # scoring --------------------------------------------------------------------------------------
 
     def score(self, scored: Sequence[Scored]) -> list[Any]:
-        calls_context = self.context()
         worst = float(self.scale[0]) if self.scale else 0.0
         values: list[Any] = [worst] * len(scored)
         examples: list[Example] = []
@@ -163,47 +162,50 @@ class JudgeMetric(CallingMetric):
                 examples.append(self._example(item, order))
                 owners.append(index)
         calls = self._calls(examples, scored, owners)
-        answers = calls_context.answer(self.name, calls, self.spec.model, "judge") if calls else []
-        by_item: dict[int, list[tuple[Answer, str]]] = {}
-        for owner, call, answer in zip(owners, calls, answers):
-            by_item.setdefault(owner, []).append((answer, call.example_id))
-        unparsed: list[str] = []
-        errors = weighted = agreed = first_wins = decided = 0
-        verdicts: dict[str, Any] = {}
-        for index, judged in by_item.items():
+        answers = self.context().answer(self.name, calls, self.spec.model, "judge") if calls else []
+        judgements: dict[int, list[Answer]] = {}
+        for owner, answer in zip(owners, answers):
+            judgements.setdefault(owner, []).append(answer)
+        tally = _Tally()
+        for index, judged in judgements.items():
             key = str(scored[index].answer.key)
-            if any(not answer.ok for answer, _ in judged):
-                values[index], errors = None, errors + 1
-                continue
-            if self.pairwise:
-                outcomes = [self._pairwise_outcome(answer, order) for (answer, _), order in zip(judged, ("ab", "ba"))]
-                if None in outcomes:
-                    values[index] = None
-                    unparsed.append(key)
-                    continue
-                ab, ba = outcomes
-                assert ab is not None and ba is not None
-                agreed += ab == ba
-                first_wins += (ab == 1.0) + (ba == 0.0)
-                decided += (ab != 0.5) + (ba != 0.5)
-                values[index] = ab if ab == ba else (0.5 if self.spec.order_bias == "agree" else (ab + ba) / 2)
-                continue
-            answer = judged[0][0]
-            verdict = final_verdict(answer.text)
-            if self.scale is None:
-                value = PASS_FAIL.get(verdict.value.upper()) if verdict else None
-            else:
-                value = scale_value(verdict, self.scale)
-            if value is None:
+            if not all(answer.ok for answer in judged):
                 values[index] = None
-                unparsed.append(key)
+                tally.errors += 1
                 continue
-            verdicts[key] = value
-            weight = weighted_score(answer, verdict, self.scale) if self.scale and verdict else None
-            weighted += weight is not None
-            values[index] = weight if weight is not None else value
-        self._note(len(calls), len(by_item), unparsed, errors, weighted, verdicts, agreed, first_wins, decided)
+            values[index] = self._pairwise(judged, tally) if self.pairwise else self._grade(judged[0], key, tally)
+            if values[index] is None:
+                tally.unparsed.append(key)
+        self._note(len(calls), len(judgements), tally)
         return values
+
+    def _grade(self, answer: Answer, key: str, tally: _Tally) -> float | None:
+        """The verdict as a score (PASS 1, FAIL 0, a scale point or its logprob-weighted expectation); None:
+        unparsed."""
+        verdict = final_verdict(answer.text)
+        if verdict is None:
+            return None
+        if self.scale is None:
+            return PASS_FAIL.get(verdict.value.upper())
+        point = scale_value(verdict, self.scale)
+        if point is None:
+            return None
+        tally.verdicts[key] = point
+        weighted = weighted_score(answer, verdict, self.scale)
+        tally.weighted += weighted is not None
+        return weighted if weighted is not None else point
+
+    def _pairwise(self, judged: list[Answer], tally: _Tally) -> float | None:
+        """The answer's outcome over both orders (win 1, tie 0.5, loss 0) by ``order_bias``; None: unparsed."""
+        ab, ba = (self._outcome(answer, order) for answer, order in zip(judged, ("ab", "ba")))
+        if ab is None or ba is None:
+            return None
+        tally.agreed += ab == ba
+        tally.first_wins += (ab == 1.0) + (ba == 0.0)
+        tally.decided += (ab != 0.5) + (ba != 0.5)
+        if ab == ba:
+            return ab
+        return 0.5 if self.spec.order_bias == "agree" else (ab + ba) / 2
 
     def _example(self, item: Scored, order: str) -> Example:
         example = item.example
@@ -253,7 +255,7 @@ class JudgeMetric(CallingMetric):
             calls.append(replace(call, sample=sample))
         return calls
 
-    def _pairwise_outcome(self, answer: Answer, order: str) -> float | None:
+    def _outcome(self, answer: Answer, order: str) -> float | None:
         """The answer under test's outcome in one order: 1 win, 0.5 tie, 0 loss; None when unparsed."""
         verdict = final_verdict(answer.text)
         said = verdict.value.upper() if verdict else None
@@ -263,32 +265,45 @@ class JudgeMetric(CallingMetric):
             return 0.5
         return 1.0 if (said == "A") == (order == "ab") else 0.0
 
-    def _note(self, calls: int, judged: int, unparsed: list[str], errors: int, weighted: int,
-              verdicts: dict[str, Any], agreed: int, first_wins: int, decided: int) -> None:
+    def _note(self, calls: int, judged: int, tally: _Tally) -> None:
         context = self.context()
         model = self.spec.model
+        unparsed = tally.unparsed
         remarks = []
         if unparsed:
             remarks.append(f"{len(unparsed)} of {judged} judgements unparsed (no valid final VERDICT line; not scored)")
-        if errors:
-            remarks.append(f"{errors} judge call(s) errored (not scored)")
+        if tally.errors:
+            remarks.append(f"{tally.errors} judge call(s) errored (not scored)")
         note: dict[str, Any] = {
             "kind": "pairwise judge" if self.pairwise else "judge",
             "model": {"provider": model.provider, "name": model.name, "api": model.api},
             "prompt_hash": self.prompt_hash,
             "cassette": display_path(context.cassette(self.name), context.rootdir),
-            "calls": calls, "unparsed": len(unparsed), "errors": errors,
+            "calls": calls, "unparsed": len(unparsed), "errors": tally.errors,
             "unparsed_examples": unparsed[:SHOWN_UNPARSED],
         }
         if self.scale:
-            note["logprob_weighted"] = weighted
-            if weighted:
-                note["verdicts"] = verdicts  # the parsed verdicts, for judge-check: the values are expectations
+            note["logprob_weighted"] = tally.weighted
+            if tally.weighted:
+                note["verdicts"] = tally.verdicts  # the parsed verdicts, for judge-check: the values are expectations
         if self.pairwise:
-            pairs = judged - len(unparsed) - errors
-            note["orders_agree"] = agreed / pairs if pairs else None
-            note["first_position_wins"] = first_wins / decided if decided else None
+            pairs = judged - len(unparsed) - tally.errors
+            note["orders_agree"] = tally.agreed / pairs if pairs else None
+            note["first_position_wins"] = tally.first_wins / tally.decided if tally.decided else None
             if pairs:
-                remarks.append(f"the two orders agreed on {agreed} of {pairs} pairs")
+                remarks.append(f"the two orders agreed on {tally.agreed} of {pairs} pairs")
         note["remark"] = "; ".join(remarks)
         context.note(self.name, **note)
+
+
+@dataclass
+class _Tally:
+    """What one scoring run of a judge counted, for report.json and the metric's reason."""
+
+    unparsed: list[str] = field(default_factory=list)
+    errors: int = 0
+    weighted: int = 0
+    verdicts: dict[str, int] = field(default_factory=dict)
+    agreed: int = 0  # pairs whose two orders agreed
+    first_wins: int = 0  # decided verdicts that went to answer A
+    decided: int = 0
