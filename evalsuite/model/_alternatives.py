@@ -14,9 +14,12 @@ from typing import Any
 Alternatives = tuple[list[str], list[dict[str, float]]]
 
 
-def token_alternatives(api: str, logprobs: Any) -> Alternatives | None:
-    """(tokens, alternatives per token) of a choice's ``logprobs``; None when it has no per-token alternatives."""
-    if not isinstance(logprobs, dict):
+def token_alternatives(api: str, body: dict[str, Any], logprobs: Any) -> Alternatives | None:
+    """(tokens, alternatives per token) of a choice's ``logprobs``; None when it has no per-token alternatives, or
+    when the request asked for none beyond the sampled token (``body``: a chat ``top_logprobs`` or completions
+    ``logprobs`` above 1): a 25,000-example perplexity run then keeps no token strings in memory."""
+    asked = body.get("top_logprobs") if api == "chat" else body.get("logprobs")
+    if not isinstance(logprobs, dict) or not (isinstance(asked, int) and not isinstance(asked, bool) and asked > 1):
         return None
     if api == "chat":
         content = logprobs.get("content")

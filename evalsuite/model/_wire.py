@@ -90,7 +90,7 @@ def answer_from_body(call: Call, data: dict[str, Any], latency_s: float | None, 
         choice = choices[0]
         finish = choice.get("finish_reason")
         recorded_logprobs = choice.get("logprobs") or {}
-        alternatives = token_alternatives(call.api, recorded_logprobs)
+        alternatives = token_alternatives(call.api, call.body, recorded_logprobs)
         if call.api == "chat":
             text = (choice.get("message") or {}).get("content")
             if recorded_logprobs.get("content") is not None:

@@ -158,8 +158,11 @@ def test_logprobs_weight_each_verdict_by_the_scale_tokens_probabilities(tmp_path
     assert values(run(tmp_path)) == pytest.approx(expected)  # replayed from the recorded alternatives
 
 
-def test_without_logprobs_the_parsed_verdict_is_the_score(tmp_path: Path, monkeypatch) -> None:
-    judge_project(tmp_path, SCALE)
+@pytest.mark.parametrize("logprobs", ["", ", logprobs: true", ", logprobs: true, top_logprobs: 1"])
+def test_without_alternatives_asked_for_the_parsed_verdict_is_the_score(tmp_path: Path, monkeypatch,
+                                                                        logprobs: str) -> None:
+    """Only the sampled token's logprob (or none): nothing to weigh, and no token strings kept in memory."""
+    judge_project(tmp_path, f"{{model: {{name: {JUDGE_MODEL}, temperature: 0{logprobs}}}, scale: [1, 5]}}")
     live, _ = record(tmp_path, monkeypatch, alternatives=verdict_alternatives)
     assert values(live) == {"q1": 5, "q2": 2, "q3": 1} and live.meta["model_calls"]["quality"]["logprob_weighted"] == 0
     assert live.metrics[0].kind == "mean" and live.metrics[0].interval == "bootstrap"
