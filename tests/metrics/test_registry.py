@@ -24,7 +24,7 @@ def test_names_and_metric_attributes():
         "rouge1", "rouge2", "rougeL", "rougeLsum", "perplexity", "latency_p50", "latency_p95", "prompt_tokens",
         "completion_tokens", "semantic_similarity",
     }  # fmt: skip
-    params = {"regex_match": {"pattern": "x"}}
+    params = {"regex_match": {"pattern": "x"}, "semantic_similarity": {"model": {"name": "embedder"}}}
     for name in names():
         metric = get_metric(name, MetricSpec(params=params.get(name, {})))
         assert metric.name == name and metric.kind in ("proportion", "mean", "corpus") and metric.definition
