@@ -1,11 +1,12 @@
-"""Command line: ``evalsuite compare|schema|scan|view|serve-local`` (and ``python -m evalsuite ...``): argparse only.
+"""Command line: ``evalsuite compare|judge-check|schema|scan|view|serve-local`` (and ``python -m evalsuite ...``).
 
 The main interface is pytest (``pytest cases``); these are the helpers around it. ``compare`` re-runs the
 verdict's paired tests between two stored runs (``verdict.compare_runs``) and prints the same table as the
 test session: a gate usable outside pytest, e.g. to compare two models' reports. ``schema`` prints the JSON
 Schema of the case-file format (``cases.json_schema``) for YAML editors. ``scan`` looks for secrets in
 cassettes and reports (``evalsuite.scan``), for pre-commit hooks and CI. ``view`` serves a report folder on
-127.0.0.1 (``report._view``).
+127.0.0.1 (``report._view``). ``judge-check`` measures an LLM judge's agreement with human labels and can gate
+on it (``evalsuite.judge_check``).
 """
 
 from __future__ import annotations
@@ -148,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
     view.add_argument("--open", action="store_true", help="also open the URL in the default web browser")
     view.set_defaults(func=_cmd_view)
+    from evalsuite import judge_check  # argparse and the standard library only, until it runs
+
+    judge_check.add_command(commands)
     serve = commands.add_parser(
         "serve-local", add_help=False, help="serve a local GGUF model (Gemma 3 270M) on 127.0.0.1 for recording",
         description="Thin wrapper over llama-cpp-python's OpenAI-compatible server; see --help.")

@@ -178,7 +178,9 @@ def evalsuite_score(request: pytest.FixtureRequest, evalsuite_model: ModelSettin
     from evalsuite.cases import CaseRun
     from evalsuite.cases.schema import Case, DatasetSpec, MetricSpec, ParseSpec, PromptSpec
     from evalsuite.errors import EvalsuiteError, display_path
+    from evalsuite.cassettes import CassetteOptions
     from evalsuite.metrics import get_metric
+    from evalsuite.metrics._calls import MetricCalls
     from evalsuite.records import Answer, Example
 
     item = request.node
@@ -215,12 +217,14 @@ def evalsuite_score(request: pytest.FixtureRequest, evalsuite_model: ModelSettin
         run = CaseRun(suite=item.path.stem, case=case, variant="", item_id=item_id,
                       source=f"{display_path(item.path, settings.rootdir)}:{(line or 0) + 1}", base_dir=item.path.parent)
         cassette = item.stash.get(_cassette_key, None)
-        result = runner.score(
+        settings = replace(settings, nodeid=item.nodeid)
+        # a judge or embeddings metric records beside the test's cassette: <module stem>/<name>@<metric>.json
+        metric_calls = MetricCalls.for_item(run, settings, CassetteOptions(redact=list(settings.redact)), built)
+        result = metric_calls.finish(runner.score(
             run, rows, [Answer(example_id=row.id, sample=0, text=text) for row, text in zip(rows, answers)], built,
-            replace(settings, nodeid=item.nodeid),
-            cassette_file=cassette.path if cassette else None,
+            settings, cassette_file=cassette.path if cassette else None,
             cassette_interactions=cassette.n_interactions if cassette else 0,
-        )
+        ))
         add_result(item, result)
         return result
 

@@ -70,6 +70,9 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     group.addoption("--eval-alpha", type=float, default=None, help="significance level of the baseline gate (0.05)")
     group.addoption("--eval-fail-on-missing", action="store_true", default=None,
                     help="fail the session when baseline items did not run (renamed or removed cases)")
+    group.addoption("--eval-rejudge", action="store_true",
+                    help="re-run judges (and other metrics' own model calls) on the recorded answers: the model under "
+                         "test is only replayed, the metrics' cassettes are re-recorded")
     parser.addini("eval_cases", "glob patterns (relative to rootdir) of case files; set, every match is a suite "
                   f"(default: {' '.join(DEFAULT_CASES)}, holding a top-level cases: key)", type="linelist")
     parser.addini("eval_cassette_dir", "cassette directory, relative to rootdir", default="cassettes")
@@ -152,6 +155,7 @@ def run_settings(config: pytest.Config) -> RunSettings:
         "baseline": _option(config, "eval_baseline", "eval_baseline"),
         "update_baseline": config.getoption("eval_update_baseline"),
         "redact": config.getini("eval_redact"),
+        "rejudge": config.getoption("eval_rejudge"),
     }
     try:
         settings = RunSettings.from_options(options)

@@ -82,7 +82,7 @@ class Call(_OneSample):
 
     example_id: str
     sample: int  # repeat index, 0-based; repeats of one example are sent in order
-    api: Literal["chat", "completions", "responses"]
+    api: Literal["chat", "completions", "responses", "embeddings"]  # embeddings: a metric's call (semantic_similarity)
     body: dict[str, Any]  # the JSON body, e.g. {"model": ..., "messages": [...], "temperature": 0}
 
     @cached_property
@@ -103,6 +103,11 @@ class Answer(_OneSample):
     sample: int
     text: str | None = None
     token_logprobs: list[float] | None = None
+    # With logprobs: each generated token and its most likely alternatives (token -> logprob), for a judge's
+    # logprob-weighted score; an embeddings call's vectors, one per input.
+    tokens: list[str] | None = None
+    top_logprobs: list[dict[str, float]] | None = None
+    embeddings: list[list[float]] | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     latency_s: float | None = None  # measured live; the recorded value on replay

@@ -21,6 +21,7 @@ from evalsuite.cases.schema import Case, MetricSpec, ModelSettings
 from evalsuite.cassettes import MODES, CassetteOptions, use_cassette
 from evalsuite.errors import BaselineError, DatasetUnavailable, EvalsuiteError, NotRecorded, SettingsError, Unavailable, display_path
 from evalsuite.metrics import Metric, MetricInfo, get_metric
+from evalsuite.metrics._calls import REJUDGE_MODE, MetricCalls
 from evalsuite.model import EngineSettings, answer_calls, estimate_cost, get_provider, model_prices
 from evalsuite.records import Answer, Call, Example, ExampleRecord, ItemResult, MetricResult, Scored, item_identity
 from evalsuite.verdict import Baseline, Gate, load_baseline
@@ -51,6 +52,7 @@ class RunSettings:
     prices: dict[str, Any] = field(default_factory=dict)
     nodeid: str = ""
     redact: tuple[str, ...] = ()  # eval_redact lines: secrets redacted besides the built-in ones
+    metric_record_mode: str | None = None  # of metrics' own calls (judges, embeddings); None: record_mode
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> RunSettings:
@@ -58,7 +60,8 @@ class RunSettings:
 
         Keys: ``rootdir`` (required), ``record_mode``, ``cassette_dir``, ``report_dir``, ``concurrency``, ``rpm``, ``tpm``,
         ``limit``, ``model`` (``[provider:]name`` for every case), ``api``, ``alpha``, ``baseline`` (a path
-        relative to ``rootdir``), ``update_baseline`` and ``redact`` (``eval_redact`` lines); a missing or empty value takes the default, and
+        relative to ``rootdir``), ``update_baseline``, ``redact`` (``eval_redact`` lines) and ``rejudge`` (replay the items,
+        re-record the calls of judges and other calling metrics); a missing or empty value takes the default, and
         numbers may be strings (ini files). Loads the baseline and the ``[tool.evalsuite]`` prices; raises
         ``SettingsError`` naming the option and the fix.
         """
@@ -72,6 +75,8 @@ class RunSettings:
         if mode not in MODES:
             raise SettingsError(f"record mode {mode!r} (--record-mode, eval_record_mode) is not valid: "
                                 f"choose one of {', '.join(MODES)}")
+        rejudge = bool(given.get("rejudge"))  # the model under test is only replayed, whatever the record mode
+        mode = "none" if rejudge else mode
         baseline_path, update = given.get("baseline"), bool(given.get("update_baseline"))
         if update and not baseline_path:
             raise SettingsError("--eval-update-baseline writes to --eval-baseline PATH (or the eval_baseline ini key)")
@@ -98,11 +103,12 @@ class RunSettings:
             baseline=baseline,
             prices=tool_settings(rootdir).get("prices", {}),
             redact=_redact_lines(given.get("redact", ())),
+            metric_record_mode=REJUDGE_MODE if rejudge else None,
         )
 
 
 _OPTION_KEYS = {"rootdir", "record_mode", "cassette_dir", "report_dir", "concurrency", "rpm", "tpm", "limit", "model", "api",
-                "alpha", "baseline", "update_baseline", "redact"}
+                "alpha", "baseline", "update_baseline", "redact", "rejudge"}
 
 
 def _redact_lines(lines: str | Sequence[str]) -> tuple[str, ...]:
@@ -197,9 +203,11 @@ def run_item(run: CaseRun, settings: RunSettings, *, cassette_options: CassetteO
         raise EvalsuiteError(f"{run.item_id}: none of its {len(answers)} call(s) got an answer ({kinds}), so there is "
                              f"nothing to score; first error: {answers[0].error}")
 
-    return score(replace(run, case=case), rows, answers, metrics, settings, prompt_hashes=[c.prompt_hash for c in calls],
-                 inputs=[prompt_text(c) for c in calls], prompts=[rendered_prompt(c) for c in calls],
-                 fingerprint=fingerprint, cassette_file=path, cassette_interactions=cassette.n_interactions, started=started)
+    metric_calls = MetricCalls.for_item(run, settings, options, metrics)  # judges, embeddings: beside the cassette
+    return metric_calls.finish(score(
+        replace(run, case=case), rows, answers, metrics, settings, prompt_hashes=[c.prompt_hash for c in calls],
+        inputs=[prompt_text(c) for c in calls], prompts=[rendered_prompt(c) for c in calls], fingerprint=fingerprint,
+        cassette_file=path, cassette_interactions=cassette.n_interactions, started=started))
 
 
 def score(

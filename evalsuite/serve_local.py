@@ -21,8 +21,7 @@ from pathlib import Path
 from evalsuite.errors import ServeLocalError
 
 MODEL_ALIAS = "gemma-3-270m"
-
-
+GEMMA_MEAN_POOLING = "gemma3.pooling_type=int:1"  # llama.cpp's LLAMA_POOLING_TYPE_MEAN, as a GGUF key override
 
 
 def find_model() -> Path:
@@ -36,12 +35,15 @@ def find_model() -> Path:
     return package.assemble()
 
 
-def server_command(model: Path, *, host: str, port: int, logprobs: bool, n_ctx: int, alias: str) -> list[str]:
+def server_command(model: Path, *, host: str, port: int, logprobs: bool, n_ctx: int, alias: str,
+                   embedding: bool = False) -> list[str]:
     """The llama.cpp server command line.
 
     ``--logits_all`` defaults to true in llama_cpp.server; it makes every prompt token compute
     full-vocabulary logits (≈5x slower), so it is switched on only when logprobs are wanted.
     ``--chat_format gemma``: the GGUF carries no chat template.
+    ``embedding``: ``/v1/embeddings`` answers too (completions still work). Gemma 3's GGUF declares no pooling, so
+    the server would answer one vector per token; ``GEMMA_MEAN_POOLING`` makes it one mean-pooled vector per text.
     """
     return [
         sys.executable, "-m", "llama_cpp.server",
@@ -52,6 +54,7 @@ def server_command(model: Path, *, host: str, port: int, logprobs: bool, n_ctx: 
         "--chat_format", "gemma",
         "--n_ctx", str(n_ctx),
         "--logits_all", "true" if logprobs else "false",
+        *(["--embedding", "true", "--kv_overrides", GEMMA_MEAN_POOLING] if embedding else []),
         "--verbose", "false",
     ]  # fmt: skip
 
@@ -64,6 +67,7 @@ def start(
     logprobs: bool = False,
     n_ctx: int = 2048,
     alias: str = MODEL_ALIAS,
+    embedding: bool = False,
     **popen_kwargs: object,
 ) -> subprocess.Popen:
     """Start the server in the background (used by tests); the caller stops it."""
@@ -72,7 +76,8 @@ def start(
     path = Path(model) if model else find_model()
     if not path.is_file():
         raise ServeLocalError(f"model file not found: {path}")
-    command = server_command(path, host=host, port=port, logprobs=logprobs, n_ctx=n_ctx, alias=alias)
+    command = server_command(path, host=host, port=port, logprobs=logprobs, n_ctx=n_ctx, alias=alias,
+                             embedding=embedding)
     return subprocess.Popen(command, **popen_kwargs)  # type: ignore[call-overload]
 
 
@@ -94,11 +99,16 @@ def main(argv: list[str] | None = None) -> int:
         help="serve the Responses API (/v1/responses) too, translated to chat completions (the llama.cpp server has "
              "none); every other path is forwarded",
     )
+    parser.add_argument(
+        "--embedding", action="store_true",
+        help="also serve /v1/embeddings (mean-pooled; for semantic_similarity), e.g. as a second server on --port 8081"
+    )
     args = parser.parse_args(argv)
     model_port = _free_port(args.host) if args.responses else args.port
     try:
         process = start(
-            args.model, host=args.host, port=model_port, logprobs=args.logprobs, n_ctx=args.n_ctx, alias=args.alias
+            args.model, host=args.host, port=model_port, logprobs=args.logprobs, n_ctx=args.n_ctx, alias=args.alias,
+            embedding=args.embedding,
         )
     except ServeLocalError as error:
         print(f"serve-local: {error}", file=sys.stderr)

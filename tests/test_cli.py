@@ -101,7 +101,7 @@ def test_help_points_to_pytest_and_lists_the_commands() -> None:
     result = run_cli("--help")
     assert result.returncode == 0
     assert "main interface is pytest" in result.stdout and "`pytest cases`" in result.stdout
-    for command in ("compare", "schema", "serve-local"):
+    for command in ("compare", "judge-check", "schema", "serve-local"):
         assert f"\n    {command} " in result.stdout or f"\n    {command}\n" in result.stdout, command
     assert "on any regression" not in result.stdout  # compare also fails on a missed threshold
 

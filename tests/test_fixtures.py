@@ -159,3 +159,36 @@ def test_the_async_client_fixture_closes_the_client(project: pytest.Pytester) ->
     output = replay.stdout + replay.stderr
     assert replay.returncode == 0 and "3 passed" in replay.stdout, output
     assert "ResourceWarning" not in output and "Event loop is closed" not in output and "outlived" not in output
+
+
+JUDGED_TEST = '''
+JUDGE = {"model": {"name": "%s", "temperature": 0}, "input": "input"}
+
+
+def test_judged(evalsuite_score):
+    result = evalsuite_score(["the cat sat on the mat", "a dog"], ["the cat sat on the mat", "the dog ran far away"],
+                             inputs=["Where did the cat sit?", "What did the dog do?"], ids=["cat", "dog"],
+                             metrics={"correct": {"judge": JUDGE, "min": 0.5}})
+    assert result.passed, result.message
+'''
+
+
+def test_a_hand_written_test_can_score_with_a_judge_recorded_beside_its_cassette(pytester: pytest.Pytester) -> None:
+    from tests._support.metric_calls import JUDGE_MODEL, judge_responder
+
+    pytester.makeini("[pytest]\n")
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests" / "test_judged.py").write_text(JUDGED_TEST % JUDGE_MODEL)
+    with ChatServer(judge_responder) as server:
+        live = run(pytester, "tests", "--record-mode=once", env={"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": CANARY})
+        assert live.returncode == 0, live.stdout + live.stderr
+    prompts = [body["messages"][0]["content"] for body in server.requests]
+    assert len(prompts) == 2 and all("Task:\nWhere did the cat sit?" in p or "Task:\nWhat did the dog do?" in p
+                                     for p in prompts)
+    cassette = pytester.path / "cassettes" / "test_judged" / "test_judged@correct.json"
+    assert CANARY not in cassette.read_text()
+    live_report = report_json(pytester)
+    assert scores(live_report) == {"test_judged": {"correct": 0.5}}
+    replay = run(pytester, "tests")  # no server, no key
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert report_json(pytester)["items"][0]["records"] == live_report["items"][0]["records"]

@@ -18,6 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from evalsuite import serve_local
@@ -93,3 +94,33 @@ def test_recorded_scores_replay_identically(tmp_path: Path) -> None:
     assert cassettes, "recording wrote no cassette"
     for path in cassettes:
         assert "sk-local-test-key" not in path.read_text(errors="replace"), f"API key leaked into {path}"
+
+
+def test_serve_local_embedding_answers_one_mean_pooled_vector_per_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve-local --embedding``: Gemma 3's GGUF declares no pooling, so without the override llama.cpp would
+    answer a vector per token; through the engine each text gets one vector of the model's width."""
+    from evalsuite.cases.schema import ModelSettings
+    from evalsuite.model import run_calls_sync
+    from evalsuite.model._embeddings import embeddings_call
+
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}/v1"
+    server = serve_local.start(port=port, embedding=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_ready(base_url, server)
+        model = ModelSettings(name=serve_local.MODEL_ALIAS, base_url=base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test-key")
+        texts = ["A storm cut power to two thousand homes.", "The storm knocked out electricity for 2,000 houses.",
+                 "The cat sat on the mat."]
+        [answer] = run_calls_sync([embeddings_call("e1", 0, texts, model)], model)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert answer.ok, answer.error
+    storm, paraphrase, cat = (np.asarray(v) for v in answer.embeddings or [])
+    assert storm.shape == paraphrase.shape == cat.shape == (640,)  # Gemma 3 270M's hidden size
+
+    def cosine(a: np.ndarray, b: np.ndarray) -> float:
+        return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+    assert cosine(storm, paraphrase) > cosine(storm, cat)

@@ -30,6 +30,8 @@ def check_metric_settings(case: Case, metrics: dict[str, Metric], layers: list[L
     parse_written = any("parse" in layer.data for layer in layers)
     for name, metric in metrics.items():
         _check_thresholds(name, case.metrics[name], metric, layers, rootdir)
+        for key, message in metric.setting_warnings():
+            warn_at(layers, ("metrics", name, *key), message, rootdir)
         if metric.needs_expected and case.dataset.expected is None:
             raise error_at(layers, ("dataset", "expected"), f"null, but {name} compares each answer with the "
                            "expected value; set dataset.expected to the reference column, or drop the metric",

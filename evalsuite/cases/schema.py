@@ -332,7 +332,7 @@ class ParseSpec(Strict):
 class MetricSpec(Strict):
     """A metric, its parameters and its thresholds.
 
-    The metric is the registered one of its name, unless ``python`` or ``evaluate`` says where it is."""
+    The metric is the registered one of its name, unless ``python``, ``evaluate`` or ``judge`` says what it is."""
 
     min: float | None = Field(default=None, description="Fail when the value is below.")
     max: float | None = Field(default=None, description="Fail when the value is above.")
@@ -347,6 +347,8 @@ class MetricSpec(Strict):
                                "relative to the case file.")
     evaluate: dict[str, Any] | None = Field(default=None, description="A Hugging Face evaluate module: "
                                             "{path: ./metrics/x} or {name: x}, key, args.")
+    judge: dict[str, Any] | None = Field(default=None, description="An LLM judge: {model: {...}, rubric: ..., "
+                                         "scale: [1, 5]} (PASS/FAIL without scale; compare: <field> for pairwise).")
     model_config = ConfigDict(extra="allow")  # short form: {average: macro, min: 0.8}
 
 

@@ -39,6 +39,7 @@ from vcr.record_mode import RecordMode
 from vcr.request import Request
 
 import evalsuite
+from evalsuite.cassettes._embeddings import is_embeddings
 from evalsuite.cassettes._format import (
     LATENCY_HEADER,
     AtomicPersister,
@@ -67,15 +68,15 @@ Interaction = tuple[Request, dict[str, Any]]
 
 
 def _is_completion(response: dict[str, Any]) -> bool:
-    """Only a 2xx completion's JSON (or a Responses API response's) is recorded: a 401, a 404 or a proxy's HTML
-    page would replay an outage."""
+    """Only a 2xx completion's JSON (a Responses API response's, or an embeddings list's) is recorded: a 401, a 404
+    or a proxy's HTML page would replay an outage."""
     if not 200 <= response["status"]["code"] < 300:
         return False
     try:
         data = orjson.loads(response["body"]["string"] or b"")
     except orjson.JSONDecodeError:
         return False
-    return is_completion(data)
+    return is_completion(data) or is_embeddings(data)
 
 
 class EvalCassette(Cassette):

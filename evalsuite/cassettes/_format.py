@@ -293,6 +293,7 @@ def validate(parsed: Any) -> None:
 
     Why before decoding: a hand-edited file (a status written as "200", an interaction as a string) would
     otherwise fail deep inside replay as a Python error that names neither the file nor the field."""
+    from evalsuite.cassettes._embeddings import check_embeddings, is_embeddings  # it builds on this module
 
     _expect(parsed, dict, "the file", 'an object {"version": 1, "metadata": {...}, "interactions": [...]}')
     if "version" in parsed and parsed["version"] != 1:
@@ -329,7 +330,8 @@ def validate(parsed: Any) -> None:
         _expect(response["body"], dict, f"{where}: response.body", 'an object like {"json": {...}} or {"string": "..."}')
         _one_body(response["body"], ("json", "string", "base64"), f"{where}: response.body")
         key = next(k for k in ("json", "string", "base64") if k in response["body"])
-        check_completion(_response_body(response["body"], f"{where}: response.body"), f"{where}: response.body.{key}")
+        body = _response_body(response["body"], f"{where}: response.body")
+        (check_embeddings if is_embeddings(body) else check_completion)(body, f"{where}: response.body.{key}")
 
 
 @contextmanager

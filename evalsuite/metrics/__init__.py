@@ -9,6 +9,7 @@ from evalsuite.metrics import (  # noqa: F401  (registers the built-ins)
     _classification,
     _json_schema,
     _logprobs,
+    _similarity,
     _text,
     _tools,
     _usage,

@@ -70,6 +70,11 @@ class Metric:
         """The values the metric can take: 0..1 for a proportion, else ``value_range`` (None when unbounded)."""
         return (0.0, 1.0) if self.kind == "proportion" else self.value_range
 
+    def setting_warnings(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Settings that validate but are likely mistakes, as (key path under the metric's key, message): each
+        becomes a ``CaseFileWarning`` at that key's line when the case file loads."""
+        return []
+
     def info(self) -> MetricInfo:
         return MetricInfo(self.name, self.kind, self.higher_is_better, self.definition, self.aggregate,
                           getattr(self, "aggregate_resamples", None), self.gated_by_default)

@@ -53,9 +53,17 @@ def get_metric(name: str, spec: MetricSpec | None = None, *, base_dir: Path | No
     ``base_dir`` (the case file's folder) anchors the relative paths of ``python:`` and ``evaluate:``."""
     spec = spec or MetricSpec()
     given = {**(spec.model_extra or {}), **spec.params}
-    if spec.python is not None and spec.evaluate is not None:
-        raise MetricParamError(f"{name}: give either python or evaluate, not both")
-    if spec.python is not None:
+    given_kinds = [key for key in ("python", "evaluate", "judge") if getattr(spec, key) is not None]
+    if len(given_kinds) > 1:
+        raise MetricParamError(f"{name}: give one of python, evaluate or judge, not {' and '.join(given_kinds)}")
+    if spec.judge is not None:
+        from evalsuite.metrics._judge import JudgeMetric
+
+        if given:
+            raise MetricParamError(f"{name}: a judge metric takes its settings under judge: "
+                                   f"({', '.join(given)} given beside it)")
+        cls, given = as_metric_class(name, JudgeMetric), {"judge": spec.judge}
+    elif spec.python is not None:
         from evalsuite.metrics._python import load_python
 
         target = load_python(name, spec.python, base_dir)

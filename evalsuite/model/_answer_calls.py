@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from evalsuite.cases.schema import ModelSettings
 from evalsuite.cassettes import CassetteHandle
+from evalsuite.model._embeddings import EMBEDDINGS, embeddings_endpoint
 from evalsuite.model._engine import EngineSettings, run_calls_sync
 from evalsuite.model._pricing import Prices
 from evalsuite.model._progress import Progress, current_sink
@@ -40,7 +41,9 @@ def answer_calls(
     :func:`~evalsuite.model._progress.progress_to` sends it (pytest's terminal), else on stderr.
     """
     if record_mode == "none":
-        return replay_calls(calls, cassette, get_provider(model.provider).endpoint(model))
+        embeddings = bool(calls) and calls[0].api == EMBEDDINGS
+        return replay_calls(calls, cassette, embeddings_endpoint(model) if embeddings else
+                            get_provider(model.provider).endpoint(model))
     with Progress(label, len(calls), model=model.name, prices=prices, sink=current_sink()) as progress:
         answers = run_calls_sync(calls, model, settings=settings, progress=progress)
     cassette.keep_previous({a.example_id for a in answers if a.error_kind in TRANSIENT_ERRORS})

@@ -127,7 +127,7 @@ class _Sender:
             try:
                 headers = {EXAMPLE_HEADER: tag, SENT_AT_HEADER: repr(time.time())}
                 raw = await asyncio.wait_for(create(**call.body, extra_headers=headers, **self.extra), self.deadline)
-                data = completion_body(raw.content, raw.status_code)
+                data = completion_body(raw.content, raw.status_code, call.api)
             except Exception as exc:  # every failure becomes a retry or an error Answer
                 failure = self._failure(exc, call, breaker)
             else:

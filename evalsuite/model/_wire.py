@@ -23,7 +23,10 @@ import orjson
 
 from evalsuite._util.secrets import scrub
 from evalsuite.cassettes import LATENCY_HEADER
+from evalsuite.cassettes._embeddings import check_embeddings, is_embeddings
 from evalsuite.cassettes._format import ShapeError, check_completion, is_completion, recorded_latency_ms
+from evalsuite.model._alternatives import token_alternatives
+from evalsuite.model._embeddings import EMBEDDINGS, embeddings_answer
 from evalsuite.records import Answer, Call
 
 EXCERPT_CHARS = 200  # of a body that is not what the API sends, in an error message
@@ -36,6 +39,7 @@ def endpoint_methods(client: openai.AsyncOpenAI) -> dict[str, Callable[..., Awai
         "chat": client.chat.completions.with_raw_response.create,
         "completions": client.completions.with_raw_response.create,
         "responses": client.responses.with_raw_response.create,
+        "embeddings": client.embeddings.with_raw_response.create,  # a metric's call (semantic_similarity)
     }
 
 
@@ -50,14 +54,17 @@ def excerpt(body: bytes | str) -> str:
     return repr(folded[:EXCERPT_CHARS] + ("..." if len(folded) > EXCERPT_CHARS else ""))
 
 
-def completion_body(content: bytes | str, status: int = 200) -> dict[str, Any]:
-    """The decoded body of a completion; ``NotACompletion`` when it is HTML, other text or other JSON."""
+def completion_body(content: bytes | str, status: int = 200, api: str = "chat") -> dict[str, Any]:
+    """The decoded body of a completion (of an embeddings list for ``api="embeddings"``); ``NotACompletion`` when
+    it is HTML, other text or other JSON."""
     try:
         data = orjson.loads(content)
     except orjson.JSONDecodeError:
         what = "HTML" if content.lstrip()[:1] in (b"<", "<") else "non-JSON text"
         raise NotACompletion(f"the endpoint answered HTTP {status} with {what}, not the API's JSON: "
                              f"{excerpt(content)}") from None
+    if api == EMBEDDINGS:
+        return _embeddings_body(data, content, status)
     if not is_completion(data):
         raise NotACompletion(f"the endpoint answered HTTP {status} with JSON that is not a completion "
                              f"(no 'choices' or 'output' list): {excerpt(content)}")
@@ -69,19 +76,36 @@ def completion_body(content: bytes | str, status: int = 200) -> dict[str, Any]:
     return data
 
 
+def _embeddings_body(data: Any, content: bytes | str, status: int) -> dict[str, Any]:
+    if not is_embeddings(data):
+        raise NotACompletion(f"the endpoint answered HTTP {status} with JSON that is not an embeddings list "
+                             f"(no 'data' list of embeddings): {excerpt(content)}")
+    try:
+        check_embeddings(data, "body")
+    except ShapeError as exc:
+        raise NotACompletion(f"the endpoint answered HTTP {status} with embeddings evalsuite cannot read: "
+                             f"{exc}") from None
+    return data
+
+
 def answer_from_body(call: Call, data: dict[str, Any], latency_s: float | None, retries: int) -> Answer:
-    """An Answer from a completion's JSON body (chat, legacy completions, or a Responses API response)."""
+    """An Answer from a completion's JSON body (chat, legacy completions, or a Responses API response), or an
+    embeddings list's."""
+    if call.api == EMBEDDINGS:
+        return embeddings_answer(call, data, latency_s, retries)
     if "choices" not in data and "output" in data:
         return _from_response(call, data, latency_s, retries)
     usage = data.get("usage") or {}
     text = finish = None
     logprobs: list[float] | None = None
     tool_calls: list[dict[str, str]] | None = None
+    alternatives = None
     choices = data.get("choices") or []
     if choices:
         choice = choices[0]
         finish = choice.get("finish_reason")
         recorded_logprobs = choice.get("logprobs") or {}
+        alternatives = token_alternatives(call.api, call.body, recorded_logprobs)
         if call.api != "completions":
             message = choice.get("message") or {}
             text = message.get("content")
@@ -97,6 +121,8 @@ def answer_from_body(call: Call, data: dict[str, Any], latency_s: float | None, 
         sample=call.sample,
         text=text,
         token_logprobs=logprobs,
+        tokens=alternatives[0] if alternatives else None,
+        top_logprobs=alternatives[1] if alternatives else None,
         prompt_tokens=usage.get("prompt_tokens"),
         completion_tokens=usage.get("completion_tokens"),
         latency_s=latency_s,
@@ -166,7 +192,7 @@ def recorded_answer(call: Call, response: dict[str, Any]) -> Answer:
         message = error.get("message", error) if isinstance(error, dict) else error
         return Answer(call.example_id, call.sample, error=f"HTTP {status}: {message}", error_kind="api")
     try:
-        data = completion_body(content, status)
+        data = completion_body(content, status, call.api)
         latency_ms = recorded_latency_ms(response["headers"], LATENCY_HEADER, "the recorded response's headers")
     except (NotACompletion, ShapeError) as exc:  # recorded by an older evalsuite, which kept such responses
         return Answer(call.example_id, call.sample, error=str(exc), error_kind="api")

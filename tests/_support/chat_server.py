@@ -1,11 +1,16 @@
-"""A real HTTP server on 127.0.0.1 that speaks the OpenAI chat-completions, completions and Responses protocols.
+"""A real HTTP server on 127.0.0.1 that speaks the OpenAI chat-completions, completions, Responses and embeddings
+protocols.
 
 Tests and benchmarks drive the unmodified ``openai`` SDK against it. It answers deterministically
-(``responder(body) -> text``), reports usage and logprobs, serves the Azure deployment paths too (and Azure's
-``/openai/responses``), and injects latency, 429s (with ``Retry-After``) and 500s on demand. A request with
-``tools`` (and ``tool_choice`` other than "none") is answered with tool calls: ``tool_caller(body)`` gives
-``[(name, arguments JSON text)]`` (default: the forced or first tool, its required arguments filled with the
-last user message), in chat's ``message.tool_calls`` or the Responses API's ``function_call`` items. ``fault`` makes every request fail
+(``responder(body) -> text``), reports usage and logprobs (tokens are the answer's words, each after its
+space, so they spell the text; ``alternatives(token, body) -> {token: logprob}`` adds each token's
+``top_logprobs``), embeds texts as hashed bags of words (``/v1/embeddings``: texts sharing words point the same
+way; ``per_token_embeddings`` answers one vector per word, as llama.cpp does for a model without pooling), serves
+the Azure deployment paths too (and Azure's ``/openai/responses``), and injects latency, 429s (with
+``Retry-After``) and 500s on demand. A request with ``tools`` (and ``tool_choice`` other than "none") is answered
+with tool calls: ``tool_caller(body)`` gives ``[(name, arguments JSON text)]`` (default: the forced or first
+tool, its required arguments filled with the last user message), in chat's ``message.tool_calls`` or the
+Responses API's ``function_call`` items. ``fault`` makes every request fail
 one way (``FAULTS``): "trickle" (a byte every ``trickle_delay_s``), "hang" (never answers), "404" and
 "401" (JSON errors), "html200" and "html502" (a proxy's HTML page).
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import json
 import math
 import random
@@ -27,6 +33,7 @@ from typing import Any
 from aiohttp import web
 
 FAULTS = ("trickle", "hang", "404", "401", "html200", "html502")
+EMBEDDING_DIMENSIONS = 32
 HTML_PAGE = "<!DOCTYPE html><html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
 
 
@@ -74,8 +81,12 @@ class ChatServer:
         trickle_delay_s: float = 0.2,
         dumps: Callable[[Any], str] = json.dumps,
         tool_caller: Callable[[dict[str, Any]], list[tuple[str, str]] | None] = default_tool_caller,
+        alternatives: Callable[[str, dict[str, Any]], dict[str, float]] | None = None,
+        per_token_embeddings: bool = False,
     ) -> None:
         self.tool_caller = tool_caller
+        self.alternatives = alternatives
+        self.per_token_embeddings = per_token_embeddings
         self.dumps = dumps  # how answers are JSON-encoded: a test may escape every character, as some servers do
         if fault is not None and fault not in FAULTS:
             raise ValueError(f"fault {fault!r}: choose one of {FAULTS}")
@@ -93,6 +104,7 @@ class ChatServer:
         self._port = port
         self.requests: list[dict[str, Any]] = []  # every accepted JSON body, in arrival order
         self.headers: list[dict[str, str]] = []  # the request headers, in arrival order
+        self.paths: list[str] = []  # the request paths, in arrival order
         self.statuses: Counter[int] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -167,7 +179,10 @@ class ChatServer:
             return fault
         self.requests.append(body)
         self.headers.append(dict(request.headers))
+        self.paths.append(request.path)
         self.statuses[200] += 1
+        if request.path.endswith("/embeddings"):
+            return self._embeddings(body)
         chat = request.path.endswith("/chat/completions")
         calls = self.tool_caller(body) if body.get("tools") and body.get("tool_choice") != "none" else None
         if request.path.endswith("/responses"):
@@ -186,6 +201,9 @@ class ChatServer:
         }
         digest = hashlib.sha256(text.encode()).digest()
         logprobs = [-(1 + digest[i % len(digest)]) / 256 for i in range(len(words))]
+        tokens = [w if i == 0 else " " + w for i, w in enumerate(words)]  # they spell the text, as real tokens do
+        tops = [self.alternatives(token, body) if self.alternatives else {} for token in tokens]
+        logprobs = [top.get(token, lp) for token, top, lp in zip(tokens, tops, logprobs)]
         created = int(time.time())
         choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
         if chat:
@@ -196,7 +214,9 @@ class ChatServer:
                     {"id": f"call_{i}", "type": "function", "function": {"name": name, "arguments": arguments}}
                     for i, (name, arguments) in enumerate(calls)]}
             choice["logprobs"] = (
-                {"content": [{"token": w, "logprob": lp, "bytes": None, "top_logprobs": []} for w, lp in zip(words, logprobs)]}
+                {"content": [{"token": t, "logprob": lp, "bytes": None,
+                              "top_logprobs": [{"token": k, "logprob": v, "bytes": None} for k, v in top.items()]}
+                             for t, lp, top in zip(tokens, logprobs, tops)]}
                 if body.get("logprobs")
                 else None
             )
@@ -204,7 +224,8 @@ class ChatServer:
         else:
             choice["text"] = text
             choice["logprobs"] = (
-                {"tokens": words, "token_logprobs": logprobs, "top_logprobs": None, "text_offset": []}
+                {"tokens": tokens, "token_logprobs": logprobs,
+                 "top_logprobs": tops if self.alternatives else None, "text_offset": []}
                 if body.get("logprobs") is not None
                 else None
             )
@@ -256,6 +277,17 @@ class ChatServer:
             dumps=self.dumps,
         )
 
+    def _embeddings(self, body: dict[str, Any]) -> web.Response:
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = []
+        for index, text in enumerate(texts):
+            vectors = [embed(word) for word in words_of(text)] if self.per_token_embeddings else [embed(text)]
+            value: Any = vectors if self.per_token_embeddings else vectors[0]
+            data.append({"object": "embedding", "index": index, "embedding": value})
+        tokens = sum(len(words_of(text)) for text in texts)
+        return web.json_response({"object": "list", "data": data, "model": body.get("model", "test-model"),
+                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}, dumps=self.dumps)
+
     # -- lifecycle ------------------------------------------------------------------------------
 
     def __enter__(self) -> ChatServer:
@@ -281,9 +313,9 @@ class ChatServer:
     def _serve(self) -> None:
         self._loop = asyncio.new_event_loop()
         app = web.Application()
-        for path in ("/v1/chat/completions", "/v1/completions", "/v1/responses",
+        for path in ("/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/embeddings",
                      "/openai/deployments/{deployment}/chat/completions", "/openai/deployments/{deployment}/completions",
-                     "/openai/responses"):
+                     "/openai/deployments/{deployment}/embeddings", "/openai/responses"):
             app.router.add_post(path, self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         self._loop.run_until_complete(self._runner.setup())
@@ -293,6 +325,20 @@ class ChatServer:
         self._started.set()
         self._loop.run_forever()
         self._loop.close()
+
+
+def words_of(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def embed(text: str) -> list[float]:
+    """A hashed bag of words: each word adds +1 or -1 to one of ``EMBEDDING_DIMENSIONS`` coordinates, so the
+    cosine of two texts grows with the words they share (1.0 for the same words; empty text: all zeros)."""
+    vector = [0.0] * EMBEDDING_DIMENSIONS
+    for word in words_of(text):
+        digest = hashlib.sha256(word.encode()).digest()
+        vector[digest[0] % EMBEDDING_DIMENSIONS] += 1.0 if digest[1] % 2 else -1.0
+    return vector
 
 
 def perplexity_of(logprobs: list[float]) -> float:

@@ -22,9 +22,10 @@ def test_names_and_metric_attributes():
     assert set(names()) == {
         "accuracy", "precision", "recall", "f1", "exact_match", "contains", "regex_match", "sacrebleu", "bleu", "chrf",
         "rouge1", "rouge2", "rougeL", "rougeLsum", "perplexity", "latency_p50", "latency_p95", "prompt_tokens",
-        "completion_tokens", "tool_called", "tool_args_match", "no_tool_call", "json_schema",
+        "completion_tokens", "tool_called", "tool_args_match", "no_tool_call", "json_schema", "semantic_similarity",
     }  # fmt: skip
-    params = {"regex_match": {"pattern": "x"}, "json_schema": {"schema": {"type": "object"}}}
+    params = {"regex_match": {"pattern": "x"}, "json_schema": {"schema": {"type": "object"}},
+              "semantic_similarity": {"model": {"name": "embedder"}}}
     for name in names():
         metric = get_metric(name, MetricSpec(params=params.get(name, {})))
         assert metric.name == name and metric.kind in ("proportion", "mean", "corpus") and metric.definition
