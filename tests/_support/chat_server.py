@@ -1,7 +1,8 @@
 """A real HTTP server on 127.0.0.1 that speaks the OpenAI chat-completions and completions protocol.
 
 Tests and benchmarks drive the unmodified ``openai`` SDK against it. It answers deterministically
-(``responder(body) -> text``), reports usage and logprobs, serves the Azure deployment path too, and
+(``responder(body) -> text``), reports usage and logprobs, serves the Azure deployment path and Databricks'
+``/serving-endpoints`` too, and
 injects latency, 429s (with ``Retry-After``) and 500s on demand. ``fault`` makes every request fail
 one way (``FAULTS``): "trickle" (a byte every ``trickle_delay_s``), "hang" (never answers), "404" and
 "401" (JSON errors), "html200" and "html502" (a proxy's HTML page).
@@ -77,6 +78,7 @@ class ChatServer:
         self._port = port
         self.requests: list[dict[str, Any]] = []  # every accepted JSON body, in arrival order
         self.headers: list[dict[str, str]] = []  # the request headers, in arrival order
+        self.paths: list[str] = []  # the request paths, in arrival order
         self.statuses: Counter[int] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -90,6 +92,11 @@ class ChatServer:
 
     @property
     def azure_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def databricks_host(self) -> str:
+        """What DATABRICKS_HOST would be: the workspace URL, under which ``/serving-endpoints`` answers."""
         return f"http://127.0.0.1:{self.port}"
 
     # -- protocol -------------------------------------------------------------------------------
@@ -151,6 +158,7 @@ class ChatServer:
             return fault
         self.requests.append(body)
         self.headers.append(dict(request.headers))
+        self.paths.append(request.path)
         self.statuses[200] += 1
         chat = request.path.endswith("/chat/completions")
         text = self.responder(body)
@@ -225,7 +233,8 @@ class ChatServer:
         self._loop = asyncio.new_event_loop()
         app = web.Application()
         for path in ("/v1/chat/completions", "/v1/completions", "/openai/deployments/{deployment}/chat/completions",
-                     "/openai/deployments/{deployment}/completions"):
+                     "/openai/deployments/{deployment}/completions", "/serving-endpoints/chat/completions",
+                     "/serving-endpoints/completions"):
             app.router.add_post(path, self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         self._loop.run_until_complete(self._runner.setup())
