@@ -125,9 +125,9 @@ def _add_record_mode(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "evalsuite: an item collected from an evalsuite case file")
     config.pluginmanager.register(SessionReport(config), "evalsuite-session-report")
-    from evalsuite.integrations.mlflow import register  # stdlib and pytest only: MLflow is imported when it logs
+    from evalsuite import integrations  # a few lines: an integration's module is imported only when asked for
 
-    register(config)
+    integrations.register(config)
 
 
 def _option(config: pytest.Config, name: str, ini: str) -> Any:

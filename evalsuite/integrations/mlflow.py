@@ -1,9 +1,10 @@
 """MLflow logging: the session is a parent run, each item a nested run, the reports artifacts of the parent.
 
-Registered by ``evalsuite.plugin`` (:func:`register`) when ``--eval-mlflow [TRACKING_URI]`` or the ini key
-``eval_mlflow`` is set, and only in the controller: it implements ``pytest_evalsuite_session_result``, which runs
-once there with every item's result (xdist workers' included), so each item is logged exactly once, whatever
-``-n`` says. ``pytest_evalsuite_item_result`` runs in the workers and is not used.
+Registered (:func:`register`, called through ``evalsuite.integrations.register``) when ``--eval-mlflow
+[TRACKING_URI]`` or the ini key ``eval_mlflow`` is set, and only in the controller: it implements
+``pytest_evalsuite_session_result``, which runs once there with every item's result (xdist workers' included),
+so each item is logged exactly once, whatever ``-n`` says (``pytest_evalsuite_item_result`` runs in the
+workers: not used).
 
 - Parent run (the session): tags ``evalsuite.version``, ``evalsuite.record_mode``, ``evalsuite.git_commit`` (also
   MLflow's ``mlflow.source.git.commit``), ``evalsuite.baseline`` and ``evalsuite.baseline_sha256``,

@@ -145,7 +145,7 @@ def test_without_the_option_mlflow_is_never_imported_and_a_store_that_fails_fail
     select = ["-k", "plain and t0 and not t0.7"]
     code = ("import sys, pytest\n"
             f"code = pytest.main(['cases', '-q', '-p', 'no:cacheprovider', '--record-mode=once', *{select!r}])\n"
-            "print('exit', int(code), 'mlflow imported:', 'mlflow' in sys.modules)")
+            "print('exit', int(code), 'mlflow imported:', any(m in sys.modules for m in ('mlflow', 'evalsuite.integrations.mlflow')))")
     with ChatServer(sentiment_responder) as server:
         env = {**os.environ, "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-test"}
         done = subprocess.run([sys.executable, "-c", code], cwd=project.path, env=env, capture_output=True, text=True,
