@@ -71,6 +71,9 @@ print(f"checkout: {ROOT}\nreports:  {REPORT_DIR}")
 # COMMAND ----------
 
 if params["record_mode"] != "none":  # recording calls the model: only now are credentials needed
+    # Cassettes are written into the checkout under /Workspace: whole files there too, journals on local disk (the
+    # workspace file system's support for appends and renames is not documented; /Volumes is covered by default).
+    os.environ.setdefault("EVALSUITE_WHOLE_FILE_WRITES", "/Workspace")
     scope = params["secret_scope"]
     os.environ["AZURE_OPENAI_API_KEY"] = dbutils.secrets.get(scope, "azure-openai-api-key")  # noqa: F821
     os.environ["AZURE_OPENAI_ENDPOINT"] = dbutils.secrets.get(scope, "azure-openai-endpoint")  # noqa: F821

@@ -118,3 +118,19 @@ def test_the_bundle_job_runs_this_notebook_with_parameters_it_reads() -> None:
     exec(compile(source.split("def checkout_root")[0], "cell", "exec"), namespace)  # noqa: S102 - the notebook's code
     assert {p["name"] for p in job["parameters"]} <= set(namespace["WIDGETS"])  # each reaches a widget
     assert job["schedule"]["quartz_cron_expression"]
+
+
+def test_a_volume_file_is_a_dataset_like_any_local_path(tmp_path: Path) -> None:
+    """`dataset.path: /Volumes/<catalog>/<schema>/<volume>/...`: an absolute path, read through the FUSE mount."""
+    from evalsuite.cases.schema import DatasetSpec
+    from evalsuite.dataset import load_examples, preview
+
+    volume_file = tmp_path / "Volumes" / "main" / "evals" / "raw" / "reviews.jsonl"
+    volume_file.parent.mkdir(parents=True)
+    volume_file.write_text("".join(json.dumps({"id": f"r{i}", "text": f"review {i}", "label": i % 2}) + "\n"
+                                   for i in range(5)))
+    spec = DatasetSpec(path=str(volume_file), id="id", expected="label", label_names=["negative", "positive"])
+    case_folder = tmp_path / "checkout" / "cases"  # the case file's folder plays no part for an absolute path
+    examples = load_examples(spec, case_folder)
+    assert [(e.id, e.expected) for e in examples] == [(f"r{i}", ["negative", "positive"][i % 2]) for i in range(5)]
+    assert [e.id for e in preview(spec, case_folder) or []] == ["r0", "r1", "r2"]  # what collection checks
