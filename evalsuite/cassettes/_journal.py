@@ -4,9 +4,10 @@ A journal left by a killed process is merged into the cassette on the next load 
 merge is saved, so an interrupted recording keeps what it recorded and never leaves an unloadable
 file. The first line is a header (record mode and metadata); a torn last line is skipped.
 
-A cassette on a file system that refuses appends (a Databricks Volume, :func:`~evalsuite._util.atomic.whole_file_writes`)
-keeps its journal on local disk instead, under the temp folder, named after the cassette's absolute path: a run
-killed on that machine is still recovered by the next run there (not by one on another machine).
+A cassette on a file system that refuses appends (a Databricks Volume:
+:func:`~evalsuite._util.atomic.whole_file_writes`) keeps its journal on local disk instead, under the temp
+folder, named after the cassette's folder: a run killed on that machine is still recovered by the next run
+there (not by one on another machine).
 """
 
 from __future__ import annotations

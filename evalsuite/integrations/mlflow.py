@@ -81,11 +81,12 @@ def register(config: pytest.Config) -> None:
 def tracking_uri(value: str) -> str:
     """The tracking URI an option value means (``auto``: the environment's); ``UsageError`` naming the fix."""
     if value == AUTO:
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or ("databricks" if os.environ.get("DATABRICKS_RUNTIME_VERSION") else "")
+        on_databricks = bool(os.environ.get("DATABRICKS_RUNTIME_VERSION"))
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or ("databricks" if on_databricks else "")
         if not uri:
             raise pytest.UsageError(
-                "--eval-mlflow: no tracking URI: give one (--eval-mlflow=sqlite:///mlflow.db, --eval-mlflow=databricks, "
-                "--eval-mlflow=http://host:5000) or set MLFLOW_TRACKING_URI")
+                "--eval-mlflow: no tracking URI: give one (--eval-mlflow=sqlite:///mlflow.db, "
+                "--eval-mlflow=databricks, --eval-mlflow=http://host:5000) or set MLFLOW_TRACKING_URI")
         return uri
     if value.startswith("databricks") or _URI_SCHEME.match(value):
         return value
@@ -228,7 +229,8 @@ class MlflowLogger:
         from evalsuite._util.secrets import scrub
 
         first = (str(exc).strip().splitlines() or [""])[0][:300]
-        self.error = scrub(f"evalsuite: MLflow logging to {display_uri(self.uri)} failed: {type(exc).__name__}: {first}")
+        where = display_uri(self.uri)
+        self.error = scrub(f"evalsuite: MLflow logging to {where} failed: {type(exc).__name__}: {first}")
         if self.parent is not None and self._client is not None:
             try:  # the parent run would otherwise stay "running" forever in the UI
                 self._client.set_terminated(self.parent, status="FAILED")

@@ -248,7 +248,8 @@ class AzureOpenAIProvider(Provider):
 
     def record_hint(self, model: ModelSettings) -> str:
         if model.auth == "entra":
-            return "set AZURE_OPENAI_ENDPOINT and sign in to Microsoft Entra ID (az login, a managed identity, or AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET)"
+            return ("set AZURE_OPENAI_ENDPOINT and sign in to Microsoft Entra ID (az login, a managed identity, or "
+                    "AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET)")
         return "set AZURE_OPENAI_API_KEY and AZURE_OPENAI_ENDPOINT"
 
     def endpoint(self, model: ModelSettings) -> str:
@@ -308,7 +309,7 @@ class DatabricksProvider(Provider):
 
 
 def serving_endpoints(host: str) -> str:
-    """``adb-1.2.azuredatabricks.net`` or ``https://.../`` -> ``https://.../serving-endpoints`` (the SDK's host rule)."""
+    """``adb-1.2.azuredatabricks.net`` or ``https://.../`` -> ``https://.../serving-endpoints`` (the SDK's rule)."""
     host = host.strip().rstrip("/")
     return f"{host if '://' in host else 'https://' + host}/serving-endpoints"
 
@@ -339,7 +340,8 @@ def _sdk_token(config: Any) -> Callable[[], str]:
         header = str(config.authenticate().get("Authorization", ""))
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value:
-            raise MissingCredentials("the Databricks SDK gave no bearer token for the serving endpoint; set DATABRICKS_TOKEN")
+            raise MissingCredentials("the Databricks SDK gave no bearer token for the serving endpoint; "
+                                     "set DATABRICKS_TOKEN")
         return value
 
     return token
