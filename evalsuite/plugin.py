@@ -88,6 +88,13 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     parser.addini("eval_fail_on_missing", "fail the session when baseline items did not run", type="bool", default=False)
     parser.addini("eval_quarantine", "quarantine file, relative to rootdir (default: quarantine.yaml if present)",
                   default="")
+    group.addoption("--eval-mlflow", nargs="?", const="auto", default=None, metavar="TRACKING_URI",
+                    help="log the session to MLflow: a run, a nested run per item (without a URI, or 'auto': "
+                         "MLFLOW_TRACKING_URI, else databricks on a Databricks cluster)")
+    group.addoption("--eval-mlflow-experiment", default=None, metavar="NAME", help="MLflow experiment to log to "
+                    "(default: MLFLOW_EXPERIMENT_NAME, else evalsuite; /Shared/evalsuite on Databricks)")
+    parser.addini("eval_mlflow", "log every session to this MLflow tracking URI ('auto': MLFLOW_TRACKING_URI)", default="")
+    parser.addini("eval_mlflow_experiment", "MLflow experiment to log to", default="")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -121,6 +128,9 @@ def _add_record_mode(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "evalsuite: an item collected from an evalsuite case file")
     config.pluginmanager.register(SessionReport(config), "evalsuite-session-report")
+    from evalsuite import integrations  # a few lines: an integration's module is imported only when asked for
+
+    integrations.register(config)
 
 
 def _option(config: pytest.Config, name: str, ini: str) -> Any:

@@ -121,7 +121,7 @@ def test_settings_carry_the_report_dir_and_the_baseline_path(tmp_path: Path) -> 
     ({"record_mode": "replay"}, "record mode 'replay' (--record-mode, eval_record_mode) is not valid: choose one of none, once, new_episodes, all, rewrite"),
     ({"update_baseline": True}, "--eval-update-baseline writes to --eval-baseline PATH"),
     ({"baseline": "missing.json"}, "--eval-baseline missing.json: no such file; write one with --eval-update-baseline"),
-    ({"model": "opnai:gpt-4o"}, "--eval-model opnai:gpt-4o: unknown provider 'opnai'; did you mean 'openai'? valid: azure_openai, openai"),
+    ({"model": "opnai:gpt-4o"}, "--eval-model opnai:gpt-4o: unknown provider 'opnai'; did you mean 'openai'? valid: azure_openai, databricks, openai"),
     ({"concurrency": "four"}, "concurrency = 'four': expected a number (int), e.g. 4"),
     ({"record_mod": "once"}, "unknown run option(s) record_mod; valid: alpha, api, baseline,"),
     ({"limit": 0}, "--eval-limit 0 (limit): expected at least 1 example per dataset; drop the option to run every example"),

@@ -3,6 +3,12 @@
 A write that the file system refuses (read-only or full disk, a parent that is a file) raises
 :class:`~evalsuite.errors.WriteError` naming the path, the errno reason and the fix, and leaves the
 previous file as it was.
+
+Databricks' FUSE mounts (Unity Catalog Volumes under ``/Volumes/``, DBFS under ``/dbfs/``) refuse appends
+and renames, the two things a crash-safe write is made of. Under such a path (:func:`whole_file_writes`) a
+file is written whole, in one sequential write of a file opened once, and never renamed; the journal of a
+cassette being recorded stays on local disk (:mod:`evalsuite.cassettes._journal`). The atomicity is then
+the mount's: Databricks uploads the file when it is closed.
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ from contextlib import suppress
 from pathlib import Path
 
 from evalsuite.errors import WriteError
+
+WHOLE_FILE_PREFIXES = ("/Volumes", "/dbfs")  # Databricks FUSE mounts: no append, no rename
+WHOLE_FILE_ENV = "EVALSUITE_WHOLE_FILE_WRITES"  # "1": everywhere; else more path prefixes, os.pathsep-separated
 
 _FIXES = {
     errno.ENOSPC: "free disk space",
@@ -36,9 +45,24 @@ def write_failure(path: Path, exc: OSError, what: str = "file") -> WriteError:
     return WriteError(f"{path}: cannot write the {what}: {reason}; {fix}")
 
 
+def whole_file_writes(path: Path | str) -> bool:
+    """True where files must be written whole, with no append and no rename: under ``/Volumes`` or ``/dbfs``,
+    under a prefix listed in ``$EVALSUITE_WHOLE_FILE_WRITES`` (``os.pathsep``-separated), or anywhere when it is 1."""
+    setting = os.environ.get(WHOLE_FILE_ENV, "")
+    if setting.strip() == "1":
+        return True
+    absolute = os.path.abspath(path)
+    prefixes = [*WHOLE_FILE_PREFIXES, *(os.path.abspath(p) for p in setting.split(os.pathsep) if p.strip())]
+    return any(absolute == prefix or absolute.startswith(prefix.rstrip(os.sep) + os.sep) for prefix in prefixes)
+
+
 def write_atomic(path: Path, data: bytes | str, *, what: str = "file") -> None:
-    """Temp file (pid + random in its name, so xdist workers never share one) + fsync + os.replace."""
+    """Temp file (pid + random in its name, so xdist workers never share one) + fsync + os.replace; under
+    :func:`whole_file_writes` paths, one sequential write of the whole file instead."""
     path = Path(path)
+    if whole_file_writes(path):
+        _write_whole(path, data.encode("utf-8") if isinstance(data, str) else data, what)
+        return
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,3 +81,13 @@ def write_atomic(path: Path, data: bytes | str, *, what: str = "file") -> None:
         if isinstance(exc, OSError):
             raise write_failure(path, exc, what) from None
         raise
+
+
+def _write_whole(path: Path, data: bytes, what: str) -> None:
+    """Create or truncate, write everything, close: the only write a Volume accepts (the upload happens on close)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as exc:
+        raise write_failure(path, exc, what) from None

@@ -101,15 +101,19 @@ class ResponseFormat(Strict):
 class ModelSettings(Strict):
     """Which endpoint to call and with which sampling parameters."""
 
-    provider: str = Field(default="openai", description="A registered provider: openai, azure_openai, or one "
-                          "added with @evalsuite.provider.")
-    name: str = Field(default="gpt-4", description="The model, or the Azure deployment name.")
+    provider: str = Field(default="openai", description="A registered provider: openai, azure_openai, databricks, "
+                          "or one added with @evalsuite.provider.")
+    name: str = Field(default="gpt-4", description="The model, the Azure deployment or the Databricks serving "
+                      "endpoint name.")
     base_url: str | None = Field(default=None, description="Any OpenAI-compatible endpoint (vLLM, llama.cpp, "
                                  "Databricks serving); else OPENAI_BASE_URL.")
     api: Literal["chat", "completions", "responses"] = Field(
         default="chat", description="chat/completions, the legacy completions API, or the Responses API "
         "(responses.create, sent with store: false).")
     api_version: str | None = Field(default=None, description="Azure only; else OPENAI_API_VERSION.")
+    auth: Literal["key", "entra"] = Field(default="key", description="How to sign in: key (the provider's key or "
+                                          "token variables) or entra (azure_openai: a Microsoft Entra ID token from "
+                                          "azure-identity's DefaultAzureCredential).")
     temperature: float | None = None
     max_tokens: int | None = None
     top_p: float | None = None
@@ -173,6 +177,20 @@ class ModelSettings(Strict):
             get_provider(value)
         except EvalsuiteError as exc:  # as a ValueError the loader reports it at the key's file:line
             raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("auth")
+    @classmethod
+    def _auth_the_provider_supports(cls, value: str, info: ValidationInfo) -> str:
+        from evalsuite.model import get_provider
+
+        provider = info.data.get("provider")
+        if provider is None:  # the provider itself was refused: that is the error to show
+            return value
+        methods = get_provider(provider).auth_methods
+        if value not in methods:
+            raise ValueError(f"provider {provider!r} does not support auth {value!r}; valid: {', '.join(methods)}"
+                             + ("; entra is for provider azure_openai" if value == "entra" else ""))
         return value
 
 

@@ -3,11 +3,19 @@
 A journal left by a killed process is merged into the cassette on the next load and removed once the
 merge is saved, so an interrupted recording keeps what it recorded and never leaves an unloadable
 file. The first line is a header (record mode and metadata); a torn last line is skipped.
+
+A cassette on a file system that refuses appends (a Databricks Volume:
+:func:`~evalsuite._util.atomic.whole_file_writes`) keeps its journal on local disk instead, under the temp
+folder, named after the cassette's folder: a run killed on that machine is still recovered by the next run
+there (not by one on another machine).
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
+import os
+import tempfile
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
@@ -15,7 +23,7 @@ from typing import IO, Any
 
 import orjson
 
-from evalsuite._util.atomic import write_failure
+from evalsuite._util.atomic import whole_file_writes, write_failure
 from evalsuite.cassettes._format import AtomicPersister, JsonSerializer, decode_interaction, load
 from evalsuite.cassettes._keys import KeyMaker
 from evalsuite.errors import WriteError
@@ -24,6 +32,10 @@ JOURNAL_SUFFIX = ".journal.jsonl"
 
 
 def journal_path(path: Path) -> Path:
+    """Beside the cassette; on local disk when the cassette's file system refuses appends."""
+    if whole_file_writes(path):
+        folder = hashlib.sha256(os.path.abspath(path.parent).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / "evalsuite-journals" / folder / (path.name + JOURNAL_SUFFIX)
     return path.with_name(path.name + JOURNAL_SUFFIX)
 
 

@@ -6,8 +6,8 @@ Tests and benchmarks drive the unmodified ``openai`` SDK against it. It answers 
 space, so they spell the text; ``alternatives(token, body) -> {token: logprob}`` adds each token's
 ``top_logprobs``), embeds texts as hashed bags of words (``/v1/embeddings``: texts sharing words point the same
 way; ``per_token_embeddings`` answers one vector per word, as llama.cpp does for a model without pooling), serves
-the Azure deployment paths too (and Azure's ``/openai/responses``), and injects latency, 429s (with
-``Retry-After``) and 500s on demand. A request with ``tools`` (and ``tool_choice`` other than "none") is answered
+the Azure deployment paths (and Azure's ``/openai/responses``) and Databricks' ``/serving-endpoints`` too, and
+injects latency, 429s (with ``Retry-After``) and 500s on demand. A request with ``tools`` (and ``tool_choice`` other than "none") is answered
 with tool calls: ``tool_caller(body)`` gives ``[(name, arguments JSON text)]`` (default: the forced or first
 tool, its required arguments filled with the last user message), in chat's ``message.tool_calls`` or the
 Responses API's ``function_call`` items. ``fault`` makes every request fail
@@ -118,6 +118,11 @@ class ChatServer:
 
     @property
     def azure_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def databricks_host(self) -> str:
+        """What DATABRICKS_HOST would be: the workspace URL, under which ``/serving-endpoints`` answers."""
         return f"http://127.0.0.1:{self.port}"
 
     # -- protocol -------------------------------------------------------------------------------
@@ -315,7 +320,8 @@ class ChatServer:
         app = web.Application()
         for path in ("/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/embeddings",
                      "/openai/deployments/{deployment}/chat/completions", "/openai/deployments/{deployment}/completions",
-                     "/openai/deployments/{deployment}/embeddings", "/openai/responses"):
+                     "/openai/deployments/{deployment}/embeddings", "/openai/responses",
+                     "/serving-endpoints/chat/completions", "/serving-endpoints/completions"):
             app.router.add_post(path, self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         self._loop.run_until_complete(self._runner.setup())

@@ -17,7 +17,7 @@ from tests._support.case_files import CASE, error, load
         pytest.param(
             ("temperature: 0", "temprature: 0"),
             "cases/x.yaml:4: model.temprature: unknown key 'temprature'; did you mean 'temperature'? valid keys: api, "
-            "api_version, base_url, logprobs, max_tokens, name, price_per_1k_input, price_per_1k_output, provider, "
+            "api_version, auth, base_url, logprobs, max_tokens, name, price_per_1k_input, price_per_1k_output, provider, "
             "response_format, seed, stop, temperature, timeout, tool_choice, tools, top_logprobs, top_p",
             id="unknown-key",
         ),
@@ -29,7 +29,7 @@ from tests._support.case_files import CASE, error, load
         pytest.param(
             ("model: {name: m, temperature: 0}", "model: {name: m, provider: openia}"),
             "cases/x.yaml:4: model.provider: unknown provider 'openia'; did you mean 'openai'? valid: "
-            "azure_openai, openai",
+            "azure_openai, databricks, openai",
             id="registered-name",
         ),
         pytest.param(

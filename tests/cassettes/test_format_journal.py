@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Callable
@@ -16,14 +17,16 @@ from typing import Any
 
 import pytest
 
+from evalsuite._util.atomic import WHOLE_FILE_ENV
 from evalsuite.cassettes import CassetteError, use_cassette
 from evalsuite.cassettes._format import ShapeError, load, validate
-from evalsuite.cassettes._journal import Journal
+from evalsuite.cassettes._journal import Journal, journal_path
 from evalsuite.errors import WriteError
 from evalsuite.records import Call
 from tests._support.chat_server import ChatServer, sentiment_responder
 from tests._support.cassette_calls import META, OFFLINE, ask, call, interactions, openai_client
 from tests._support.project import make_project, run
+from tests._support.volume import refusing
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -348,3 +351,69 @@ def test_a_journal_write_refused_mid_recording_does_not_lose_the_answers(tmp_pat
     journal.append({"request": {}}, lambda: {})
     assert isinstance(journal.failure, WriteError) and "cannot write the cassette journal" in str(journal.failure)
     journal.append({"request": {}}, lambda: {})  # stays off, never raises into the HTTP transport
+
+
+# -- cassettes on a Databricks Volume (no append, no rename): see tests/_support/volume.py -----------------
+
+
+def _timeless(path: Path) -> list[dict[str, Any]]:
+    """The interactions without the measured latency and the server's clock (what two recordings do not share)."""
+    stored = interactions(path)
+    for interaction in stored:
+        interaction["response"]["headers"].pop("x-evalsuite-latency-ms", None)
+        interaction["response"]["body"]["json"].pop("created", None)
+    return stored
+
+
+def test_recording_onto_a_volume_journals_locally_and_writes_the_cassette_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    volume, local = tmp_path / "volume", tmp_path / "local"
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "localtmp"))
+    monkeypatch.setenv(WHOLE_FILE_ENV, str(volume))
+    path = volume / "cassettes" / "reviews" / "item.json"
+    calls = [call(f"e{i}", f"review {i}") for i in range(5)]
+    with ChatServer() as server:
+        with refusing(volume) as ops, use_cassette(path, "once", metadata=META):
+            client = openai_client(server.base_url)
+            for c in calls:
+                ask(client, c)
+            journal = journal_path(path)
+            assert journal.is_relative_to(tmp_path / "localtmp") and journal.read_bytes().count(b"\n") == 6
+        with use_cassette(local / "item.json", "once", metadata=META):
+            client = openai_client(server.base_url)
+            for c in calls:
+                ask(client, c)
+    assert not ops.appends and not ops.renames and ops.written.count(str(path)) == 1  # besides the write check
+    assert not journal.exists() and sorted(p.name for p in path.parent.iterdir()) == ["item.json"]
+    assert _timeless(path) == _timeless(local / "item.json")
+    with use_cassette(path, "none", metadata=META) as handle:  # and it replays
+        assert handle.n_interactions == 5
+        assert [ask(openai_client(OFFLINE), c) for c in calls] == [f"review {i}" for i in range(5)]
+
+
+def test_a_recording_killed_on_a_volume_is_recovered_from_the_local_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    volume, localtmp = tmp_path / "volume", tmp_path / "localtmp"
+    monkeypatch.setenv(WHOLE_FILE_ENV, str(volume))
+    monkeypatch.setenv("TMPDIR", str(localtmp))  # the recorder's temp folder (tempfile reads it)
+    monkeypatch.setattr(tempfile, "tempdir", str(localtmp))  # and this process's
+    localtmp.mkdir()
+    path = volume / "suite" / "item.json"
+    journal = journal_path(path)
+    assert journal.is_relative_to(localtmp)
+    with ChatServer(latency_s=0.05) as server:
+        proc = recorder(server.base_url, path, 50, "row", 1)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (not journal.exists() or journal.read_bytes().count(b"\n") < 11):
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not path.exists()  # killed before the save: only the local journal holds the recordings
+    kept = journal.read_bytes().count(b"\n") - 1
+    assert 10 <= kept < 50
+    with refusing(volume) as ops, use_cassette(path, "none", metadata=META) as handle:
+        assert handle.n_recovered == handle.n_interactions == kept
+    assert not ops.appends and not ops.renames and ops.written == [str(path)]
+    assert not journal.exists() and len(interactions(path)) == kept

@@ -101,7 +101,7 @@ def test_a_misspelt_provider_fails_at_collection_with_a_did_you_mean(project: py
     result = run(project, "cases")
     assert result.returncode != 0
     assert ("cases/reviews.yaml:6: model.provider: unknown provider 'mnie'; did you mean 'mine'? "
-            "valid: azure_openai, mine, openai") in result.stdout
+            "valid: azure_openai, databricks, mine, openai") in result.stdout
     assert "Traceback" not in result.stdout
 
     override = run(project, "cases", "--eval-model", "mnie:local-model")
