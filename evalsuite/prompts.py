@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import hashlib
 import threading
 import traceback
@@ -42,10 +43,11 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2 import meta
+from jinja2 import meta, nodes
 from jinja2.sandbox import SecurityError
 
 from evalsuite._util.bounded_jinja import (
+    MAX_TEXT,
     BoundedSandbox,
     TemplateLimit,
     TemplateTimeout,
@@ -75,9 +77,8 @@ _encodings_lock = threading.Lock()
 
 def build_calls(case: Case, examples: list[Example]) -> list[Call]:
     """One Call per example and repeat (samples 0..repeats-1, identical bodies), in example order."""
-    env = BoundedSandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     prompt = case.prompt
-    templates: list[tuple[str, str, jinja2.Template, set[str]]] = []  # (key, role, template, names used)
+    templates: list[tuple[str, str, _Compiled]] = []  # (key, role, compiled template)
     sources = [("prompt.system", "system", prompt.system)] if prompt.system is not None else []
     sources += [(f"prompt.few_shot[{i}]", m.role, m.content) for i, m in enumerate(prompt.few_shot)]
     if prompt.user is None:
@@ -85,8 +86,7 @@ def build_calls(case: Case, examples: list[Example]) -> list[Call]:
     sources.append(("prompt.user", "user", prompt.user))
     for key, role, text in sources:
         try:
-            parsed = env.parse(text)
-            templates.append((key, role, env.from_string(parsed), meta.find_undeclared_variables(parsed)))
+            templates.append((key, role, _compiled(text)))
         except jinja2.TemplateSyntaxError as exc:
             raise PromptError(f"case {case.id!r}: {key}: template syntax error on line {exc.lineno}: {exc.message}; "
                               "fix the template ({{ field }} for values, {% if %}...{% endif %} for logic)") from None
@@ -102,10 +102,10 @@ def build_calls(case: Case, examples: list[Example]) -> list[Call]:
         context = {**_truncated(example.fields, prompt.truncate, example.id), "expected": example.expected,
                    "example_id": example.id}
         rendered = []
-        for key, role, template, names in templates:
+        for key, role, compiled in templates:
             cached = constant.get(key)
-            text = cached if cached is not None else _render(case, key, template, names, context, example)
-            if cached is None and not names:
+            text = cached if cached is not None else _render(case, key, compiled, context, example)
+            if cached is None and not compiled.names:
                 constant[key] = text
             rendered.append((key, role, text))
         body: dict[str, Any] = {"model": case.model.name}
@@ -117,6 +117,50 @@ def build_calls(case: Case, examples: list[Example]) -> list[Call]:
         calls.extend(Call(example.id, sample, api, copy.deepcopy(body) if sample else body)
                      for sample in range(case.repeats))
     return calls
+
+
+class _Compiled:
+    """A template compiled once per source text (a suite's 1,000 files often share their prompts).
+
+    ``parts``: for a template that is only literal text and ``{{ field }}`` outputs (``Review: {{ text }}``),
+    its pieces, a field as its name: such a template renders by joining, exactly what Jinja yields for text
+    fields (a field that is not a ``str``, or too long, takes Jinja's path).
+    """
+
+    def __init__(self, text: str) -> None:
+        parsed = _ENV.parse(text)
+        self.template = _ENV.from_string(parsed)
+        self.names = meta.find_undeclared_variables(parsed)
+        self.parts = _plain_parts(parsed)
+
+    def render(self, context: dict[str, Any]) -> str:
+        if self.parts is not None:
+            pieces = [context.get(part.name) if isinstance(part, nodes.Name) else part for part in self.parts]
+            if all(type(piece) is str for piece in pieces) and sum(map(len, pieces)) <= MAX_TEXT:
+                return "".join(pieces)
+        return render_bounded(self.template, context)
+
+
+def _plain_parts(parsed: nodes.Template) -> list[str | nodes.Name] | None:
+    if len(parsed.body) != 1 or not isinstance(parsed.body[0], nodes.Output):
+        return None
+    parts: list[str | nodes.Name] = []
+    for node in parsed.body[0].nodes:
+        if isinstance(node, nodes.TemplateData):
+            parts.append(node.data)
+        elif isinstance(node, nodes.Name) and node.ctx == "load":
+            parts.append(node)
+        else:
+            return None
+    return parts
+
+
+_ENV = BoundedSandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(text: str) -> _Compiled:
+    return _Compiled(text)
 
 
 def _params(case: Case) -> dict[str, Any]:
@@ -132,12 +176,11 @@ def _params(case: Case) -> dict[str, Any]:
     return params
 
 
-def _render(case: Case, key: str, template: jinja2.Template, names: set[str], context: dict[str, Any],
-            example: Example) -> str:
-    missing = names - context.keys()
+def _render(case: Case, key: str, compiled: _Compiled, context: dict[str, Any], example: Example) -> str:
+    missing = compiled.names - context.keys()
     if not missing:
         try:
-            return render_bounded(template, context)
+            return compiled.render(context)
         except Exception as exc:  # noqa: BLE001  # whatever a template raises becomes a clear PromptError below
             error: Exception = exc
     where = f"case {case.id!r}: {key} (example {example.id!r})"
