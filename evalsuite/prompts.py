@@ -135,9 +135,15 @@ class _Compiled:
 
     def render(self, context: dict[str, Any]) -> str:
         if self.parts is not None:
-            pieces = [context.get(part.name) if isinstance(part, nodes.Name) else part for part in self.parts]
-            if all(type(piece) is str for piece in pieces) and sum(map(len, pieces)) <= MAX_TEXT:
-                return "".join(pieces)
+            texts: list[str] = []
+            for part in self.parts:
+                piece = context.get(part.name) if isinstance(part, nodes.Name) else part
+                if not isinstance(piece, str) or type(piece) is not str:  # a number, None, a str subclass: Jinja's
+                    break
+                texts.append(piece)
+            else:
+                if sum(map(len, texts)) <= MAX_TEXT:
+                    return "".join(texts)
         return render_bounded(self.template, context)
 
 

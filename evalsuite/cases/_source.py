@@ -105,7 +105,9 @@ class _SafeLineLoader(_Bounded, yaml.SafeLoader):
 
 _CParser: Any
 try:
-    from yaml.cyaml import CParser as _CParser  # libyaml's scanner and parser, when PyYAML was built with it
+    import yaml.cyaml
+
+    _CParser = getattr(yaml.cyaml, "CParser")  # libyaml's scanner and parser, when PyYAML was built with it
 except ImportError:  # pragma: no cover - a PyYAML without libyaml
     _CParser = None
 

@@ -288,9 +288,9 @@ class EvalCassette(Cassette):
         interactions) is freed now, before the next item or the reports need the memory."""
         if self.saved_count is None:
             self.saved_count = len(self.data)
-        self.data, self.infos, self.play_counts = [], [], collections.Counter()
-        self._unplayed, self._unplayed_tagged, self._available = {}, {}, collections.Counter()
-        self._by_key, self._by_tag, self._previous = {}, {}, []
+        for held in (self.data, self.infos, self.play_counts, self._unplayed, self._unplayed_tagged, self._available,
+                     self._by_key, self._by_tag, self._previous):
+            held.clear()
 
     def save_interrupted(self) -> None:
         """After an exception: merge what was journaled into the file, as a crash would on next load."""
