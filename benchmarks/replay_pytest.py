@@ -12,7 +12,10 @@ recorded once, in a child process, with ``run_item(record_mode="once")`` against
 Peak RSS is each child's own (``os.wait4``: this parent stays small, so the high-water mark Linux carries
 over fork + exec is not ours). Targets (issue 15): pytest <= 3x the orjson process, peak RSS <= 600 MB.
 
-Usage: python benchmarks/replay_pytest.py [--data PATH] [--limit N] [--rounds 3] [--keep DIR]
+``--before SRC``: a folder holding another evalsuite package (e.g. ``git archive main evalsuite | tar -x -C SRC``)
+is run too, in the same rounds (``PYTHONPATH=SRC``), so before and after meet the same machine load.
+
+Usage: python benchmarks/replay_pytest.py [--data PATH] [--limit N] [--rounds 3] [--keep DIR] [--before SRC]
 """
 
 from __future__ import annotations
@@ -45,8 +48,9 @@ def child_record(root: Path, limit: int | None) -> None:
     print(json.dumps({**live, "record_s": seconds}))
 
 
-def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MB, stdout) of one child process."""
+def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, float, str]:
+    """(wall seconds, CPU seconds, peak RSS MB, stdout) of one child process. CPU time (user + system) is the
+    figure to trust when other jobs share the cores: wall time then counts their turns too."""
     started = time.perf_counter()
     process = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert process.stdout is not None
@@ -55,7 +59,8 @@ def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float
     wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     text = out.decode(errors="replace")
-    return wall, usage.ru_maxrss / 1024, text if process.returncode in (0, 1) else f"EXIT {process.returncode}\n{text}"
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, cpu, usage.ru_maxrss / 1024, text if process.returncode in (0, 1) else f"EXIT {process.returncode}\n{text}"
 
 
 def offline_env() -> dict[str, str]:
@@ -68,6 +73,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N reviews")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="build (or reuse) the project here instead of a temp folder")
+    parser.add_argument("--before", type=Path, help="also run the evalsuite package in this folder (PYTHONPATH)")
     parser.add_argument("--child", choices=["record"], help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -97,29 +103,38 @@ def main() -> None:
         env = offline_env()
         pytest_cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
         orjson_cmd = [sys.executable, "-c", f"import orjson; orjson.loads(open({str(cassette)!r}, 'rb').read())"]
+        commands = [("pytest", pytest_cmd, env), ("orjson", orjson_cmd, env)]
+        if args.before:
+            commands.append(("before", pytest_cmd, {**env, "PYTHONPATH": str(args.before.resolve())}))
         timed(orjson_cmd, root, env)  # warm the page cache and bytecode
-        runs: dict[str, list[tuple[float, float]]] = {"pytest": [], "orjson": []}
+        runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _, _ in commands}
         last_out = ""
         for round_ in range(args.rounds):
-            order = [("pytest", pytest_cmd), ("orjson", orjson_cmd)]
-            for name, cmd in order if round_ % 2 == 0 else reversed(order):
-                wall, rss, out = timed(cmd, root, env)
-                runs[name].append((wall, rss))
+            for name, cmd, cmd_env in commands if round_ % 2 == 0 else reversed(commands):
+                wall, cpu, rss, out = timed(cmd, root, cmd_env)
+                runs[name].append((wall, cpu, rss))
                 if name == "pytest":
                     last_out = out
         report = root / "reports" / "report.json"
         summary = json.loads(report.read_text())["items"][0] if report.exists() else {}
     load = os.getloadavg()[0]
-    pyt = statistics.median(w for w, _ in runs["pytest"])
-    orj = statistics.median(w for w, _ in runs["orjson"])
-    rss = max(r for _, r in runs["pytest"])
+    median = {name: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs)) for name, rs in runs.items()}
+    rss = max(r[2] for r in runs["pytest"])
     print(f"replay through pytest, {summary.get('n_examples', '?')} examples, {args.rounds} rounds, load {load:.2f}")
-    print(f"  python -m pytest (replay)  : median {pyt:6.2f} s  runs {', '.join(f'{w:.2f}' for w, _ in runs['pytest'])}"
-          f"  peak RSS {rss:.0f} MB (target <= {RSS_MB:.0f})")
-    print(f"  python -c orjson.loads     : median {orj:6.2f} s  runs {', '.join(f'{w:.2f}' for w, _ in runs['orjson'])}"
-          f"  peak RSS {max(r for _, r in runs['orjson']):.0f} MB")
-    print(f"  ratio pytest / orjson      : {pyt / orj:.2f}x (target <= {TIME_RATIO:.0f}x): "
-          f"{'ok' if pyt / orj <= TIME_RATIO and rss <= RSS_MB else 'OVER'}")
+    labels = [("pytest", "python -m pytest (replay)"), ("orjson", "python -c orjson.loads")]
+    if args.before:
+        labels.append(("before", f"pytest, {args.before.name}"))
+    for name, label in labels:
+        wall, cpu = median[name]
+        print(f"  {label:26s}: wall median {wall:6.2f} s (runs {', '.join(f'{r[0]:.2f}' for r in runs[name])}), "
+              f"CPU median {cpu:6.2f} s, peak RSS {max(r[2] for r in runs[name]):.0f} MB")
+    wall_ratio, cpu_ratio = median["pytest"][0] / median["orjson"][0], median["pytest"][1] / median["orjson"][1]
+    print(f"  ratio pytest / orjson      : wall {wall_ratio:.2f}x, CPU {cpu_ratio:.2f}x (target <= {TIME_RATIO:.0f}x); "
+          f"peak RSS {rss:.0f} MB (target <= {RSS_MB:.0f} MB): "
+          f"{'ok' if wall_ratio <= TIME_RATIO and rss <= RSS_MB else 'OVER'}")
+    if args.before:
+        print(f"  ratio before / orjson      : wall {median['before'][0] / median['orjson'][0]:.2f}x, "
+              f"CPU {median['before'][1] / median['orjson'][1]:.2f}x; peak RSS {max(r[2] for r in runs['before']):.0f} MB")
     print("  pytest's last lines: " + " | ".join(line for line in last_out.strip().splitlines()[-2:]))
 
 
