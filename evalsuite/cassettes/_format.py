@@ -300,11 +300,7 @@ def validate_interaction(index: int, interaction: Any) -> None:
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    """Loading creates ~10 objects per interaction and frees none: young collections would only re-scan them.
-
-    Not ``gc.freeze()``: it would also exempt every object of the process alive at that moment (the cassette's own
-    reference cycles with vcrpy's patches among them) from ever being collected.
-    """
+    """Loading creates ~10 objects per interaction and frees none: young collections would only re-scan them."""
     collecting = gc.isenabled()
     gc.disable()
     try:
