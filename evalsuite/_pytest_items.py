@@ -14,10 +14,8 @@ from typing import Any
 import pytest
 from _pytest._code.code import ReprExceptionInfo, ReprFileLocation, ReprTracebackNative
 
-from evalsuite import runner
 from evalsuite._ci import failure_headline
 from evalsuite.cases import CaseRun, load_suite
-from evalsuite.cassettes import CassetteOptions
 from evalsuite.errors import CaseFileWarning, EvalsuiteError, NotRecorded, Unavailable
 from evalsuite.plugin import quarantine_key, results_key, run_settings, settings_key
 from evalsuite.records import ItemResult, item_identity
@@ -61,6 +59,9 @@ class CaseItem(pytest.Item):
         self.run = run
 
     def runtest(self) -> None:
+        from evalsuite import runner  # the SDK, vcrpy and numpy: not for collecting (--collect-only)
+        from evalsuite.cassettes import CassetteOptions
+
         settings = replace(run_settings(self.config), nodeid=self.nodeid)
         options = CassetteOptions()
         self.config.hook.pytest_evalsuite_cassette(config=self.config, item=self, cassette=options)
@@ -129,6 +130,8 @@ def reported_results(item: pytest.Item, call: pytest.CallInfo[None], report: pyt
     settings = item.config.stash.get(settings_key, None)
     if not (isinstance(item, CaseItem) and ends_item and settings is not None):
         return []
+    from evalsuite import runner
+
     result = runner.not_run_result(item.run, replace(settings, nodeid=item.nodeid), outcome, _why(call, report))
     result.quarantine = quarantine
     return [result]

@@ -4,6 +4,8 @@ Why ``datasets``: one loader for local JSONL/JSON/CSV/parquet files and Hub data
 tables, so a 25k-row file stays a memory-mapped table and only the selected rows become Python objects.
 CSV columns are read as strings (no "007" -> 7 or "NA" -> null guessing). Sampling (shuffle, stratify,
 limit) is deterministic for a given seed, so the same rows (and cassettes) come back on every run.
+A JSON Lines file of plain rows (text, numbers, booleans) is read without it, giving the same rows and types
+(``_plain_json_lines``: 0.15 s instead of 1 s for 25,000 reviews, and no Arrow cache written).
 
 ``preview`` gives collection the first rows without ``datasets`` (a second to import, a full read of a
 25k-row file): the file's own first lines, mapped exactly as ``load_examples`` maps rows, so a missing
@@ -17,7 +19,9 @@ import csv
 import hashlib
 import itertools
 import json
+import math
 import random
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,12 +41,11 @@ def load_examples(spec: DatasetSpec, base_dir: Path, limit: int | None = None) -
     """Load, sample and map the rows of ``spec``; ``limit`` (e.g. ``--eval-limit``) caps ``spec.limit``."""
     limits = [n for n in (spec.limit, limit) if n is not None]
     effective = min(limits) if limits else None
-    if spec.examples is not None:
-        table: Any = spec.examples
-        columns = list(dict.fromkeys(k for row in spec.examples for k in row))
+    table: Any = spec.examples if spec.examples is not None else _load_table(spec, Path(base_dir))
+    if isinstance(table, list):  # inline rows, or a JSON Lines file read as datasets reads it
+        columns = list(dict.fromkeys(k for row in table for k in row))
         label_feature = None
     else:
-        table = _load_table(spec, Path(base_dir))
         columns = list(table.column_names)
         label_feature = table.features.get(spec.columns.get(spec.expected, spec.expected)) if spec.expected else None
     _check_columns(spec, columns)
@@ -107,11 +110,17 @@ def fingerprint(examples: Sequence[Example]) -> str:
 
 
 def _load_table(spec: DatasetSpec, base_dir: Path) -> Any:
+    """A ``datasets`` table, or the rows of a JSON Lines file that :func:`_plain_json_lines` reads as it would."""
+    if spec.path is not None:
+        path = _local_file(spec, base_dir)
+        if path.suffix.lower() == ".jsonl":
+            rows = _plain_json_lines(path)
+            if rows is not None:
+                return rows
     import datasets
 
     datasets.disable_progress_bars()  # evalsuite prints its own progress line
     if spec.path is not None:
-        path = _local_file(spec, base_dir)
         builder = BUILDERS[path.suffix.lower()]
         options: dict[str, Any] = {}
         if builder == "csv":
@@ -131,6 +140,63 @@ def _load_table(spec: DatasetSpec, base_dir: Path) -> Any:
                                                       ("revision", spec.revision)) if v is not None)
         raise DatasetUnavailable(f"dataset.hf {spec.hf!r} ({where}) is not available here: {_reason(exc)}; "
                                  "check the name, or run once online to fill the Hugging Face cache") from exc
+
+
+_PLAIN_VALUES = (str, int, float, bool)
+_INT64 = range(-(2**63), 2**63)
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _plain_json_lines(path: Path) -> list[dict[str, Any]] | None:
+    """The rows of a JSON Lines file exactly as ``datasets`` gives them, or None for a file only it should read.
+
+    Why: loading the 25,000-review IMDB file took a second (importing ``datasets`` and pyarrow, building an Arrow
+    cache on disk) for rows that are plain text and numbers. Read here only when every row is an object with the
+    same keys, each column holding one kind of value (text, 64-bit integers, finite floats or booleans; nulls
+    anywhere): then Arrow infers exactly those types and ``datasets`` returns the same values, in its column order
+    (the first row's). Blank lines are skipped and a leading BOM dropped, as Arrow does. Anything else (nested values,
+    a column mixing kinds, a repeated key, a surrogate escape, text that is not UTF-8 or JSON) goes to ``datasets``,
+    which reads it or reports it as before.
+    """
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    if _SURROGATE_ESCAPE.search(data):
+        return None
+    decoder = json.JSONDecoder(object_pairs_hook=_unique_keys)
+    rows: list[dict[str, Any]] = []
+    try:
+        for line in data.splitlines():
+            if line.strip():
+                rows.append(decoder.decode(line.decode("utf-8")))
+    except (ValueError, _RepeatedKey):  # not JSON, not UTF-8, a repeated key: datasets says what is wrong
+        return None
+    if not rows or not all(type(row) is dict for row in rows):
+        return None
+    columns = list(rows[0])
+    kinds: dict[str, type] = {}
+    for index, row in enumerate(rows):
+        if len(row) != len(columns) or not all(name in row for name in columns):
+            return None
+        if list(row) != columns:
+            rows[index] = {name: row[name] for name in columns}
+        for name, value in row.items():
+            kind = type(value)
+            if value is None:
+                continue
+            if (kind not in _PLAIN_VALUES or kinds.setdefault(name, kind) is not kind
+                    or kind is int and value not in _INT64 or kind is float and not math.isfinite(value)):
+                return None
+    return rows
+
+
+class _RepeatedKey(Exception):
+    """A JSON object with a key twice (Arrow refuses it; a dict would keep the last)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    row = dict(pairs)
+    if len(row) != len(pairs):
+        raise _RepeatedKey
+    return row
 
 
 def _local_file(spec: DatasetSpec, base_dir: Path) -> Path:

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import hashlib
 import json
 import threading
@@ -52,10 +53,11 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2 import meta
+from jinja2 import meta, nodes
 from jinja2.sandbox import SecurityError
 
 from evalsuite._util.bounded_jinja import (
+    MAX_TEXT,
     BoundedSandbox,
     TemplateLimit,
     TemplateTimeout,
@@ -87,7 +89,6 @@ _encodings_lock = threading.Lock()
 
 def build_calls(case: Case, examples: list[Example]) -> list[Call]:
     """One Call per example and repeat (samples 0..repeats-1, identical bodies), in example order."""
-    env = BoundedSandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     prompt = case.prompt
     api = case.model.api
     problem = unsendable(case.model)
@@ -95,7 +96,7 @@ def build_calls(case: Case, examples: list[Example]) -> list[Call]:
         problem = "api: completions sends a bare prompt, not the messages prompt.conversation holds; use api: chat"
     if problem is not None:
         raise PromptError(f"case {case.id!r}: model.{problem}")
-    templates: list[tuple[str, str, jinja2.Template, set[str]]] = []  # (key, role, template, names used)
+    templates: list[tuple[str, str, _Compiled]] = []  # (key, role, compiled template)
     sources = [("prompt.system", "system", prompt.system)] if prompt.system is not None else []
     sources += [(f"prompt.few_shot[{i}]", m.role, m.content) for i, m in enumerate(prompt.few_shot)]
     if prompt.user is None and prompt.conversation is None:
@@ -104,8 +105,7 @@ def build_calls(case: Case, examples: list[Example]) -> list[Call]:
         sources.append(("prompt.user", "user", prompt.user))
     for key, role, text in sources:
         try:
-            parsed = env.parse(text)
-            templates.append((key, role, env.from_string(parsed), meta.find_undeclared_variables(parsed)))
+            templates.append((key, role, _compiled(text)))
         except jinja2.TemplateSyntaxError as exc:
             raise PromptError(f"case {case.id!r}: {key}: template syntax error on line {exc.lineno}: {exc.message}; "
                               "fix the template ({{ field }} for values, {% if %}...{% endif %} for logic)") from None
@@ -120,10 +120,10 @@ def build_calls(case: Case, examples: list[Example]) -> list[Call]:
         context = {**_truncated(example.fields, prompt.truncate, example.id), "expected": example.expected,
                    "example_id": example.id}
         rendered = []
-        for key, role, template, names in templates:
+        for key, role, compiled in templates:
             cached = constant.get(key)
-            text = cached if cached is not None else _render(case, key, template, names, context, example)
-            if cached is None and not names:
+            text = cached if cached is not None else _render(case, key, compiled, context, example)
+            if cached is None and not compiled.names:
                 constant[key] = text
             rendered.append((key, role, text))
         body: dict[str, Any] = {"model": case.model.name}
@@ -145,6 +145,56 @@ def build_calls(case: Case, examples: list[Example]) -> list[Call]:
         calls.extend(Call(example.id, sample, api, copy.deepcopy(body) if sample else body)
                      for sample in range(case.repeats))
     return calls
+
+
+class _Compiled:
+    """A template compiled once per source text (a suite's 1,000 files often share their prompts).
+
+    ``parts``: for a template that is only literal text and ``{{ field }}`` outputs (``Review: {{ text }}``),
+    its pieces, a field as its name: such a template renders by joining, exactly what Jinja yields for text
+    fields (a field that is not a ``str``, or too long, takes Jinja's path).
+    """
+
+    def __init__(self, text: str) -> None:
+        parsed = _ENV.parse(text)
+        self.template = _ENV.from_string(parsed)
+        self.names = meta.find_undeclared_variables(parsed)
+        self.parts = _plain_parts(parsed)
+
+    def render(self, context: dict[str, Any]) -> str:
+        if self.parts is not None:
+            texts: list[str] = []
+            for part in self.parts:
+                piece = context.get(part.name) if isinstance(part, nodes.Name) else part
+                if not isinstance(piece, str) or type(piece) is not str:  # a number, None, a str subclass: Jinja's
+                    break
+                texts.append(piece)
+            else:
+                if sum(map(len, texts)) <= MAX_TEXT:
+                    return "".join(texts)
+        return render_bounded(self.template, context)
+
+
+def _plain_parts(parsed: nodes.Template) -> list[str | nodes.Name] | None:
+    if len(parsed.body) != 1 or not isinstance(parsed.body[0], nodes.Output):
+        return None
+    parts: list[str | nodes.Name] = []
+    for node in parsed.body[0].nodes:
+        if isinstance(node, nodes.TemplateData):
+            parts.append(node.data)
+        elif isinstance(node, nodes.Name) and node.ctx == "load":
+            parts.append(node)
+        else:
+            return None
+    return parts
+
+
+_ENV = BoundedSandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(text: str) -> _Compiled:
+    return _Compiled(text)
 
 
 def _params(case: Case) -> dict[str, Any]:
@@ -241,12 +291,11 @@ def _kind(value: Any) -> str:
     return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
-def _render(case: Case, key: str, template: jinja2.Template, names: set[str], context: dict[str, Any],
-            example: Example) -> str:
-    missing = names - context.keys()
+def _render(case: Case, key: str, compiled: _Compiled, context: dict[str, Any], example: Example) -> str:
+    missing = compiled.names - context.keys()
     if not missing:
         try:
-            return render_bounded(template, context)
+            return compiled.render(context)
         except Exception as exc:  # noqa: BLE001  # whatever a template raises becomes a clear PromptError below
             error: Exception = exc
     where = f"case {case.id!r}: {key} (example {example.id!r})"

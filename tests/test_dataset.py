@@ -17,7 +17,10 @@ from evalsuite import dataset
 from evalsuite.dataset import DatasetError, fingerprint, load_examples, preview
 from evalsuite.records import Example
 
-IMDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "imdb-test.jsonl"
+# ../shared/data beside the repository (from a worktree one level deeper, the same folder higher up)
+IMDB = next((folder / "shared" / "data" / "imdb-test.jsonl" for folder in Path(__file__).resolve().parents[2:]
+             if (folder / "shared" / "data" / "imdb-test.jsonl").exists()),
+            Path(__file__).resolve().parents[2] / "shared" / "data" / "imdb-test.jsonl")
 
 ROWS = [  # invented reviews: label 1 = positive
     {"rid": "a1", "review": "Loved every minute", "label": 1},
@@ -285,3 +288,83 @@ def test_preview_leaves_json_shapes_only_datasets_reads_to_the_run(tmp_path: Pat
     assert preview(spec(path="columns.json"), tmp_path) is None
     assert preview(spec(path="texts.json", expected=None), tmp_path) is None
     assert preview(spec(path="bom.jsonl"), tmp_path) == [Example("0", {"q": "a"}, "x")]
+
+
+# ------------------------------------------------------------------ JSON Lines read without datasets
+
+
+def _through_datasets(monkeypatch: pytest.MonkeyPatch, case_spec: DatasetSpec, root: Path) -> list[Example] | str:
+    with monkeypatch.context() as patched:
+        patched.setattr(dataset, "_plain_json_lines", lambda path: None)
+        return _examples_or_error(case_spec, root)
+
+
+def _examples_or_error(case_spec: DatasetSpec, root: Path) -> list[Example] | str:
+    try:
+        return load_examples(case_spec, root)
+    except DatasetError as exc:
+        return f"error: {exc}"
+
+
+PLAIN_FILES = {
+    "plain": b"".join(json.dumps(r).encode() + b"\n" for r in ROWS),
+    "blank lines, BOM, CRLF, keys reordered, nulls": (
+        b'\xef\xbb\xbf{"rid": "a1", "review": "Loved it", "label": 1, "score": 0.5, "ok": true, "note": null}\r\n'
+        b'\r\n   \n{"label": 0, "rid": "a2", "review": "Dull \\u00e9\\n\\"x\\"", "score": 2.0, "ok": false, '
+        b'"note": null}\n{"rid": "a3", "review": null, "label": 1, "score": null, "ok": null, "note": null}'),
+}
+DATASETS_FILES = {  # each read (or refused) by datasets, not here
+    "nested values": b'{"rid": "a1", "review": {"t": "x"}, "label": 1}\n',
+    "int and float in a column": b'{"rid": "a1", "review": "x", "label": 1}\n{"rid": "a2", "review": "y", "label": 0.5}\n',
+    "a missing key": b'{"rid": "a1", "review": "x", "label": 1}\n{"rid": "a2", "label": 0}\n',
+    "a repeated key": b'{"rid": "a1", "review": "x", "label": 1, "label": 0}\n',
+    "NaN": b'{"rid": "a1", "review": "x", "label": NaN}\n',
+    "not JSON": b'{"rid": "a1", "review": "x", "label": 1}\n{"rid": \n',
+    "a surrogate pair": b'{"rid": "a1", "review": "\\ud83d\\ude00", "label": 1}\n',
+    "an integer beyond 64 bits": b'{"rid": "a1", "review": "x", "label": 18446744073709551616}\n',
+}
+
+
+@pytest.mark.parametrize("name", PLAIN_FILES)
+def test_plain_json_lines_give_the_examples_datasets_gives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           name: str) -> None:
+    """Loading the 25k-review IMDB file through datasets took a second (its import, an Arrow cache on disk): a file
+    of plain rows is read with the json module, and its examples are datasets' own, value for value and type for
+    type, in every sampling."""
+    (tmp_path / "r.jsonl").write_bytes(PLAIN_FILES[name])
+    assert dataset._plain_json_lines(tmp_path / "r.jsonl") is not None  # the path under test is the one taken
+    for case_spec in (spec(path="r.jsonl", id="rid", expected="label"),
+                      spec(path="r.jsonl", id="rid", expected="label", label_names=["neg", "pos"], shuffle=True, seed=3),
+                      spec(path="r.jsonl", expected="label", stratify="label", limit=2, columns={"text": "review"})):
+        fast = load_examples(case_spec, tmp_path)
+        slow = _through_datasets(monkeypatch, case_spec, tmp_path)
+        assert fast == slow
+        assert [[type(v) for v in e.fields.values()] for e in fast] == [[type(v) for v in e.fields.values()]
+                                                                          for e in slow]  # type: ignore[union-attr]
+        assert [list(e.fields) for e in fast] == [list(e.fields) for e in slow]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("name", DATASETS_FILES)
+def test_json_lines_only_datasets_reads_go_to_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       name: str) -> None:
+    (tmp_path / "r.jsonl").write_bytes(DATASETS_FILES[name])
+    assert dataset._plain_json_lines(tmp_path / "r.jsonl") is None
+    case_spec = spec(path="r.jsonl", id="rid", expected=None)
+    assert repr(_examples_or_error(case_spec, tmp_path)) == repr(_through_datasets(monkeypatch, case_spec, tmp_path))
+
+
+def test_a_plain_json_lines_run_does_not_import_datasets(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "r.jsonl", ROWS)
+    code = ("import sys; from pathlib import Path; from evalsuite.cases.schema import DatasetSpec; "
+            "from evalsuite.dataset import load_examples; "
+            f"rows = load_examples(DatasetSpec(path='r.jsonl', id='rid', expected='label'), Path({str(tmp_path)!r})); "
+            "print(len(rows), 'datasets' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["6", "False"]
+
+
+@pytest.mark.skipif(not IMDB.exists(), reason="the shared 25k-row IMDB file is not on this machine")
+def test_the_25k_imdb_file_reads_as_datasets_reads_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    case_spec = spec(path=str(IMDB), id="id", expected="label", label_names=["negative", "positive"])
+    fast = load_examples(case_spec, tmp_path)
+    assert len(fast) == 24999 and fast == _through_datasets(monkeypatch, case_spec, tmp_path)

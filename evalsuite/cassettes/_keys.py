@@ -92,12 +92,10 @@ class KeyMaker:
 
     def of(self, method: str, uri: str, body: Any, headers: Any) -> RequestKey:
         """``body``: bytes/str as sent, or an already parsed JSON value."""
-        parsed = urlparse(uri)
-        endpoint = endpoint_tail(parsed.path)
-        query = sorted((k, v) for k, v in parse_qsl(parsed.query, keep_blank_values=True) if k.lower() not in IGNORED_QUERY)
+        endpoint, query = _endpoint_query(uri)
         digest = _header(headers, BODY_DIGEST_HEADER) or self._digest(body)  # stored redacted: keyed as sent
         tag = _header(headers, EXAMPLE_HEADER)
-        return RequestKey(_format(method, endpoint, urlencode(query), digest), api_of(endpoint), digest, tag)
+        return RequestKey(_format(method, endpoint, query, digest), api_of(endpoint), digest, tag)
 
     def _digest(self, body: Any) -> str:
         if isinstance(body, (bytes, str)):
@@ -126,6 +124,14 @@ class KeyMaker:
         """The key the transport would compute for ``call`` sent to ``endpoint`` (any URL path the SDK calls)."""
         digest = self.call_digest(call)
         return RequestKey(_post_prefix(endpoint) + digest, call.api, digest, str(call.key))
+
+
+@functools.lru_cache(maxsize=64)
+def _endpoint_query(uri: str) -> tuple[str, str]:
+    """(endpoint tail, the query parameters that count, encoded): a cassette's 25k requests share one or two URIs."""
+    parsed = urlparse(uri)
+    query = sorted((k, v) for k, v in parse_qsl(parsed.query, keep_blank_values=True) if k.lower() not in IGNORED_QUERY)
+    return endpoint_tail(parsed.path), urlencode(query)
 
 
 def _header(headers: Any, name: str) -> str:

@@ -224,12 +224,17 @@ def use_cassette(
         path=str(path), evalsuite_mode=mode, new_metadata=dict(metadata), options=options or CassetteOptions(),
         record_on_exception=False,
     )
-    with context as cassette:
-        try:
-            yield CassetteHandle(cassette, path, mode)
-        except BaseException:
-            cassette.save_interrupted()
-            raise
+    cassette: EvalCassette | None = None
+    try:
+        with context as cassette:
+            try:
+                yield CassetteHandle(cassette, path, mode)
+            except BaseException:
+                cassette.save_interrupted()
+                raise
+    finally:
+        if cassette is not None:
+            cassette.release()
 
 
 def _check_writable(folder: Path) -> None:

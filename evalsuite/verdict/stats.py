@@ -25,7 +25,6 @@ from statistics import NormalDist
 from typing import Any, Literal
 
 import numpy as np
-from scipy.special import bdtr, bdtrc  # binomial CDF / survival; scipy.stats costs ~1 s to import
 
 Aggregate = Callable[[Sequence[Any]], float] | Literal["mean"]
 # Optional vectorised aggregate: (per-example values, index matrix [rows, m]) -> aggregate of each row's
@@ -77,6 +76,14 @@ def wilson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, flo
     center = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return max(0.0, center - half), min(1.0, center + half)
+
+
+def _binomial_tails(k: int, n: int) -> tuple[float, float]:
+    """(P(B <= k), P(B >= k)) for B ~ Binomial(n, 1/2). scipy.special is imported here, when a baseline is
+    compared: a run without one never pays for it (scipy.stats would cost ~1 s)."""
+    from scipy.special import bdtr, bdtrc  # binomial CDF / survival
+
+    return float(bdtr(k, n, 0.5)), 1.0 if k == 0 else float(bdtrc(k - 1, n, 0.5))
 
 
 def _index_chunks(
@@ -248,8 +255,7 @@ def mcnemar_exact(
     n = b + c
     if n == 0:
         return 1.0
-    at_most_b = float(bdtr(b, n, 0.5))  # P(B <= b)
-    at_least_b = 1.0 if b == 0 else float(bdtrc(b - 1, n, 0.5))  # P(B >= b)
+    at_most_b, at_least_b = _binomial_tails(b, n)
     if alternative == "worse":
         return at_least_b
     if alternative == "better":
@@ -441,8 +447,8 @@ def _mean_test(old: np.ndarray, new: np.ndarray, codes: np.ndarray | None, resam
     if np.allclose(magnitude, magnitude[0], rtol=1e-9, atol=0.0):
         # d' = magnitude * (2B - k) / n with B ~ Binomial(k, 1/2) the number of positive terms.
         positive = int(np.count_nonzero(swappable > 0))
-        at_least = 1.0 if positive == 0 else float(bdtrc(positive - 1, k, 0.5))
-        return RandomizationTest(float(bdtr(positive, k, 0.5)), at_least, "exact")
+        at_most, at_least = _binomial_tails(positive, k)
+        return RandomizationTest(at_most, at_least, "exact")
     if k <= EXACT_UNITS_MEAN:
         rest = total - float(swappable.sum())  # the units with no difference: ~0, kept for round-off parity
         stats = np.concatenate([(2.0 * (bits @ swappable) - swappable.sum() + rest) / n for bits in _sign_patterns(k)])

@@ -47,3 +47,20 @@ def test_broken_case_files_are_collection_errors_at_their_line_and_the_rest_coll
     assert "Traceback" not in output and "INTERNALERROR" not in output
     assert "cases/good.yaml::good" in result.stdout and "1 test collected, 8 errors" in result.stdout
     assert "cases/repeats.yaml:4: repeats: 3 samples at temperature 0 (good)" in result.stdout
+
+
+def test_collecting_a_case_file_imports_neither_the_sdk_nor_vcrpy_nor_scipy(tmp_path) -> None:
+    """What a case file's items are needs the case, its dataset's first rows and its templates: the SDK, vcrpy and
+    the statistics wait for an item to run (they were a second of every ``pytest --collect-only``)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "cases").mkdir()
+    (tmp_path / "cases" / "good.yaml").write_text(GOOD.replace("data/rows.jsonl", "rows.jsonl"))
+    (tmp_path / "cases" / "rows.jsonl").write_text('{"question": "Is water wet?", "expected": "wet"}\n')
+    code = ("import sys; from pathlib import Path; import evalsuite._pytest_items as items; "
+            f"root = Path({str(tmp_path)!r}); runs = items.load_suite(root / 'cases' / 'good.yaml', root); "
+            "print(len(runs), sorted(m for m in ('openai', 'vcr', 'scipy', 'datasets', 'evalsuite.runner') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "1 []"

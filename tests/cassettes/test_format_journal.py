@@ -417,3 +417,28 @@ def test_a_recording_killed_on_a_volume_is_recovered_from_the_local_journal(
         assert handle.n_recovered == handle.n_interactions == kept
     assert not ops.appends and not ops.renames and ops.written == [str(path)]
     assert not journal.exists() and len(interactions(path)) == kept
+
+
+def test_a_loaded_cassette_takes_about_the_memory_of_its_file(tmp_path: Path) -> None:
+    """25k IMDB interactions (86 MB on disk) held 450 MB once loaded: each body orjson wrote back kept a 4-16 KB
+    buffer. A 1.4 KB review and its answer now cost about their size."""
+    import tracemalloc
+
+    review = "A quiet, patient film about a lighthouse keeper and the storm that will not end. " * 17
+    one = _interaction("chat/completions", {"finish_reason": "stop", "index": 0,
+                                            "message": {"role": "assistant", "content": "Positive"}})
+    data = {"version": 1, "metadata": {}, "interactions": []}
+    for n in range(300):
+        interaction = json.loads(json.dumps(one))
+        interaction["request"]["body_json"] = {"model": "m", "messages": [{"role": "user", "content": f"{n} {review}"}]}
+        data["interactions"].append(interaction)
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(data, indent=2))
+    tracemalloc.start()
+    try:
+        requests, _, _ = load(path)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(requests) == 300 and requests[7].body.startswith(b'{"model":"m","messages":[{"role":"user","content":"7 A')
+    assert held < 1.5 * path.stat().st_size

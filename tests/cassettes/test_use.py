@@ -90,3 +90,45 @@ def test_replaying_an_azure_recording_without_its_flags_says_how_to_replay_it(py
     assert "--eval-model azure_openai:dep1\n" in out and "--record-mode=rewrite" in out
     assert "it would mix two endpoints in one cassette" in out
     assert "--record-mode=new_episodes\n" not in out and "Traceback" not in out
+
+
+def test_a_cassette_holds_no_interactions_once_its_block_ends(tmp_path: Path) -> None:
+    """vcrpy's patches keep the cassette object in reference cycles until a full garbage collection: the recording it
+    held (180 MB for 25k interactions) is dropped when the block ends, so a session of many items or its reports
+    never hold every cassette at once. Its counts stay readable."""
+    import gc
+    import weakref
+
+    path = tmp_path / "item.json"
+    with ChatServer() as server, use_cassette(path, "once", metadata=META):
+        ask(openai_client(server.base_url), call("e1", "hi"))
+    with use_cassette(path, "none", metadata=META) as handle:
+        assert handle.play(call("e1", "hi"), "chat/completions") is not None
+        [(request, _)] = handle._cassette.data
+        recorded = weakref.ref(request)
+        del request
+    gc.collect()
+    assert recorded() is None
+    assert (handle.n_interactions, handle.n_played) == (1, 1)
+
+
+def test_garbage_that_dies_while_a_cassette_is_in_use_is_still_collected(tmp_path: Path) -> None:
+    """Loading freezes what is alive (collections during a 25k replay re-scanned it for a third of the time); the end
+    of the block unfreezes it, so a reference cycle that died meanwhile is collected, not kept for the session."""
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    path = tmp_path / "item.json"
+    with ChatServer() as server, use_cassette(path, "once", metadata=META):
+        ask(openai_client(server.base_url), call("e1", "hi"))
+    cycle = Node()
+    cycle.itself = cycle  # type: ignore[attr-defined]
+    alive = weakref.ref(cycle)
+    with use_cassette(path, "none", metadata=META):
+        assert gc.get_freeze_count() > 0
+        del cycle
+    gc.collect()
+    assert alive() is None and gc.get_freeze_count() == 0
