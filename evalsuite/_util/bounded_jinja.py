@@ -12,7 +12,8 @@ values stay fine (``'%d' % 20000000``): only widths and counts are bounded.
 Those bounds are per value; a render also has a BUDGET (:class:`_Budget`), because small values add up:
 a loop keeping ten 10 M strings, a list of a million references to one 10 M string turned into text, two
 nested loops of 100,000. So every intercepted operation (operator, call, filter, ``~``, ``{{ }}`` output)
-and every ``for`` iteration checks a deadline (:data:`MAX_SECONDS`, one ``time.monotonic()``), the text
+and every ``for`` iteration checks a deadline (:data:`MAX_SECONDS` of the rendering thread's CPU time, one
+``time.thread_time()``: a machine busy with other work, which only delays a render, never fails it), the text
 and items those operations made are summed against :data:`MAX_ALLOCATED`, anything turned into text
 (``{{ }}``, ``string``, ``join``, ``tojson``, ``sort``, ``~``, ``%``/``format`` arguments...) is first
 measured by :func:`text_size` (which stops counting past the limit), and macros nest at most
@@ -46,7 +47,7 @@ MAX_TEXT = 10_000_000  # characters in any string a template builds, and in its 
 MAX_ITEMS = 1_000_000  # items in any list or tuple it builds
 MAX_RANGE = 100_000  # items in range(); Jinja's own sandbox limit, said with the fix
 MAX_INT_BITS = 100_000  # an integer of ~30,000 digits
-MAX_SECONDS = 2.0  # per render; a prompt renders in microseconds
+MAX_SECONDS = 2.0  # CPU seconds per render; a prompt renders in microseconds
 MAX_ALLOCATED = 50_000_000  # characters + items made by a render's operations, summed
 MAX_MACRO_DEPTH = 50  # macro calls inside macro calls
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
@@ -84,8 +85,8 @@ def _spend(size: int = 0) -> None:
     budget = _budget.get()
     if budget is None:
         return
-    if time.monotonic() > budget.deadline:
-        raise TemplateTimeout(f"the render ran longer than {budget.seconds:g} s; the limit is {budget.seconds:g} s")
+    if time.thread_time() > budget.deadline:
+        raise TemplateTimeout(f"the render used more than {budget.seconds:g} s of CPU time; the limit is {budget.seconds:g} s")
     if size:
         budget.allocated += size
         if budget.allocated > MAX_ALLOCATED:
@@ -400,7 +401,7 @@ class BoundedSandbox(SandboxedEnvironment):
 def render_bounded(template: jinja2.Template, context: dict[str, Any]) -> str:
     """``template.render`` within a fresh :class:`_Budget`, stopping as soon as the output passes MAX_TEXT
     (a loop printing a field)."""
-    token = _budget.set(_Budget(time.monotonic() + MAX_SECONDS, MAX_SECONDS))
+    token = _budget.set(_Budget(time.thread_time() + MAX_SECONDS, MAX_SECONDS))
     try:
         chunks: list[str] = []
         size = 0
