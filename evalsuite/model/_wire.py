@@ -113,6 +113,12 @@ def recorded_answer(call: Call, response: dict[str, Any]) -> Answer:
 
 def estimate_tokens(call: Call) -> float:
     """Tokens a call will use, before sending: prompt chars / 4 plus the completion cap."""
+    prompt, completion = estimated_usage(call)
+    return prompt + completion
+
+
+def estimated_usage(call: Call) -> tuple[float, float]:
+    """(prompt, completion) tokens before sending: prompt chars / 4, and the completion cap (0 when unset)."""
     body = call.body
     if "messages" in body:
         chars = sum(len(m.get("content") or "") if isinstance(m.get("content"), str) else len(str(m.get("content")))
@@ -120,4 +126,4 @@ def estimate_tokens(call: Call) -> float:
     else:
         prompt = body.get("prompt", "")
         chars = len(prompt) if isinstance(prompt, str) else len(str(prompt))
-    return chars / 4 + (body.get("max_tokens") or body.get("max_completion_tokens") or 0)
+    return chars / 4, float(body.get("max_tokens") or body.get("max_completion_tokens") or 0)

@@ -2,7 +2,10 @@
 
 Tests and benchmarks drive the unmodified ``openai`` SDK against it. It answers deterministically
 (``responder(body) -> text``), reports usage and logprobs, serves the Azure deployment path too, and
-injects latency, 429s (with ``Retry-After``) and 500s on demand. ``fault`` makes every request fail
+injects latency, 429s (with ``Retry-After``) and 500s on demand. It counts the requests it holds at once
+(``in_flight``, ``max_in_flight``: a budget shared across items is seen here, not in timings); ``barrier``
+holds every request until that many have arrived (10 s at most), so a test knows they were in flight
+together; ``latency_for(body)`` gives a request its own latency. ``fault`` makes every request fail
 one way (``FAULTS``): "trickle" (a byte every ``trickle_delay_s``), "hang" (never answers), "404" and
 "401" (JSON errors), "html200" and "html502" (a proxy's HTML page).
 """
@@ -59,7 +62,13 @@ class ChatServer:
         fault: str | None = None,
         trickle_delay_s: float = 0.2,
         dumps: Callable[[Any], str] = json.dumps,
+        barrier: int = 0,
+        latency_for: Callable[[dict[str, Any]], float] | None = None,
     ) -> None:
+        self.barrier = barrier
+        self.latency_for = latency_for
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.dumps = dumps  # how answers are JSON-encoded: a test may escape every character, as some servers do
         if fault is not None and fault not in FAULTS:
             raise ValueError(f"fault {fault!r}: choose one of {FAULTS}")
@@ -141,11 +150,24 @@ class ChatServer:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.received += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         if self.fault is not None:
             return await self._faulty(request)
         body = await request.json()
-        if self.latency_s:
-            await asyncio.sleep(self.latency_s)
+        waited = 0.0
+        while self.received < self.barrier and waited < 10 and not self._closing:
+            await asyncio.sleep(0.01)
+            waited += 0.01
+        latency = self.latency_for(body) if self.latency_for is not None else self.latency_s
+        if latency:
+            await asyncio.sleep(latency)
         fault = self._fault()
         if fault is not None:
             return fault
