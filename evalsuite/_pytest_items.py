@@ -115,15 +115,16 @@ class SessionSchedule:
         self.scheduler = Scheduler(settings, spend_share=1 / workers, spend_note=note)
         self.tickets: dict[pytest.Item, Ticket] = {}
         self.added: set[pytest.Item] = set()
+        self.all_added = False  # without xdist, every selected item is added at the first test
         self.steals = workerinput is not None and workerinput.get(DIST_KEY) == "worksteal"
 
     def plan_ahead(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
         if hasattr(self.config, "workerinput"):
             ahead = [item, *([nextitem] if nextitem is not None else []), *([] if self.steals else _queued(item.session))]
-        elif self.added:
+        elif self.all_added:
             return
         else:
-            ahead = list(item.session.items)
+            ahead, self.all_added = list(item.session.items), True
         for candidate in ahead:
             if isinstance(candidate, CaseItem) and candidate not in self.added and _will_run(candidate):
                 self.tickets[candidate] = self._add(candidate)
@@ -149,9 +150,13 @@ def session_schedule(config: pytest.Config) -> SessionSchedule:
     return schedule
 
 
-def schedule_around(item: pytest.Item, nextitem: pytest.Item | None) -> SessionSchedule:
+def schedule_around(item: pytest.Item, nextitem: pytest.Item | None) -> SessionSchedule | None:
     """Before ``item`` runs: add the items ahead; let calls go out while a case item runs, hold them otherwise (a
-    hand-written test may patch the HTTP stack, as vcrpy cassettes do, and must not catch the scheduler's calls)."""
+    hand-written test may patch the HTTP stack, as vcrpy cassettes do, and must not catch the scheduler's calls).
+
+    None when the run's options could not be read (an xdist worker met a usage error): each item says so."""
+    if settings_key not in item.config.stash:
+        return None
     schedule = session_schedule(item.config)
     schedule.plan_ahead(item, nextitem)
     if isinstance(item, CaseItem):

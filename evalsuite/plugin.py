@@ -244,7 +244,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     try:
         return (yield)
     finally:
-        if item.session.shouldstop or item.session.shouldfail:
+        if schedule is not None and (item.session.shouldstop or item.session.shouldfail):
             schedule.scheduler.stop()
 
 

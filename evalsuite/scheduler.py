@@ -161,6 +161,8 @@ class Scheduler:
     def hold(self) -> None:
         """No new request until :meth:`release`; returns once the requests in flight are answered."""
         with self._cond:
+            if self._held:
+                return
             self._held = True
             engine, loop = self._engine, self._loop
         if engine is not None and loop is not None:
