@@ -157,6 +157,29 @@ def report(suite: pytest.Pytester) -> dict[str, dict]:
     return {item["item_id"]: item for item in doc["items"]}
 
 
+def test_items_report_in_pytests_order_whatever_order_their_answers_came_in(suite: pytest.Pytester, monkeypatch) -> None:
+    from xml.etree import ElementTree
+
+    def plain_is_slow(body: dict) -> float:  # the plain-prompt items (run first) are answered after the terse ones
+        return 0.3 if "Classify the sentiment" in str(body) else 0.0
+
+    with ChatServer(sentiment_responder, latency_for=plain_is_slow) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        live = in_process(suite, "-v", "--record-mode=once", "--junitxml=live.xml", "--eval-concurrency", "32")
+        served = ["Classify the sentiment" in str(body) for body in server.requests]
+    assert served == [False] * 16 + [True] * 16  # the last two items were answered first
+    live.assert_outcomes(passed=4)
+    assert [line.split("::")[1].split(" ")[0] for line in live.stdout.lines if " PASSED" in line] == ITEMS
+    junit = [case.get("name") for case in ElementTree.parse(suite.path / "live.xml").getroot().iter("testcase")]
+    assert junit == ITEMS
+    scores = {item_id: [(m["name"], m["value"], m["n"]) for m in item["metrics"]] for item_id, item in report(suite).items()}
+
+    replay = in_process(suite)  # the same answers, from the cassettes: the same results
+    replay.assert_outcomes(passed=4)
+    assert {item_id: [(m["name"], m["value"], m["n"]) for m in item["metrics"]]
+            for item_id, item in report(suite).items()} == scores
+
+
 def test_x_stops_sending_the_calls_of_the_items_that_will_not_run(suite: pytest.Pytester, monkeypatch) -> None:
     # Every answer is unparseable (the echo server), so the first item fails its threshold and -x ends the session.
     with ChatServer(latency_s=0.3) as server:
@@ -259,7 +282,7 @@ def test_ctrl_c_keeps_every_answer_recorded_so_far(suite: pytest.Pytester) -> No
 
     env = {**os.environ, "OPENAI_API_KEY": "sk-test-key-0000"}
     env.pop("CI", None)
-    with ChatServer(sentiment_responder, latency_s=0.1) as server:
+    with ChatServer(sentiment_responder, latency_s=0.25) as server:  # the 26 calls left would take 3 s more
         env["OPENAI_BASE_URL"] = server.base_url
         child = subprocess.Popen([sys.executable, "-m", "pytest", "cases", "-p", "no:cacheprovider",
                                   "--record-mode=rewrite", "--eval-concurrency", "2"],
