@@ -123,7 +123,7 @@ class CassetteHandle:
             if name.lower() != "content-encoding":
                 headers.setdefault(name, []).append(value)
         self._cassette.append(
-            Request(request.method, str(request.url), request.content, request.headers),
+            Request(request.method, str(request.url), request.content, dict(request.headers.items())),
             {"status": {"code": response.status_code, "message": response.reason_phrase}, "headers": headers,
              "body": {"string": response.content}},
         )
