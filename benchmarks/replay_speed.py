@@ -123,7 +123,7 @@ def child_breakdown(root: Path, limit: int | None) -> None:
     from evalsuite import dataset, prompts, runner
     from evalsuite.cases import load_suite
     from evalsuite.cassettes import use_cassette
-    from evalsuite.model import answer_calls
+    from evalsuite.model import recorded_answers
 
     marks["imports"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -142,10 +142,11 @@ def child_breakdown(root: Path, limit: int | None) -> None:
         marks["cassette_load"] = time.perf_counter() - t
         marks["rss_after_cassette_mb"] = peak_rss_mb()
         t = time.perf_counter()
-        answers = answer_calls(calls, run.case.model, handle, record_mode="none")
+        endpoint = runner.get_provider(run.case.model.provider).endpoint(run.case.model)
+        answers, _ = recorded_answers(calls, handle, endpoint)
         marks["replay"] = time.perf_counter() - t
     marks["peak_rss_mb"] = peak_rss_mb()
-    assert all(a.ok for a in answers), "replay missed calls"
+    assert all(a is not None and a.ok for a in answers), "replay missed calls"
     print(json.dumps(marks))
 
 

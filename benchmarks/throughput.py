@@ -164,12 +164,14 @@ def _imdb_child(base_url: str, concurrency: int, record: bool, conn: Connection)
     note = "not recorded (--no-record)"
     with tempfile.TemporaryDirectory() as tmp:
         if record:
-            from evalsuite.cassettes import use_cassette
+            from evalsuite.cassettes import open_cassette
 
             cassette = Path(tmp) / "imdb.json"
-            with use_cassette(cassette, "all", metadata={"benchmark": "throughput"}):
-                wall, answers = timed(lambda: run_calls_sync(calls, model_for(base_url), settings=settings))
-            note = f"recorded with evalsuite.cassettes (mode all): cassette {cassette.stat().st_size / 1e6:.1f} MB"
+            handle = open_cassette(cassette, "all", metadata={"benchmark": "throughput"})
+            wall, answers = timed(lambda: run_calls_sync(calls, model_for(base_url), settings=settings,
+                                                         record=handle.record))
+            handle.save()
+            note = f"recorded as the session scheduler does (mode all): cassette {cassette.stat().st_size / 1e6:.1f} MB"
         else:
             wall, answers = timed(lambda: run_calls_sync(calls, model_for(base_url), settings=settings))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from _pytest._code.code import ReprExceptionInfo, ReprFileLocation, ReprTracebackNative
@@ -17,9 +17,12 @@ from _pytest._code.code import ReprExceptionInfo, ReprFileLocation, ReprTracebac
 from evalsuite._ci import failure_headline
 from evalsuite.cases import CaseRun, load_suite
 from evalsuite.errors import CaseFileWarning, EvalsuiteError, NotRecorded, Unavailable
-from evalsuite.plugin import quarantine_key, results_key, run_settings, settings_key
+from evalsuite.plugin import quarantine_key, results_key, run_settings, schedule_key, settings_key
 from evalsuite.records import ItemResult, item_identity
 from evalsuite.verdict.baseline import case_file
+
+if TYPE_CHECKING:
+    from evalsuite.scheduler import Ticket
 
 _PROPERTY_FAMILIES = ("xunit1", "legacy")  # the junit families whose schema has testcase <properties>
 
@@ -60,16 +63,17 @@ class CaseItem(pytest.Item):
 
     def runtest(self) -> None:
         from evalsuite import runner  # the SDK, vcrpy and numpy: not for collecting (--collect-only)
-        from evalsuite.cassettes import CassetteOptions
 
         settings = replace(run_settings(self.config), nodeid=self.nodeid)
-        options = CassetteOptions()
-        self.config.hook.pytest_evalsuite_cassette(config=self.config, item=self, cassette=options)
+        schedule = session_schedule(self.config)
         try:
-            result = runner.run_item(self.run, settings, cassette_options=options)
+            answered = schedule.scheduler.wait(schedule.ticket(self))
+            result = runner.finish_item(answered, settings)
         except Unavailable as exc:
             pytest.skip(str(exc))
         add_result(self, result)
+        if result.meta.get("not_run"):  # the spend guard kept examples from running: not a verdict
+            raise EvalsuiteError(result.message)
         if not result.passed:
             # pytest's one-line summary shows the first line: the metric and its value, not the title.
             details = result.message.splitlines()[1:]
@@ -85,6 +89,124 @@ class CaseItem(pytest.Item):
     def reportinfo(self) -> tuple[Path, int, str]:
         line = int(self.run.source.rsplit(":", 1)[1]) - 1 if ":" in self.run.source else 0
         return self.path, line, f"evalsuite: {self.run.item_id}"
+
+
+class SessionSchedule:
+    """The session's :class:`~evalsuite.scheduler.Scheduler` and the items given to it, ahead of pytest running them.
+
+    Without xdist every selected item is known when the first test starts: all of them are added then, in
+    pytest's order (``-k``, ``-m``, ``--lf``, ``--sw`` have deselected the others; items a skip marker or
+    ``xfail(run=False)`` keeps from running are left out). An xdist worker knows only the items the controller
+    has handed it: ``--dist load`` (and loadscope, loadfile, loadgroup) sends each worker chunks of consecutive
+    items and more as its queue runs low, and never takes them back, so before each test the worker adds the
+    test, the next one and every item queued behind them (read from pytest-xdist's ``WorkerInteractor``, whose
+    queue is not a public API: if it is not found, the test and the next one). ``--dist worksteal`` takes queued
+    items back to hand them to an idle worker, so there only the test and the next one (both already off the
+    queue) are added: an item is never answered by two workers. Each worker schedules its own share; the spend
+    guard gives each worker ``1/n`` of ``--eval-max-cost``.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        from evalsuite.scheduler import Scheduler  # the engine, the SDK, vcrpy: not for collecting (--collect-only)
+
+        self.config = config
+        workerinput = getattr(config, "workerinput", None)
+        workers = int(workerinput.get("workercount", 1)) if workerinput else 1
+        settings = run_settings(config)
+        note = (f" (1/{workers} of --eval-max-cost {settings.max_cost:g} per xdist worker)"
+                if workers > 1 and settings.max_cost is not None else "")
+        self.scheduler = Scheduler(settings, spend_share=1 / workers, spend_note=note)
+        self.tickets: dict[pytest.Item, Ticket] = {}
+        self.added: set[pytest.Item] = set()
+        self.all_added = False  # without xdist, every selected item is added at the first test
+        self.steals = workerinput is not None and workerinput.get(DIST_KEY) == "worksteal"
+
+    def plan_ahead(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        if hasattr(self.config, "workerinput"):
+            ahead = [item, *([nextitem] if nextitem is not None else []), *([] if self.steals else _queued(item.session))]
+        elif self.all_added:
+            return
+        else:
+            ahead, self.all_added = list(item.session.items), True
+        for candidate in ahead:
+            if isinstance(candidate, CaseItem) and candidate not in self.added and _will_run(candidate):
+                self.tickets[candidate] = self._add(candidate)
+
+    def ticket(self, item: CaseItem) -> Ticket:
+        """``item``'s ticket: the one added ahead, or (run again, or never added) a new one."""
+        return self.tickets.pop(item, None) or self._add(item)
+
+    def _add(self, item: CaseItem) -> Ticket:
+        from evalsuite.cassettes import CassetteOptions
+
+        self.added.add(item)
+        options = CassetteOptions()
+        self.config.hook.pytest_evalsuite_cassette(config=self.config, item=item, cassette=options)
+        return self.scheduler.add(item.run, replace(run_settings(self.config), nodeid=item.nodeid), options)
+
+
+DIST_KEY = "evalsuite_dist"  # in an xdist worker's workerinput: the controller's --dist mode
+
+
+def session_schedule(config: pytest.Config) -> SessionSchedule:
+    schedule = config.stash.get(schedule_key, None)
+    if schedule is None:
+        schedule = config.stash[schedule_key] = SessionSchedule(config)
+    return schedule
+
+
+def schedule_around(item: pytest.Item, nextitem: pytest.Item | None) -> SessionSchedule | None:
+    """Before ``item`` runs: add the items ahead; let calls go out while a case item runs, hold them otherwise (a
+    hand-written test may patch the HTTP stack, as vcrpy cassettes do, and must not catch the scheduler's calls).
+
+    None when the run's options could not be read (an xdist worker met a usage error): each item says so."""
+    if settings_key not in item.config.stash:
+        return None
+    schedule = session_schedule(item.config)
+    schedule.plan_ahead(item, nextitem)
+    if isinstance(item, CaseItem):
+        schedule.scheduler.release()
+    else:
+        schedule.scheduler.hold()
+    return schedule
+
+
+def check_prices(session: pytest.Session) -> None:
+    """With ``--eval-max-cost`` on a live run, every selected case item's model needs a price: a usage error now,
+    before anything is sent, names the first model without one and the fix."""
+    settings = run_settings(session.config)
+    if settings.max_cost is None or settings.record_mode == "none":
+        return
+    from evalsuite.model import model_prices, price_per_1k
+    from evalsuite.scheduler import price_missing
+
+    for item in session.items:
+        if isinstance(item, CaseItem):
+            model = item.run.case.model.model_copy(update=settings.model_override)
+            if price_per_1k(model.name, model_prices(model, settings.prices)) is None:
+                raise pytest.UsageError(price_missing(model))
+
+
+def _queued(session: pytest.Session) -> list[pytest.Item]:
+    """The items an xdist worker has been handed and not started, in order (see :class:`SessionSchedule`)."""
+    for plugin in session.config.pluginmanager.get_plugins():
+        queue: Any = getattr(plugin, "torun", None)
+        if type(plugin).__name__ == "WorkerInteractor" and hasattr(queue, "lock"):
+            with queue.lock() as indices:
+                pending = [index for index in indices if isinstance(index, int)]
+            return [session.items[index] for index in pending if index < len(session.items)]
+    return []
+
+
+def _will_run(item: pytest.Item) -> bool:
+    """False when a skip marker (or ``xfail(run=False)``) keeps ``item`` from running: its calls would be wasted."""
+    from _pytest.skipping import evaluate_skip_marks, evaluate_xfail_marks  # pytest's own reading of the markers
+
+    try:
+        xfailed = evaluate_xfail_marks(item)
+        return evaluate_skip_marks(item) is None and (xfailed is None or xfailed.run or item.config.option.runxfail)
+    except Exception:  # a marker condition that fails: pytest reports it when the item runs (then it is added)
+        return False
 
 
 def plain_failure(path: str, line: int, text: str) -> ReprExceptionInfo:
@@ -123,8 +245,10 @@ def reported_results(item: pytest.Item, call: pytest.CallInfo[None], report: pyt
     quarantine = item.stash.get(quarantine_key, None)
     scored = item.stash.get(results_key, []) if call.when == "call" else []
     if scored:
-        for result in scored:
-            result.outcome, result.quarantine = ("failed" if outcome == "error" else outcome), quarantine
+        for result in scored:  # an error after scoring is a failure, unless examples were not run (spend guard)
+            incomplete = bool(result.meta.get("not_run"))
+            result.outcome = "failed" if outcome == "error" and not incomplete else outcome
+            result.quarantine = quarantine
         return scored
     ends_item = call.when == "call" or (call.when == "setup" and not report.passed)
     settings = item.config.stash.get(settings_key, None)

@@ -17,6 +17,7 @@ import os
 import re
 import sys
 from collections.abc import Generator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -26,7 +27,7 @@ from evalsuite import hookspecs
 from evalsuite._util.record_modes import MODES
 
 if TYPE_CHECKING:
-    from evalsuite._pytest_items import CaseItem
+    from evalsuite._pytest_items import CaseItem, SessionSchedule
     from evalsuite.quarantine import QuarantineEntry
     from evalsuite.records import ItemResult
     from evalsuite.runner import RunSettings
@@ -43,6 +44,7 @@ DEFINED_ATTR = "evalsuite_defined"  # beside RESULTS_ATTR: every item its case f
 settings_key = pytest.StashKey["RunSettings"]()
 results_key = pytest.StashKey["list[ItemResult]"]()  # on an item: every result it produced (a test may score twice)
 quarantine_key = pytest.StashKey["dict[str, Any]"]()  # on a quarantined item: its quarantine.yaml entry
+schedule_key = pytest.StashKey["SessionSchedule"]()  # the session's scheduler, once a test has started
 _quarantine_entries_key = pytest.StashKey["list[QuarantineEntry]"]()
 _case_file_seen_key = pytest.StashKey[bool]()  # even one that failed to load: its options are checked too
 
@@ -59,6 +61,8 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     group.addoption("--eval-rpm", type=float, default=None, help="requests-per-minute budget per endpoint (live calls)")
     group.addoption("--eval-tpm", type=float, default=None, help="tokens-per-minute budget per endpoint (live calls)")
     group.addoption("--eval-limit", type=int, default=None, help="cap every dataset at N examples (quick run)")
+    group.addoption("--eval-max-cost", type=float, default=None, metavar="USD",
+                    help="spend guard of live runs: send no call once the estimated cost would pass USD")
     group.addoption("--eval-model", default=None, metavar="[PROVIDER:]NAME",
                     help="override every case's model or Azure deployment, e.g. gpt-4o or azure_openai:gpt-4")
     group.addoption("--eval-api", default=None, choices=("chat", "completions", "responses"),
@@ -81,6 +85,7 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     parser.addini("eval_concurrency", "default max concurrent calls per case", default="")
     parser.addini("eval_rpm", "requests-per-minute budget per endpoint", default="")
     parser.addini("eval_tpm", "tokens-per-minute budget per endpoint", default="")
+    parser.addini("eval_max_cost", "spend guard of live runs, in USD (estimated cost)", default="")
     parser.addini("eval_baseline", "baseline JSON path, relative to rootdir", default="")
     parser.addini("eval_alpha", "significance level of the baseline gate", default="0.05")
     parser.addini("eval_redact", "secrets to redact from cassettes and reports, besides the environment's: "
@@ -166,6 +171,7 @@ def run_settings(config: pytest.Config) -> RunSettings:
         "update_baseline": config.getoption("eval_update_baseline"),
         "redact": config.getini("eval_redact"),
         "rejudge": config.getoption("eval_rejudge"),
+        "max_cost": _option(config, "eval_max_cost", "eval_max_cost"),
     }
     try:
         settings = RunSettings.from_options(options)
@@ -216,6 +222,52 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if not hasattr(config, "workerinput"):
             raise
         session.shouldstop = str(exc)  # an xdist worker: the controller stops the run and prints why
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Selection is final (``-k``, ``-m``, ``--lf``): a spend guard that cannot price a selected item stops the run
+    before anything is sent."""
+    if not session.config.stash.get(_case_file_seen_key, False) or session.config.option.collectonly:
+        return
+    from evalsuite._pytest_items import check_prices
+
+    try:
+        check_prices(session)
+    except pytest.UsageError as exc:
+        if not hasattr(session.config, "workerinput"):
+            raise
+        session.shouldstop = str(exc)  # an xdist worker: the controller stops the run and prints why
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist's controller tells each worker its ``--dist`` mode (a worker's own option says "no")."""
+    from evalsuite._pytest_items import DIST_KEY
+
+    node.workerinput[DIST_KEY] = node.config.getoption("dist", None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    """The session scheduler plans the case items ahead of pytest, and stops with it (``-x``, ``--maxfail``)."""
+    if not item.config.stash.get(_case_file_seen_key, False):
+        return (yield)
+    from evalsuite._pytest_items import schedule_around
+
+    schedule = schedule_around(item, nextitem)
+    try:
+        return (yield)
+    finally:
+        if schedule is not None and (item.session.shouldstop or item.session.shouldfail):
+            schedule.scheduler.stop()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Before the reports: calls still in flight are cancelled and every cassette is saved with what it recorded."""
+    schedule = session.config.stash.get(schedule_key, None)
+    if schedule is not None:
+        schedule.scheduler.close()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -399,8 +451,10 @@ class SessionReport:
                                            redact=settings.redact)
             self.notes.append(("reports: " + ", ".join(str(p) for p in written.values()), False))
             if config.getoption("eval_update_baseline") and settings.baseline_path:
-                scored = [item for item in self.items if item.metrics]  # the others keep their old entry
-                write_baseline(settings.rootdir / settings.baseline_path, self.items, redact=settings.redact)
+                # an item with examples the spend guard did not run is no baseline: its entry is kept, like a failure's
+                complete = [replace(item, metrics=[]) if item.meta.get("not_run") else item for item in self.items]
+                scored = [item for item in complete if item.metrics]  # the others keep their old entry
+                write_baseline(settings.rootdir / settings.baseline_path, complete, redact=settings.redact)
                 kept = len(self.items) - len(scored)
                 self.notes.append((f"baseline written: {baseline} ({len(scored)} items"
                                    + (f"; {kept} not scored, their entries kept)" if kept else ")"), False))

@@ -91,8 +91,10 @@ class Call(_OneSample):
         return body_hash(self.body)
 
 
-# "endpoint": a failure of the endpoint, not of the request (401/403/404, a non-JSON page, 5xx after retries).
-ErrorKind = Literal["not_recorded", "api", "endpoint", "timeout", "connection", "rate_limited", "interrupted"]
+# "endpoint": a failure of the endpoint, not of the request (401/403/404, a non-JSON page, 5xx after retries);
+# "not_run": never sent, because the spend guard (--eval-max-cost) was reached.
+ErrorKind = Literal["not_recorded", "api", "endpoint", "timeout", "connection", "rate_limited", "interrupted",
+                    "not_run"]
 
 
 @dataclass

@@ -18,11 +18,11 @@ from evalsuite import dataset, parsing, prompts, verdict
 from evalsuite._util.secrets import user_secrets
 from evalsuite.cases import CaseRun, tool_settings
 from evalsuite.cases.schema import Case, MetricSpec, ModelSettings
-from evalsuite.cassettes import MODES, CassetteOptions, use_cassette
+from evalsuite.cassettes import MODES, CassetteOptions, Misses
 from evalsuite.errors import BaselineError, DatasetUnavailable, EvalsuiteError, NotRecorded, SettingsError, Unavailable, display_path
 from evalsuite.metrics import Metric, MetricInfo, get_metric
 from evalsuite.metrics._calls import REJUDGE_MODE, MetricCalls
-from evalsuite.model import EngineSettings, answer_calls, estimate_cost, get_provider, model_prices
+from evalsuite.model import EngineSettings, SpendGuard, estimate_cost, get_provider, model_prices
 from evalsuite.records import Answer, Call, Example, ExampleRecord, ItemResult, MetricResult, Scored, item_identity
 from evalsuite.verdict import Baseline, Gate, load_baseline
 from evalsuite.verdict.baseline import RENAMED_FROM
@@ -53,6 +53,7 @@ class RunSettings:
     nodeid: str = ""
     redact: tuple[str, ...] = ()  # eval_redact lines: secrets redacted besides the built-in ones
     metric_record_mode: str | None = None  # of metrics' own calls (judges, embeddings); None: record_mode
+    max_cost: float | None = None  # USD: the spend guard of live calls (--eval-max-cost)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> RunSettings:
@@ -60,8 +61,9 @@ class RunSettings:
 
         Keys: ``rootdir`` (required), ``record_mode``, ``cassette_dir``, ``report_dir``, ``concurrency``, ``rpm``, ``tpm``,
         ``limit``, ``model`` (``[provider:]name`` for every case), ``api``, ``alpha``, ``baseline`` (a path
-        relative to ``rootdir``), ``update_baseline``, ``redact`` (``eval_redact`` lines) and ``rejudge`` (replay the items,
-        re-record the calls of judges and other calling metrics); a missing or empty value takes the default, and
+        relative to ``rootdir``), ``update_baseline``, ``redact`` (``eval_redact`` lines), ``rejudge`` (replay the items,
+        re-record the calls of judges and other calling metrics) and ``max_cost`` (USD, the spend guard of live
+        calls); a missing or empty value takes the default, and
         numbers may be strings (ini files). Loads the baseline and the ``[tool.evalsuite]`` prices; raises
         ``SettingsError`` naming the option and the fix.
         """
@@ -104,11 +106,12 @@ class RunSettings:
             prices=tool_settings(rootdir).get("prices", {}),
             redact=_redact_lines(given.get("redact", ())),
             metric_record_mode=REJUDGE_MODE if rejudge else None,
+            max_cost=_positive_cost(given),
         )
 
 
 _OPTION_KEYS = {"rootdir", "record_mode", "cassette_dir", "report_dir", "concurrency", "rpm", "tpm", "limit", "model", "api",
-                "alpha", "baseline", "update_baseline", "redact", "rejudge"}
+                "alpha", "baseline", "update_baseline", "redact", "rejudge", "max_cost"}
 
 
 def _redact_lines(lines: str | Sequence[str]) -> tuple[str, ...]:
@@ -140,6 +143,15 @@ def _positive_limit(given: Mapping[str, Any]) -> int | None:
     return limit
 
 
+def _positive_cost(given: Mapping[str, Any]) -> float | None:
+    """``--eval-max-cost 0`` (or less) would send nothing and report every example not run."""
+    cost: float | None = _number(given, "max_cost", float)
+    if cost is not None and not cost > 0:
+        raise SettingsError(f"--eval-max-cost {cost:g} (eval_max_cost): expected a positive amount in USD, e.g. 5; "
+                            "drop the option to run without a spend limit")
+    return cost
+
+
 def _number(given: Mapping[str, Any], key: str, kind: type[int] | type[float], default: Any = None) -> Any:
     if key not in given:
         return default
@@ -154,11 +166,48 @@ def cassette_path(run: CaseRun, settings: RunSettings) -> Path:
     return settings.rootdir / settings.cassette_dir / run.suite / f"{run.item_id}.json"
 
 
-def run_item(run: CaseRun, settings: RunSettings, *, cassette_options: CassetteOptions | None = None) -> ItemResult:
-    """One item through every stage: dataset, prompts, recorded model calls, then :func:`score`.
+@dataclass
+class ItemPlan:
+    """An item's work before any call: its examples, its calls, its metrics and its cassette (``plan_item``)."""
 
-    ``cassette_options`` (custom matching and redaction, from the ``pytest_evalsuite_cassette`` hook)
-    apply to this item's cassette.
+    run: CaseRun  # with the run's model override applied
+    rows: list[Example]
+    calls: list[Call]
+    metrics: dict[str, Metric]
+    cassette: Path
+    fingerprint: str
+    prices: dict[str, dict[str, float]]
+    options: CassetteOptions  # the item's, with the run's redaction
+    started: float
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """What the cassette stores about the item (compared when it is replayed)."""
+        return {"dataset_fingerprint": self.fingerprint, "item_id": self.run.item_id}
+
+    @property
+    def endpoint(self) -> str:
+        """The URL path tail the calls go to: what the cassette matches on, with the body."""
+        model = self.run.case.model
+        return get_provider(model.provider).endpoint(model)
+
+
+@dataclass
+class ItemAnswers:
+    """An item's answers, one per call, once its cassette is saved."""
+
+    plan: ItemPlan
+    answers: list[Answer]
+    cassette_interactions: int = 0
+    misses: Misses | None = None  # why calls were not recorded, when some were not
+    spend_guard: SpendGuard | None = None  # the live run's guard, when it refused calls
+
+
+def plan_item(run: CaseRun, settings: RunSettings, cassette_options: CassetteOptions | None = None) -> ItemPlan:
+    """Everything before the calls: the model override, metrics, examples, prompts and the cassette's path.
+
+    Raises ``Unavailable`` (a Hub dataset offline: a skip) or ``EvalsuiteError`` naming the case (a dataset or
+    template problem), as :func:`run_item` does.
     """
     started = time.perf_counter()
     case = run.case
@@ -179,35 +228,72 @@ def run_item(run: CaseRun, settings: RunSettings, *, cassette_options: CassetteO
         raise Unavailable(f"{run.source}: {exc}") from None
     except EvalsuiteError as exc:
         raise EvalsuiteError(f"{run.source}: {exc}") from None
-    fingerprint = dataset.fingerprint(rows)
-    prices = model_prices(case.model, settings.prices)
-    metadata = {"dataset_fingerprint": fingerprint, "item_id": run.item_id}
     options = cassette_options or CassetteOptions()
-    options = replace(options, redact=[*settings.redact, *options.redact])
-    with use_cassette(path, settings.record_mode, metadata=metadata, options=options) as cassette:
-        answers = answer_calls(calls, case.model, cassette, record_mode=settings.record_mode,
-                               settings=settings.engine, label=run.item_id, prices=prices)
-        missing = [a for a in answers if a.error_kind == "not_recorded"]
-        misses = cassette.explain_misses(calls, provider=case.model.provider,
-                                         endpoint=get_provider(case.model.provider).endpoint(case.model)) if missing else None
-    if missing and misses is not None:
+    return ItemPlan(run=replace(run, case=case), rows=list(rows), calls=list(calls), metrics=metrics, cassette=path,
+                    fingerprint=dataset.fingerprint(rows), prices=model_prices(case.model, settings.prices),
+                    options=replace(options, redact=[*settings.redact, *options.redact]), started=started)
+
+
+def run_item(run: CaseRun, settings: RunSettings, *, cassette_options: CassetteOptions | None = None) -> ItemResult:
+    """One item through every stage: :func:`plan_item`, its answers (replayed or recorded), :func:`finish_item`.
+
+    The same path as a pytest session's, for one item: ``cassette_options`` (custom matching and redaction,
+    from the ``pytest_evalsuite_cassette`` hook) apply to this item's cassette; live progress goes to stderr.
+    """
+    from evalsuite.scheduler import Scheduler  # the session's scheduler, with this one item
+
+    with Scheduler(settings) as scheduler:
+        ticket = scheduler.add(run, settings, cassette_options)
+        answered = scheduler.wait(ticket)
+    return finish_item(answered, settings)
+
+
+def finish_item(answered: ItemAnswers, settings: RunSettings) -> ItemResult:
+    """The answers judged: not recorded and a dead endpoint are errors; examples the spend guard kept from running
+    are left out of every metric (and named, so the item cannot pass); the rest is :func:`score`.
+
+    Raises ``NotRecorded`` or ``EvalsuiteError`` with the message a user acts on. A result with examples not run
+    has ``passed`` False, ``meta["not_run"]`` and a message starting with the spend guard's line.
+    """
+    plan, answers = answered.plan, answered.answers
+    run, case, path = plan.run, plan.run.case, plan.cassette
+    missing = [a for a in answers if a.error_kind == "not_recorded"]
+    if missing and answered.misses is not None:
         ids = sorted({a.example_id for a in missing})
         shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
         raise NotRecorded(not_recorded_message(
             f"{run.item_id}: {len(missing)} call(s)", path, case.model, settings, settings.nodeid or run.source,
-            details=[f"examples: {shown}", *(f"  {line}" for line in misses.lines[:10])],
-            recorded_with=misses.recorded_with,
+            details=[f"examples: {shown}", *(f"  {line}" for line in answered.misses.lines[:10])],
+            recorded_with=answered.misses.recorded_with,
         ))
-    if answers and not any(a.ok for a in answers):  # a dead endpoint measures nothing, whatever the thresholds say
-        kinds = ", ".join(f"{n} {kind}" for kind, n in Counter(a.error_kind for a in answers).most_common())
-        raise EvalsuiteError(f"{run.item_id}: none of its {len(answers)} call(s) got an answer ({kinds}), so there is "
-                             f"nothing to score; first error: {answers[0].error}")
-
-    metric_calls = MetricCalls.for_item(run, settings, options, metrics)  # judges, embeddings: beside the cassette
-    return metric_calls.finish(score(
-        replace(run, case=case), rows, answers, metrics, settings, prompt_hashes=[c.prompt_hash for c in calls],
-        inputs=[prompt_text(c) for c in calls], prompts=[rendered_prompt(c) for c in calls], fingerprint=fingerprint,
-        cassette_file=path, cassette_interactions=cassette.n_interactions, started=started))
+    left_out = {a.example_id for a in answers if a.error_kind == "not_run"}
+    guard_line = ""
+    if left_out:
+        guard = answered.spend_guard
+        reached = guard.describe() if guard is not None else "limit reached"
+        guard_line = (f"{run.item_id}: spend guard: {len(left_out)} of {len(plan.rows)} examples not run ({reached}); "
+                      "raise --eval-max-cost or resume with --record-mode=new_episodes")
+    kept = [i for i, a in enumerate(answers) if a.example_id not in left_out]
+    if not kept and left_out:
+        raise EvalsuiteError(guard_line)
+    ran = [answers[i] for i in kept]
+    if ran and not any(a.ok for a in ran):  # a dead endpoint measures nothing, whatever the thresholds say
+        kinds = ", ".join(f"{n} {kind}" for kind, n in Counter(a.error_kind for a in ran).most_common())
+        raise EvalsuiteError(f"{run.item_id}: none of its {len(ran)} call(s) got an answer ({kinds}), so there is "
+                             f"nothing to score; first error: {ran[0].error}")
+    calls = [plan.calls[i] for i in kept]
+    rows = [row for row in plan.rows if row.id not in left_out]
+    metric_calls = MetricCalls.for_item(run, settings, plan.options, plan.metrics)  # judges, embeddings: beside it
+    result = metric_calls.finish(score(
+        run, rows, ran, plan.metrics, settings, prompt_hashes=[c.prompt_hash for c in calls],
+        inputs=[prompt_text(c) for c in calls], prompts=[rendered_prompt(c) for c in calls],
+        fingerprint=plan.fingerprint, cassette_file=path, cassette_interactions=answered.cassette_interactions,
+        started=plan.started))
+    if left_out:
+        result.passed = False
+        result.meta["not_run"] = len(left_out)
+        result.message = "\n".join(filter(None, [guard_line, result.message]))
+    return result
 
 
 def score(

@@ -13,7 +13,14 @@ from evalsuite.cassettes._cassette import SENT_AT_HEADER
 from evalsuite.cassettes._format import LATENCY_HEADER
 from evalsuite.cassettes._keys import EXAMPLE_HEADER
 from evalsuite.cassettes._options import CassetteOptions
-from evalsuite.cassettes._use import CassetteHandle, is_not_recorded, not_recorded_reason, use_cassette
+from evalsuite.cassettes._use import (
+    CassetteHandle,
+    Misses,
+    is_not_recorded,
+    not_recorded_reason,
+    open_cassette,
+    use_cassette,
+)
 from evalsuite.errors import CassetteError
 
 __all__ = [
@@ -24,7 +31,9 @@ __all__ = [
     "CassetteError",
     "CassetteHandle",
     "CassetteOptions",
+    "Misses",
     "is_not_recorded",
     "not_recorded_reason",
+    "open_cassette",
     "use_cassette",
 ]

@@ -1,4 +1,12 @@
-"""Using a cassette: the context manager around a case's calls, and what the engine and runner see of it.
+"""Using a cassette: opened for the session scheduler, or the context manager around a test's calls, and what
+the engine and runner see of it.
+
+Two ways in. :func:`open_cassette` (the session scheduler's): nothing is patched, so any number can be open
+at once; answers are played straight from the index (:meth:`CassetteHandle.play`) and each successful live
+response is handed over by the engine (:meth:`CassetteHandle.record`, exactly what vcrpy's httpx stub stores:
+the request as sent, the response's status, headers and body), through the same redaction and journal. Saved
+with :meth:`CassetteHandle.save`. :func:`use_cassette` (hand-written tests' fixtures): vcrpy patches the httpx
+transports for the block, so every call the test makes is recorded or replayed.
 
 Not recorded: in ``none`` (and ``once`` on an existing file) a request without a recording raises
 vcrpy's ``CannotOverwriteExistingCassetteException`` inside the transport, before any connection is
@@ -24,6 +32,8 @@ from urllib.parse import urlparse
 
 import orjson
 from vcr.errors import CannotOverwriteExistingCassetteException
+from vcr.record_mode import RecordMode
+from vcr.request import Request
 
 from evalsuite._util.atomic import write_failure
 
@@ -92,6 +102,45 @@ class CassetteHandle:
         ``deployments/<name>/chat/completions``, ...): the key is the one the transport path computes.
         """
         return self._cassette.play(self._cassette.keys.of_call(call, endpoint))
+
+    @property
+    def write_protected(self) -> bool:
+        """Nothing may be recorded: mode none, or once over a cassette that exists; a miss is "not recorded"."""
+        return bool(self._cassette.write_protected)
+
+    @property
+    def replays(self) -> bool:
+        """Recordings are played (every mode but all and rewrite, which send every call)."""
+        return self._cassette.record_mode != RecordMode.ALL
+
+    def record(self, response: Any) -> None:
+        """Record one live exchange: an httpx ``Response`` whose body was read, with its ``request``.
+
+        The body is the decoded one, so ``content-encoding`` is left out, as vcrpy's decoding would."""
+        request = response.request
+        headers: dict[str, list[str]] = {}
+        for name, value in response.headers.multi_items():
+            if name.lower() != "content-encoding":
+                headers.setdefault(name, []).append(value)
+        self._cassette.append(
+            Request(request.method, str(request.url), request.content, dict(request.headers.items())),
+            {"status": {"code": response.status_code, "message": response.reason_phrase}, "headers": headers,
+             "body": {"string": response.content}},
+        )
+
+    def save(self) -> None:
+        """Write the cassette (atomically) if anything was recorded, and drop its journal. The handle is done then:
+        its recording is released (only the counts stay), so an item's 25k interactions do not outlive it."""
+        self._cassette._save()
+        self._cassette.release()
+
+    def save_interrupted(self) -> None:
+        """After an interruption: merge what the journal holds into the file, as the next load would; then released
+        as :meth:`save` is."""
+        try:
+            self._cassette.save_interrupted()
+        finally:
+            self._cassette.release()
 
     def keep_previous(self, example_ids: set[str]) -> None:
         """rewrite: keep these examples' earlier recordings (their calls failed transiently this time)."""
@@ -203,6 +252,23 @@ def _value(body: dict[str, Any], name: str) -> str:
 def _change(name: str, before: str, after: str) -> str:
     """``temperature 0 -> 0.7``; a long value (a tool list, a JSON Schema) by its name alone."""
     return f"{name} {before} -> {after}" if max(len(before), len(after)) <= SHOWN_VALUE_CHARS else name
+
+
+def open_cassette(
+    path: Path, mode: str, *, metadata: dict[str, Any], options: CassetteOptions | None = None
+) -> CassetteHandle:
+    """The cassette at ``path`` loaded for explicit playback and recording (nothing patched); ``save()`` it.
+
+    Raises :class:`CassetteError` for a corrupt file, ``WriteError`` for a folder that cannot take it.
+    """
+    if mode not in MODES:
+        raise ValueError(f"record mode {mode!r} is not valid; valid: {', '.join(MODES)}")
+    path = Path(path)
+    if mode != "none":
+        _check_writable(path.parent)
+    cassette = EvalCassette.load(path=str(path), evalsuite_mode=mode, new_metadata=dict(metadata),
+                                 options=options or CassetteOptions())
+    return CassetteHandle(cassette, path, mode)
 
 
 @contextmanager

@@ -89,19 +89,22 @@ class MetricCalls:
     def answer(self, metric: str, calls: Sequence[Call], model: ModelSettings, what: str) -> list[Answer]:
         """One Answer per call, recorded in (or replayed from) ``metric``'s cassette; ``NotRecorded`` naming the
         cassette and the command that records them when replay misses any. ``what``: "judge", "embeddings"."""
-        from evalsuite.cassettes import use_cassette  # the recording stack, only once a metric calls
+        from evalsuite.cassettes import open_cassette  # the recording stack, only once a metric calls
         from evalsuite.model import answer_calls, get_provider
         from evalsuite.model._embeddings import EMBEDDINGS, embeddings_endpoint
 
         path = self.cassette(metric)
         metadata = {"item_id": self.item_id, "metric": metric}
-        with use_cassette(path, self.record_mode, metadata=metadata, options=self.options) as cassette:
-            answers = answer_calls(calls, model, cassette, record_mode=self.record_mode, settings=self.engine,
-                                   label=f"{self.item_id} {metric}")
-            missing = [call for call, a in zip(calls, answers) if a.error_kind == "not_recorded"]
-            endpoint = (embeddings_endpoint(model) if calls and calls[0].api == EMBEDDINGS
-                        else get_provider(model.provider).endpoint(model))
-            misses = cassette.explain_misses(missing, provider=model.provider, endpoint=endpoint) if missing else None
+        endpoint = (embeddings_endpoint(model) if calls and calls[0].api == EMBEDDINGS
+                    else get_provider(model.provider).endpoint(model))
+        cassette = open_cassette(path, self.record_mode, metadata=metadata, options=self.options)
+        answers = answer_calls(calls, model, cassette, endpoint, settings=self.engine, label=f"{self.item_id} {metric}")
+        missing = [call for call, a in zip(calls, answers) if a.error_kind == "not_recorded"]
+        misses = cassette.explain_misses(missing, provider=model.provider, endpoint=endpoint) if missing else None
+        if any(a.error_kind == "interrupted" for a in answers):
+            cassette.save_interrupted()  # cut short: everything journaled joins the file, as a rerun would
+        else:
+            cassette.save()
         if misses is not None:
             hint = get_provider(model.provider).record_hint(model)
             raise NotRecorded("\n".join([

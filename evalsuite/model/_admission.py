@@ -7,6 +7,8 @@
 - **Server-directed waits.** ``x-ratelimit-remaining-*: 0`` with ``x-ratelimit-reset-*`` pauses new
   sends until the reset; ``retry-after-ms``/``Retry-After`` are parsed here for the call that got them.
 - **Budgets.** Optional requests/tokens-per-minute budgets pace sends before the server has to.
+- **Holding.** The engine may hold every gate (``sending`` cleared): no new request starts until it is set
+  again, and ``in_flight`` tells when the requests already sent are done.
 
 The gate only counts and cuts; deciding whether a failure is a rate limit is the provider's job.
 """
@@ -65,8 +67,10 @@ class Gate:
         requests_per_minute: float | None = None,
         tokens_per_minute: float | None = None,
         on_limit: Callable[[int], None] | None = None,
+        sending: asyncio.Event | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.sending = sending  # cleared: hold every new request (the engine's hold)
         self.max = concurrency
         self.adaptive = adaptive
         self.limit = min(_learned_limits.get(endpoint, self.max), self.max) if adaptive else self.max
@@ -87,9 +91,7 @@ class Gate:
         if self.tokens is not None:
             await self.tokens.take(tokens)
         while True:
-            pause = self.paused_until - time.monotonic()
-            if pause > 0:
-                await asyncio.sleep(pause)
+            await self._until_open()
             if self.in_flight < self.limit and not self.waiters:
                 self.in_flight += 1
             else:
@@ -103,9 +105,20 @@ class Gate:
                     else:
                         self.waiters.remove(slot)
                     raise
-            if self.paused_until <= time.monotonic():
+            if self._is_open():
                 return
-            self.release()  # a pause began while we waited for the slot: wait it out first
+            self.release()  # a pause or a hold began while we waited for the slot: wait it out first
+
+    async def _until_open(self) -> None:
+        while not self._is_open():
+            if self.sending is not None and not self.sending.is_set():
+                await self.sending.wait()
+            pause = self.paused_until - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
+
+    def _is_open(self) -> bool:
+        return self.paused_until <= time.monotonic() and (self.sending is None or self.sending.is_set())
 
     def release(self) -> None:
         if self.in_flight <= self.limit:

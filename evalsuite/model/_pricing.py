@@ -35,7 +35,8 @@ def model_prices(model: ModelSettings, table: Prices | None = None) -> dict[str,
     return prices
 
 
-def _price(model_name: str, overrides: Prices | None) -> tuple[float, float] | None:
+def price_per_1k(model_name: str, overrides: Prices | None = None) -> tuple[float, float] | None:
+    """USD per 1k (input, output) tokens of ``model_name``: the overrides, else the table; None if unknown."""
     if overrides and model_name in overrides:
         entry = overrides[model_name]
         if "input" in entry and "output" in entry:
@@ -51,7 +52,7 @@ def estimate_cost(
     model_name: str, prompt_tokens: int, completion_tokens: int, overrides: Prices | None = None
 ) -> float | None:
     """Estimated USD for the given usage, or None when the model has no known price."""
-    price = _price(model_name, overrides)
+    price = price_per_1k(model_name, overrides)
     if price is None:
         return None
     return prompt_tokens / 1000 * price[0] + completion_tokens / 1000 * price[1]

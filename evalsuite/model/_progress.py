@@ -6,6 +6,10 @@ are, so it shows without ``-s``), stderr outside pytest. On a terminal the line 
 most five times a second; anywhere else (CI logs, notebooks, pipes) a plain line is printed at each tenth
 of the run (at most one per 5 s) or after 30 s without one, and once at the end. pytest-xdist workers
 stay silent: their terminal is not the user's. Counters are kept either way so the runner can read totals.
+
+Under the session scheduler the counts are kept on the engine's thread (no sink there) and the line is
+drawn by the thread that waits for the item (:meth:`Progress.show`, :meth:`Progress.close`), so only
+pytest's own thread ever writes to its terminal.
 """
 
 from __future__ import annotations
@@ -179,8 +183,10 @@ class Progress:
         self.completion_tokens = 0
         self.concurrency: int | None = None
         self._start = time.monotonic()
+        self._end: float | None = None  # when the last answer came: a line drawn later still says how long it took
         self._last_shown = self._start
         self._last_tenth = 0
+        self._closed = False
 
     @property
     def cost_usd(self) -> float | None:
@@ -194,15 +200,19 @@ class Progress:
         self.errors += answer.error is not None
         self.prompt_tokens += answer.prompt_tokens or 0
         self.completion_tokens += answer.completion_tokens or 0
-        self._maybe_show()
+        if self.done >= self.total:
+            self._end = time.monotonic()
+        if self.sink is not None:
+            self.show(self.sink)
 
     def set_concurrency(self, limit: int) -> None:
         self.concurrency = limit
-        self._maybe_show()
+        if self.sink is not None:
+            self.show(self.sink)
 
     def line(self, *, final: bool = False, width: int | None = None) -> str:
         """The line; within ``width``, the least telling parts (concurrency, tokens, rate) are left off first."""
-        elapsed = max(time.monotonic() - self._start, 1e-9)
+        elapsed = max((self._end or time.monotonic()) - self._start, 1e-9)
         rate = self.done / elapsed
         cost = self.cost_usd
         # (rank, text): the higher the rank, the sooner the part is left off
@@ -226,36 +236,40 @@ class Progress:
             text = "  ".join(t for _, t in parts)
         return text if width is None or len(text) <= width else text[: width - 1] + "~"
 
-    def _maybe_show(self) -> None:
-        if self.sink is None or self.done >= self.total:  # the final state is drawn by close()
+    def show(self, sink: Sink) -> None:
+        """Draw the line on ``sink`` if it is due (a thread that waits for the case calls this while it waits)."""
+        if self.done >= self.total:  # the final state is drawn by close()
             return
         now = time.monotonic()
         since = now - self._last_shown
-        if self.sink.in_place:
+        if sink.in_place:
             if since < self.MIN_REDRAW_S:
                 return
-            self._redraw(self.sink)
+            self._redraw(sink)
         else:
             tenth = self.done * 10 // self.total
             if not (tenth > self._last_tenth and since >= self.MIN_LINE_S) and since < self.MAX_SILENCE_S:
                 return
             self._last_tenth = tenth
-            self.sink.print(self.line())
+            sink.print(self.line())
         self._last_shown = now
 
     def _redraw(self, sink: Sink, *, final: bool = False) -> None:
         sink.redraw(self.line(final=final, width=sink.width() - 1))  # a wrapped line cannot be redrawn in place
 
-    def close(self) -> None:
-        """Show the final state once (ending the redrawn line); later calls show nothing."""
-        if self.sink is None or not self.total:
-            return
-        if self.sink.in_place:
-            self._redraw(self.sink, final=True)
-        else:
-            self.sink.print(self.line(final=True))
-        self.sink.close()
+    def close(self, sink: Sink | None = None) -> None:
+        """Show the final state once on ``sink`` (default: the one given at creation), ending a redrawn line;
+        later calls show nothing."""
+        sink = sink or self.sink
         self.sink = None
+        if sink is None or not self.total or self._closed:
+            return
+        self._closed = True
+        if sink.in_place:
+            self._redraw(sink, final=True)
+        else:
+            sink.print(self.line(final=True))
+        sink.close()
 
     def __enter__(self) -> Progress:
         return self

@@ -201,6 +201,12 @@ def recorded_answer(call: Call, response: dict[str, Any]) -> Answer:
 
 def estimate_tokens(call: Call) -> float:
     """Tokens a call will use, before sending: prompt chars / 4 plus the completion cap."""
+    prompt, completion = estimated_usage(call)
+    return prompt + completion
+
+
+def estimated_usage(call: Call) -> tuple[float, float]:
+    """(prompt, completion) tokens before sending: prompt chars / 4, and the completion cap (0 when unset)."""
     body = call.body
     messages = body.get("messages", body.get("input"))
     if isinstance(messages, list):
@@ -211,4 +217,4 @@ def estimate_tokens(call: Call) -> float:
         prompt = body.get("prompt", messages or "")
         chars = len(prompt) if isinstance(prompt, str) else len(str(prompt))
     cap = body.get("max_tokens") or body.get("max_completion_tokens") or body.get("max_output_tokens") or 0
-    return chars / 4 + cap
+    return chars / 4, float(cap)

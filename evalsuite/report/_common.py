@@ -41,7 +41,8 @@ def item_status(item: ItemResult) -> str:
     """The worst verdict among an item's metrics; the outcome itself for an item not run to a verdict or quarantined;
     "error" when the item itself failed otherwise."""
     outcome = outcome_of(item)
-    if outcome in ("not_recorded", "skipped", "xfailed", "xpassed") or (outcome == "error" and not item.metrics):
+    incomplete = outcome == "error" and (not item.metrics or item.meta.get("not_run"))  # not_run: the spend guard's
+    if outcome in ("not_recorded", "skipped", "xfailed", "xpassed") or incomplete:
         return outcome
     verdicts = {m.verdict for m in item.metrics}
     for status in ("regression", "fail", "error"):
@@ -207,7 +208,8 @@ def clipped(item: ItemResult) -> ItemResult:
 def not_run_text(item: ItemResult) -> str | None:
     """``sentiment[terse]: not recorded: 8 call(s) not recorded in ...``: why an item has no verdict (None if it has)."""
     outcome = outcome_of(item)
-    if item.metrics or outcome not in ("not_recorded", "error", "skipped", "xfailed", "xpassed"):
+    if (item.metrics and not item.meta.get("not_run")) or outcome not in ("not_recorded", "error", "skipped", "xfailed",
+                                                                          "xpassed"):
         return None
     reason = (item.message.strip().splitlines() or ["no reason given"])[0].removeprefix(f"{item.item_id}: ")
     return f"{item.item_id}: {outcome_label(outcome)}: {reason}"

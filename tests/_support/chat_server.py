@@ -7,8 +7,11 @@ space, so they spell the text; ``alternatives(token, body) -> {token: logprob}``
 ``top_logprobs``), embeds texts as hashed bags of words (``/v1/embeddings``: texts sharing words point the same
 way; ``per_token_embeddings`` answers one vector per word, as llama.cpp does for a model without pooling), serves
 the Azure deployment paths (and Azure's ``/openai/responses``) and Databricks' ``/serving-endpoints`` too, and
-injects latency, 429s (with ``Retry-After``) and 500s on demand. A request with ``tools`` (and ``tool_choice`` other than "none") is answered
-with tool calls: ``tool_caller(body)`` gives ``[(name, arguments JSON text)]`` (default: the forced or first
+injects latency, 429s (with ``Retry-After``) and 500s on demand. It counts the requests it holds at once
+(``in_flight``, ``max_in_flight``: a budget shared across items is seen here, not in timings); ``barrier``
+holds every request until that many have arrived (10 s at most), so a test knows they were in flight
+together; ``latency_for(body)`` gives a request its own latency. A request with ``tools`` (and ``tool_choice``
+other than "none") is answered with tool calls: ``tool_caller(body)`` gives ``[(name, arguments JSON text)]`` (default: the forced or first
 tool, its required arguments filled with the last user message), in chat's ``message.tool_calls`` or the
 Responses API's ``function_call`` items. ``fault`` makes every request fail
 one way (``FAULTS``): "trickle" (a byte every ``trickle_delay_s``), "hang" (never answers), "404" and
@@ -83,10 +86,16 @@ class ChatServer:
         tool_caller: Callable[[dict[str, Any]], list[tuple[str, str]] | None] = default_tool_caller,
         alternatives: Callable[[str, dict[str, Any]], dict[str, float]] | None = None,
         per_token_embeddings: bool = False,
+        barrier: int = 0,
+        latency_for: Callable[[dict[str, Any]], float] | None = None,
     ) -> None:
         self.tool_caller = tool_caller
         self.alternatives = alternatives
         self.per_token_embeddings = per_token_embeddings
+        self.barrier = barrier
+        self.latency_for = latency_for
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.dumps = dumps  # how answers are JSON-encoded: a test may escape every character, as some servers do
         if fault is not None and fault not in FAULTS:
             raise ValueError(f"fault {fault!r}: choose one of {FAULTS}")
@@ -174,11 +183,24 @@ class ChatServer:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.received += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         if self.fault is not None:
             return await self._faulty(request)
         body = await request.json()
-        if self.latency_s:
-            await asyncio.sleep(self.latency_s)
+        waited = 0.0
+        while self.received < self.barrier and waited < 10 and not self._closing:
+            await asyncio.sleep(0.01)
+            waited += 0.01
+        latency = self.latency_for(body) if self.latency_for is not None else self.latency_s
+        if latency:
+            await asyncio.sleep(latency)
         fault = self._fault()
         if fault is not None:
             return fault

@@ -1,4 +1,9 @@
-"""The stage's door: mode none answers from the cassette's index, every other mode sends live."""
+"""The record-mode policy: the cassette answers what it holds from its index, the rest is sent live and recorded.
+
+``answer`` is ``answer_calls``, which composes the public parts as the session scheduler does: ``recorded_answers``,
+then the engine with the cassette's ``record`` on each live response, then ``keep_previous`` for transient failures
+(the caller saves).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,8 @@ import orjson
 import pytest
 
 from evalsuite.cases.schema import ModelSettings
-from evalsuite.cassettes import use_cassette
-from evalsuite.model import EngineSettings, answer_calls
+from evalsuite.cassettes import CassetteHandle, open_cassette, use_cassette
+from evalsuite.model import TRANSIENT_ERRORS, EngineSettings, answer_calls, get_provider, recorded_answers, run_calls_sync
 from evalsuite.records import Answer, Call
 from tests._support.chat_server import ChatServer, echo_responder
 
@@ -31,7 +36,17 @@ def chat(example_id: str, sample: int = 0, text: str | None = None, **params: ob
     return Call(example_id, sample, "chat", body)
 
 
-def test_direct_index_replay_gives_the_same_answers_as_replay_through_the_sdk(tmp_path) -> None:
+def answer(calls: list[Call], model: ModelSettings, handle: CassetteHandle,
+           settings: EngineSettings = FAST) -> list[Answer]:
+    """One batch's answers as the scheduler gets an item's (the cassette saved by the caller)."""
+    return answer_calls(calls, model, handle, get_provider(model.provider).endpoint(model), settings=settings)
+
+
+def opened(path, mode: str) -> CassetteHandle:
+    return open_cassette(path, mode, metadata={})
+
+
+def test_recorded_answers_replay_the_same_from_the_index_as_through_the_sdk_and_vcrpy(tmp_path) -> None:
     served = itertools.count()
 
     def different_every_call(body: dict) -> str:  # repeats of one request get different answers
@@ -46,29 +61,30 @@ def test_direct_index_replay_gives_the_same_answers_as_replay_through_the_sdk(tm
     cassette = tmp_path / "c.json"
     with ChatServer(different_every_call) as server:
         model = ModelSettings(base_url=server.base_url)
-        with use_cassette(cassette, "once", metadata={}) as handle:
-            live = answer_calls(calls, model, handle, record_mode="once", settings=FAST)
+        handle = opened(cassette, "once")
+        live = answer(calls, model, handle)
+        handle.save()
     assert all(a.ok for a in live) and len({a.text for a in live}) == len(calls)
 
-    with use_cassette(cassette, "new_episodes", metadata={}) as handle:  # server stopped: SDK + vcrpy transport
-        via_sdk = answer_calls(calls, model, handle, record_mode="new_episodes", settings=FAST)
+    with use_cassette(cassette, "none", metadata={}) as handle:  # server stopped: SDK + vcrpy's transport stubs
+        via_sdk = run_calls_sync(calls, model, settings=FAST)
     assert handle.n_played == len(calls) and handle.n_recorded == 0
 
     by_api: dict[str, list[int]] = {}
     for index, call in enumerate(calls):
         by_api.setdefault(call.api, []).append(index)
     direct: list[Answer | None] = [None] * len(calls)
-    with use_cassette(cassette, "none", metadata={}) as handle:
-        for api, indices in by_api.items():
-            answers = answer_calls([calls[i] for i in indices], ModelSettings(api=api), handle, record_mode="none")
-            for i, answer in zip(indices, answers):
-                direct[i] = answer
+    handle = opened(cassette, "none")
+    for api, indices in by_api.items():
+        answers = answer([calls[i] for i in indices], ModelSettings(api=api), handle)
+        for i, one in zip(indices, answers):
+            direct[i] = one
 
     assert [asdict(a) for a in direct] == [asdict(a) for a in via_sdk]  # every field, latency included
     recorded_ms = {i["request"]["headers"]["x-evalsuite-example"][0]: float(i["response"]["headers"][LATENCY_HEADER][0])
                    for i in orjson.loads(cassette.read_bytes())["interactions"]}
-    for answer in direct:
-        assert answer.latency_s == pytest.approx(recorded_ms[f"{answer.example_id}#{answer.sample}"] / 1000)
+    for one in direct:
+        assert one.latency_s == pytest.approx(recorded_ms[f"{one.example_id}#{one.sample}"] / 1000)
     live_fields = [{**asdict(a), "latency_s": None} for a in live]
     assert [{**asdict(a), "latency_s": None} for a in direct] == live_fields  # text, logprobs, usage, sample order
     b, c = direct[1], direct[2]
@@ -76,8 +92,8 @@ def test_direct_index_replay_gives_the_same_answers_as_replay_through_the_sdk(tm
     assert [a.text for a in direct[3:]] == [a.text for a in live[3:]]  # sample k replays sample k's answer
 
     changed = [chat("a", text="say a, differently"), *[chat("r", s, temperature=1) for s in range(4)]]
-    with use_cassette(cassette, "none", metadata={}) as handle:  # a changed prompt; one sample more than recorded
-        replayed = answer_calls(changed, ModelSettings(), handle, record_mode="none")
+    handle = opened(cassette, "none")  # a changed prompt; one sample more than recorded
+    replayed = answer(changed, ModelSettings(), handle)
     assert [a.error_kind for a in replayed] == ["not_recorded", None, None, None, "not_recorded"]
     assert [a.text for a in replayed[1:4]] == [a.text for a in live[3:]] and handle.n_played == 3
 
@@ -87,18 +103,20 @@ def test_a_rewrite_keeps_the_old_recordings_of_calls_that_failed_transiently(tmp
     cassette = tmp_path / "c.json"
     with ChatServer() as server:
         model = ModelSettings(base_url=server.base_url)
-        with use_cassette(cassette, "once", metadata={}) as handle:
-            recorded = answer_calls(calls, model, handle, record_mode="once", settings=FAST)
-    with use_cassette(cassette, "rewrite", metadata={}) as handle:  # server gone: connection errors only
-        failed = answer_calls(calls, model, handle, record_mode="rewrite", settings=EngineSettings(max_retries=0))
+        handle = opened(cassette, "once")
+        recorded = answer(calls, model, handle)
+        handle.save()
+    handle = opened(cassette, "rewrite")  # server gone: connection errors only
+    failed = answer(calls, model, handle, EngineSettings(max_retries=0))
+    handle.save()
     assert Counter(a.error_kind for a in failed) == Counter({"connection": 2})
-    with ChatServer(fault="401") as refusing, use_cassette(cassette, "rewrite", metadata={}) as handle:
+    with ChatServer(fault="401") as refusing:
         # A wrong key says nothing about the prompts either: what it answered must not erase what was recorded.
-        denied = answer_calls(calls, ModelSettings(base_url=refusing.base_url), handle, record_mode="rewrite",
-                              settings=FAST)
+        handle = opened(cassette, "rewrite")
+        denied = answer(calls, ModelSettings(base_url=refusing.base_url), handle)
+        handle.save()
     assert {a.error_kind for a in denied} == {"endpoint"}
-    with use_cassette(cassette, "none", metadata={}) as handle:
-        replayed = answer_calls(calls, ModelSettings(), handle, record_mode="none")
+    replayed = answer(calls, ModelSettings(), opened(cassette, "none"))
     assert [a.text for a in replayed] == [a.text for a in recorded] == ["say a", "say b"]
 
 
@@ -109,14 +127,15 @@ def test_replay_uses_the_provider_endpoint_and_needs_no_credentials(tmp_path, mo
         monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-secret")
         monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", server.azure_endpoint)
         azure = ModelSettings(provider="azure_openai", name="dep1")
-        with use_cassette(cassette, "once", metadata={}) as handle:
-            [live] = answer_calls(calls, azure, handle, record_mode="once", settings=FAST)
+        handle = opened(cassette, "once")
+        [live] = answer(calls, azure, handle)
+        handle.save()
     for name in ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "OPENAI_API_KEY"):
         monkeypatch.delenv(name)
-    with use_cassette(cassette, "none", metadata={}) as handle:
-        [replayed] = answer_calls(calls, azure, handle, record_mode="none")
-        [other_deployment] = answer_calls(calls, azure.model_copy(update={"name": "dep2"}), handle, record_mode="none")
-        [plain_openai] = answer_calls(calls, ModelSettings(), handle, record_mode="none")
+    handle = opened(cassette, "none")
+    [replayed] = answer(calls, azure, handle)
+    [other_deployment] = answer(calls, azure.model_copy(update={"name": "dep2"}), handle)
+    [plain_openai] = answer(calls, ModelSettings(), handle)
     assert live.ok and replayed.text == live.text == "say a"
     assert other_deployment.error_kind == plain_openai.error_kind == "not_recorded"
 
@@ -145,11 +164,11 @@ def test_tool_calls_and_responses_replay_identically_from_the_index_and_through_
         monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-secret")
         base = {"base_url": server.azure_endpoint} if provider == "azure_openai" else {"base_url": server.base_url}
         model = ModelSettings(provider=provider, name="dep1", api="responses", **base)
-        with use_cassette(cassette, "once", metadata={}) as handle:
-            live = answer_calls(calls, model, handle, record_mode="once", settings=FAST)
-            if provider == "openai":
-                live += answer_calls(chats, model.model_copy(update={"api": "chat"}), handle, record_mode="once",
-                                     settings=FAST)
+        handle = opened(cassette, "once")
+        live = answer(calls, model, handle)
+        if provider == "openai":
+            live += answer(chats, model.model_copy(update={"api": "chat"}), handle)
+        handle.save()
         assert all(body["store"] is False for body in server.requests if "input" in body)
     assert all(a.ok for a in live)
     assert [a.text for a in live[:3]] == ["Paris", None, "one two"]
@@ -158,16 +177,16 @@ def test_tool_calls_and_responses_replay_identically_from_the_index_and_through_
     if provider == "openai":
         assert live[3].tool_calls == [{"name": "get_weather", "arguments": '{"city": "Lima"}'}]
 
-    replayed = []
-    for mode in ("new_episodes", "none"):  # through the SDK and vcrpy's transport, then straight from the index
-        if mode == "none":
-            monkeypatch.delenv("AZURE_OPENAI_API_KEY")  # replay needs no credentials
-        with use_cassette(cassette, mode, metadata={}) as handle:
-            answers = answer_calls(calls, model, handle, record_mode=mode, settings=FAST)
-            if provider == "openai":
-                answers += answer_calls(chats, model.model_copy(update={"api": "chat"}), handle, record_mode=mode,
-                                        settings=FAST)
-        replayed.append(answers)
-    via_sdk, direct = replayed
+    monkeypatch.delenv("AZURE_OPENAI_API_KEY")  # replay needs no credentials
+    chat_model = model.model_copy(update={"api": "chat"})
+    def replay_client(settings: ModelSettings):  # the provider's replay client: no key needed
+        return lambda: get_provider(provider).client(settings, replay=True)
+
+    with use_cassette(cassette, "none", metadata={}) as handle:  # through the SDK and vcrpy's transport stubs
+        via_sdk = run_calls_sync(calls, replay_client(model), settings=FAST)
+        if provider == "openai":
+            via_sdk += run_calls_sync(chats, replay_client(chat_model), settings=FAST)
+    handle = opened(cassette, "none")  # straight from the index
+    direct = answer(calls, model, handle) + (answer(chats, chat_model, handle) if provider == "openai" else [])
     assert [asdict(a) for a in direct] == [asdict(a) for a in via_sdk]
     assert [{**asdict(a), "latency_s": None} for a in direct] == [{**asdict(a), "latency_s": None} for a in live]

@@ -9,7 +9,7 @@ import pytest
 import vcr
 
 from evalsuite.cases.schema import ModelSettings
-from evalsuite.model import EngineSettings, make_client, run_calls, run_calls_sync
+from evalsuite.model import Engine, EngineSettings, Job, SpendGuard, make_client, run_calls, run_calls_sync
 from evalsuite.model._engine import retry_delay
 from evalsuite.model._progress import Progress
 from evalsuite.records import Answer, Call
@@ -263,3 +263,88 @@ def test_replay_latency_comes_from_the_recorded_header() -> None:
     with server:
         [answer] = run(server, [chat("a")])
     assert answer.latency_s == pytest.approx(1.234)
+
+
+def engine_run(server: ChatServer, batches: list[list[Call]], settings: EngineSettings = FAST,
+               **job_options: object) -> tuple[list[list[Answer]], list[Job]]:
+    """Each batch a Job submitted in order to one Engine, every answer awaited; the engine closed after."""
+    async def main() -> tuple[list[list[Answer]], list[Job]]:
+        engine = Engine(settings, guard=job_options.pop("guard", None))  # type: ignore[arg-type]
+        try:
+            sender = engine.sender_for(ModelSettings(base_url=server.base_url))
+            jobs = [engine.submit(Job(calls, sender, **job_options)) for calls in batches]  # type: ignore[arg-type]
+            return [await job.wait() for job in jobs], jobs
+        finally:
+            await engine.aclose()
+
+    return asyncio.run(main())
+
+
+def test_jobs_on_one_endpoint_share_its_concurrency() -> None:
+    # The server holds each request until 4 have arrived: the two jobs' calls were in flight together, never more.
+    with ChatServer(barrier=4, latency_s=0.02) as server:
+        [first, second], _ = engine_run(server, [[chat(f"a{i}") for i in range(3)], [chat(f"b{i}") for i in range(3)]],
+                                        EngineSettings(concurrency=4))
+    assert all(a.ok for a in first + second)
+    assert server.max_in_flight == 4
+
+
+def test_the_job_submitted_first_is_answered_first() -> None:
+    with ChatServer() as server:
+        engine_run(server, [[chat(f"a{i}") for i in range(3)], [chat(f"b{i}") for i in range(3)]],
+                   EngineSettings(concurrency=1))
+    assert tags_served(server) == ["a0#0", "a1#0", "a2#0", "b0#0", "b1#0", "b2#0"]
+
+
+def test_stop_sends_nothing_more_and_answers_the_rest_interrupted() -> None:
+    with ChatServer() as server:
+        async def main() -> list[Answer]:
+            engine = Engine(EngineSettings(concurrency=1))
+            try:
+                def on_answer(index: int, answer: Answer) -> None:
+                    if index == 1:
+                        engine.stop()
+
+                job = engine.submit(Job([chat(f"e{i}") for i in range(10)],
+                                        engine.sender_for(ModelSettings(base_url=server.base_url)), on_answer=on_answer))
+                return await job.wait()
+            finally:
+                await engine.aclose()
+
+        answers = asyncio.run(main())
+    assert [a.ok for a in answers] == [True, True] + [False] * 8
+    assert {a.error_kind for a in answers[2:]} == {"interrupted"}
+    assert tags_served(server) == ["e0#0", "e1#0"]  # the calls waiting for the one slot were not sent either
+
+
+def test_a_held_engine_sends_nothing_until_released() -> None:
+    with ChatServer() as server:
+        async def main() -> tuple[int, list[Answer]]:
+            engine = Engine(EngineSettings(concurrency=2))
+            try:
+                await engine.hold()
+                job = engine.submit(Job([chat(f"e{i}") for i in range(4)],
+                                        engine.sender_for(ModelSettings(base_url=server.base_url))))
+                await asyncio.sleep(0.2)
+                received_while_held = server.received
+                engine.release()
+                return received_while_held, await job.wait()
+            finally:
+                await engine.aclose()
+
+        received_while_held, answers = asyncio.run(main())
+    assert received_while_held == 0 and all(a.ok for a in answers) and server.received == 4
+
+
+def test_the_spend_guard_refuses_calls_past_its_limit_as_not_run() -> None:
+    # prices of $1 per 1k input tokens: each call's prompt is ~3 tokens (estimated) and a little more (reported)
+    guard = SpendGuard(0.011)
+    with ChatServer() as server:
+        [answers], _ = engine_run(server, [[chat(f"e{i}", text="say it now") for i in range(10)]],
+                                  EngineSettings(concurrency=1), guard=guard, price=(1.0, 0.0))
+    sent = [a for a in answers if a.ok]
+    assert 0 < len(sent) < 10 and server.received == len(sent)
+    assert answers[:len(sent)] == sent  # in order: once refused, nothing after is sent
+    assert {a.error_kind for a in answers[len(sent):]} == {"not_run"}
+    assert guard.spent == pytest.approx(sum(a.prompt_tokens for a in sent) / 1000)
+    assert guard.reached_at == pytest.approx(guard.spent) and guard.reached_at <= 0.011 and guard.held == 0

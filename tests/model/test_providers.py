@@ -12,12 +12,12 @@ import openai
 import pytest
 
 from evalsuite.cases.schema import ModelSettings
-from evalsuite.cassettes import use_cassette
+from evalsuite.cassettes import open_cassette
 from evalsuite.errors import EvalsuiteError, MissingCredentials, UnknownName
 from evalsuite.model import (EngineSettings, Failure, Provider, answer_calls, get_provider, make_client, make_sync_client,
                              provider, run_calls_sync)
 from evalsuite.model._providers import REPLAY_API_KEY, AzureOpenAIProvider, _databricks_config, _providers
-from evalsuite.records import Call
+from evalsuite.records import Answer, Call
 from tests._support.case_files import CASE, error, load
 from tests._support.chat_server import ChatServer
 
@@ -267,6 +267,14 @@ def test_databricks_replay_needs_no_host_and_no_token() -> None:
     assert client.api_key == REPLAY_API_KEY and str(client.base_url).endswith("/serving-endpoints/")
 
 
+def _answered(calls: list[Call], model: ModelSettings, cassette: Path, mode: str) -> list[Answer]:
+    """The calls answered as a metric's own calls are: replayed from ``cassette``, the rest sent and recorded."""
+    handle = open_cassette(cassette, mode, metadata={})
+    answers = answer_calls(calls, model, handle, get_provider(model.provider).endpoint(model))
+    handle.save()
+    return answers
+
+
 def test_a_databricks_recording_replays_anywhere_without_host_or_token(tmp_path: Path, monkeypatch) -> None:
     cassette, model = tmp_path / "serving.json", ModelSettings(provider="databricks", name="my-endpoint")
     calls = [Call(f"e{i}", 0, "chat", {"model": "my-endpoint", "messages": [{"role": "user", "content": f"row {i}"}]})
@@ -274,12 +282,10 @@ def test_a_databricks_recording_replays_anywhere_without_host_or_token(tmp_path:
     with ChatServer() as server:
         monkeypatch.setenv("DATABRICKS_HOST", server.databricks_host)
         monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-recording-secret-1")
-        with use_cassette(cassette, "once", metadata={}) as handle:
-            live = answer_calls(calls, model, handle, record_mode="once")
+        live = _answered(calls, model, cassette, "once")
     monkeypatch.delenv("DATABRICKS_HOST")
     monkeypatch.delenv("DATABRICKS_TOKEN")
-    with use_cassette(cassette, "none", metadata={}) as handle:  # server gone, no credentials
-        replayed = answer_calls(calls, model, handle, record_mode="none")
+    replayed = _answered(calls, model, cassette, "none")  # server gone, no credentials
     assert [a.text for a in replayed] == [a.text for a in live] == ["row 0", "row 1", "row 2"]
     stored = cassette.read_text()
     assert "dapi-recording-secret-1" not in stored and stored.count('"authorization": [\n') == 3
@@ -347,8 +353,7 @@ def test_an_entra_recording_is_redacted_and_replays_anywhere_without_a_credentia
     monkeypatch.setattr(AzureOpenAIProvider, "credential", IssuedTokens(lifetime_s=3600))
     with ChatServer() as server:
         monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", server.azure_endpoint)
-        with use_cassette(cassette, "once", metadata={}) as handle:
-            live = answer_calls(calls, AZURE_ENTRA, handle, record_mode="once")
+        live = _answered(calls, AZURE_ENTRA, cassette, "once")
     assert all(a.ok for a in live) and server.headers[0]["Authorization"] == "Bearer entra-token-1"
 
     class NoSignIn:
@@ -357,8 +362,7 @@ def test_an_entra_recording_is_redacted_and_replays_anywhere_without_a_credentia
 
     monkeypatch.setattr(AzureOpenAIProvider, "credential", NoSignIn())
     monkeypatch.delenv("AZURE_OPENAI_ENDPOINT")
-    with use_cassette(cassette, "none", metadata={}) as handle:
-        replayed = answer_calls(calls, AZURE_ENTRA, handle, record_mode="none")
+    replayed = _answered(calls, AZURE_ENTRA, cassette, "none")
     assert [a.text for a in live] == [f"say entra-token-1 {i}" for i in range(3)]
     assert [a.text for a in replayed] == [f"say [REDACTED:authorization] {i}" for i in range(3)]  # stored redacted
     stored = cassette.read_text()
