@@ -5,6 +5,8 @@ tables, so a 25k-row file stays a memory-mapped table and only the selected rows
 CSV columns are read as strings (no "007" -> 7 or "NA" -> null guessing). Sampling (shuffle, stratify,
 limit) is deterministic for a given seed, so the same rows (and cassettes) come back on every run.
 
+``dataset.table`` rows come from the active SparkSession (a Unity Catalog table on Databricks), through Arrow.
+
 ``preview`` gives collection the first rows without ``datasets`` (a second to import, a full read of a
 25k-row file): the file's own first lines, mapped exactly as ``load_examples`` maps rows, so a missing
 file, column or label fails ``pytest --collect-only`` rather than the run.
@@ -61,12 +63,16 @@ def load_examples(spec: DatasetSpec, base_dir: Path, limit: int | None = None) -
 
 def preview(spec: DatasetSpec, base_dir: Path, rows: int = PREVIEW_ROWS) -> list[Example] | None:
     """The first ``rows`` examples of the source, read cheaply, raising the ``DatasetError`` a run would raise
-    for a missing file, a missing column or an unmapped label; None for a Hub dataset (not checkable offline) and
-    for a JSON file in a shape only ``datasets`` knows how to read.
+    for a missing file, a missing column or an unmapped label; None for a Hub dataset (not checkable offline), for
+    a Spark table (its columns are checked, no session is a ``DatasetError``) and for a JSON file in a shape only
+    ``datasets`` knows how to read.
 
     The rows are the file's first ones, not the sampled ones: they check the case's shape, not its numbers."""
     if spec.examples is not None:
         return load_examples(spec, base_dir)[:rows]  # inline rows are few: the run's own path, every check
+    if spec.table is not None:
+        _check_columns(spec, list(_spark_frame(spec).columns))  # the table's schema: no Spark job
+        return None  # its rows cost a Spark job: templates are checked when the item runs
     if spec.path is None:
         return None
     path = _local_file(spec, Path(base_dir))
@@ -110,6 +116,8 @@ def _load_table(spec: DatasetSpec, base_dir: Path) -> Any:
     import datasets
 
     datasets.disable_progress_bars()  # evalsuite prints its own progress line
+    if spec.table is not None:
+        return _spark_table(spec)
     if spec.path is not None:
         path = _local_file(spec, base_dir)
         builder = BUILDERS[path.suffix.lower()]
@@ -131,6 +139,37 @@ def _load_table(spec: DatasetSpec, base_dir: Path) -> Any:
                                                       ("revision", spec.revision)) if v is not None)
         raise DatasetUnavailable(f"dataset.hf {spec.hf!r} ({where}) is not available here: {_reason(exc)}; "
                                  "check the name, or run once online to fill the Hugging Face cache") from exc
+
+
+def _spark_frame(spec: DatasetSpec) -> Any:
+    """``dataset.table`` as a DataFrame of the active SparkSession (a Unity Catalog table on Databricks)."""
+    from evalsuite.distributed import SparkUnavailable, active_session
+
+    try:
+        spark = active_session(f"dataset.table {spec.table!r}", "; or read the rows from a file (dataset.path)")
+        return spark.table(spec.table)
+    except SparkUnavailable as exc:
+        raise DatasetError(str(exc), key=("dataset", "table")) from None
+    except Exception as exc:  # pyspark's AnalysisException: no such table or view, no access
+        raise DatasetError(f"dataset.table {spec.table!r}: cannot read it: {_reason(exc)}",
+                           key=("dataset", "table")) from None
+
+
+def _spark_table(spec: DatasetSpec) -> Any:
+    """The table's rows through Arrow; ordered by ``dataset.id`` when set, since a table has no order of its own
+    and sampling (``limit``, ``shuffle``, ``stratify``) must pick the same rows on every run."""
+    import datasets
+
+    frame = _spark_frame(spec)
+    id_column = spec.columns.get(spec.id, spec.id) if spec.id is not None else None
+    if id_column in frame.columns:
+        frame = frame.orderBy(id_column)
+    try:
+        arrow = frame.toArrow()
+    except Exception as exc:
+        raise DatasetError(f"dataset.table {spec.table!r}: cannot read it: {_reason(exc)}",
+                           key=("dataset", "table")) from None
+    return datasets.Dataset(arrow)
 
 
 def _local_file(spec: DatasetSpec, base_dir: Path) -> Path:

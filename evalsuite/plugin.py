@@ -59,6 +59,8 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     group.addoption("--eval-rpm", type=float, default=None, help="requests-per-minute budget per endpoint (live calls)")
     group.addoption("--eval-tpm", type=float, default=None, help="tokens-per-minute budget per endpoint (live calls)")
     group.addoption("--eval-limit", type=int, default=None, help="cap every dataset at N examples (quick run)")
+    group.addoption("--eval-engine", default=None, choices=("local", "spark"),
+                    help="where every case's live calls run, over its engine: key (spark: the active SparkSession)")
     group.addoption("--eval-model", default=None, metavar="[PROVIDER:]NAME",
                     help="override every case's model or Azure deployment, e.g. gpt-4o or azure_openai:gpt-4")
     group.addoption("--eval-api", default=None, choices=("chat", "completions"),
@@ -152,6 +154,7 @@ def run_settings(config: pytest.Config) -> RunSettings:
         "baseline": _option(config, "eval_baseline", "eval_baseline"),
         "update_baseline": config.getoption("eval_update_baseline"),
         "redact": config.getini("eval_redact"),
+        "engine": config.getoption("eval_engine"),
     }
     try:
         settings = RunSettings.from_options(options)

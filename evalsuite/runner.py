@@ -49,6 +49,7 @@ class RunSettings:
     prices: dict[str, Any] = field(default_factory=dict)
     nodeid: str = ""
     redact: tuple[str, ...] = ()  # eval_redact lines: secrets redacted besides the built-in ones
+    engine_kind: str | None = None  # --eval-engine: "local" or "spark" for every case, over its engine.kind
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> RunSettings:
@@ -56,7 +57,8 @@ class RunSettings:
 
         Keys: ``rootdir`` (required), ``record_mode``, ``cassette_dir``, ``report_dir``, ``concurrency``, ``rpm``, ``tpm``,
         ``limit``, ``model`` (``[provider:]name`` for every case), ``api``, ``alpha``, ``baseline`` (a path
-        relative to ``rootdir``), ``update_baseline`` and ``redact`` (``eval_redact`` lines); a missing or empty value takes the default, and
+        relative to ``rootdir``), ``update_baseline``, ``redact`` (``eval_redact`` lines) and ``engine`` (``local`` or
+        ``spark`` for every case); a missing or empty value takes the default, and
         numbers may be strings (ini files). Loads the baseline and the ``[tool.evalsuite]`` prices; raises
         ``SettingsError`` naming the option and the fix.
         """
@@ -96,11 +98,18 @@ class RunSettings:
             baseline=baseline,
             prices=tool_settings(rootdir).get("prices", {}),
             redact=_redact_lines(given.get("redact", ())),
+            engine_kind=_engine_kind(given.get("engine")),
         )
 
 
 _OPTION_KEYS = {"rootdir", "record_mode", "cassette_dir", "report_dir", "concurrency", "rpm", "tpm", "limit", "model", "api",
-                "alpha", "baseline", "update_baseline", "redact"}
+                "alpha", "baseline", "update_baseline", "redact", "engine"}
+
+
+def _engine_kind(kind: str | None) -> str | None:
+    if kind not in (None, "local", "spark"):
+        raise SettingsError(f"--eval-engine {kind} (engine): choose local or spark")
+    return kind
 
 
 def _redact_lines(lines: str | Sequence[str]) -> tuple[str, ...]:
@@ -177,8 +186,14 @@ def run_item(run: CaseRun, settings: RunSettings, *, cassette_options: CassetteO
     options = cassette_options or CassetteOptions()
     options = replace(options, redact=[*settings.redact, *options.redact])
     with use_cassette(path, settings.record_mode, metadata=metadata, options=options) as cassette:
-        answers = answer_calls(calls, case.model, cassette, record_mode=settings.record_mode,
-                               settings=settings.engine, label=run.item_id, prices=prices)
+        if (settings.engine_kind or case.engine.kind) == "spark":  # the calls to send go to Spark tasks
+            from evalsuite.distributed import answer_calls_spark
+
+            answers = answer_calls_spark(calls, case.model, cassette, record_mode=settings.record_mode,
+                                         settings=settings.engine, spec=case.engine, base_dir=run.base_dir)
+        else:
+            answers = answer_calls(calls, case.model, cassette, record_mode=settings.record_mode,
+                                   settings=settings.engine, label=run.item_id, prices=prices)
         missing = [a for a in answers if a.error_kind == "not_recorded"]
         misses = cassette.explain_misses(calls, provider=case.model.provider,
                                          endpoint=get_provider(case.model.provider).endpoint(case.model)) if missing else None

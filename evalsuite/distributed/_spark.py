@@ -1,0 +1,218 @@
+"""``engine: spark``: the model stage's door (``answer_calls``'s shape) with the live calls spread over Spark tasks.
+
+What stays on the driver, unchanged: prompts (rendered before this door), replay (mode ``none`` answers from the
+cassette's index exactly as the local engine does, so a Spark-recorded case replays without Spark, in CI), the
+record-mode policy and the cassette file, and everything after the answers (parsing, metrics, the verdict).
+
+What goes to Spark: the calls to send, as rows ``(example_id, sample, api, body)``, repartitioned by example id
+(the samples of one example stay together, in order); each task runs the existing async engine once over its
+partition (``_task``). Budgets are global: ``--eval-rpm``/``--eval-tpm`` and ``--eval-concurrency`` are divided
+by the number of tasks that run at once (the session's task slots, or fewer partitions), so the endpoint sees
+the case's budget, however many tasks there are. Credentials reach the executors through their environment
+(``SparkContext.environment``, set only for the job), never through the pickled task.
+
+Recording: each task attempt writes its own shard (``cassettes._shards``); after the one action the driver
+merges the shard of each partition's winning attempt into the cassette it holds open, through that cassette's
+redaction, filters and save policy, as if the calls had been recorded here. If the job fails, what the tasks
+recorded is merged all the same (one recording per request), so a re-run with ``new_episodes`` sends only the
+rest.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from evalsuite.cases.schema import EngineSpec, ModelSettings
+from evalsuite.cassettes import CassetteHandle, all_recorded, in_order, read_shard, remove_run, shard_path
+from evalsuite.distributed._session import active_session
+from evalsuite.distributed._task import ANSWER_SCHEMA, CALL_COLUMNS, READY_FILE, REDACT_ENV, PartitionTask, answer_of
+from evalsuite.errors import EvalsuiteError
+from evalsuite.model import TRANSIENT_ERRORS, EngineSettings, get_provider, recorded_answer, replay_calls
+from evalsuite.records import Answer, Call
+
+FORWARDED_ENV = re.compile(r"^(OPENAI_|AZURE_OPENAI_)")  # what the openai SDK and the built-in providers read
+_PYTHON_ERROR = re.compile(r"^\s*(?:[\w.]+\.)?(\w+(?:Error|Exception|Unavailable|Credentials)): (.+)$", re.MULTILINE)
+
+
+def answer_calls_spark(
+    calls: Sequence[Call],
+    model: ModelSettings,
+    cassette: CassetteHandle,
+    *,
+    record_mode: str,
+    settings: EngineSettings | None = None,
+    spec: EngineSpec | None = None,
+    base_dir: Path | None = None,
+    spark: Any = None,
+) -> list[Answer]:
+    """One Answer per call, in order, as ``answer_calls`` gives them, with the calls to send run on Spark.
+
+    ``spec`` is the case's ``engine:`` (partitions, per-task concurrency, shard folder, variables to forward;
+    ``shard_dir`` relative to ``base_dir``); ``spark`` the session (default: the active one, needed only when
+    something is sent).
+    """
+    endpoint = get_provider(model.provider).endpoint(model)
+    if record_mode == "none":
+        return replay_calls(calls, cassette, endpoint)
+    spec = spec or EngineSpec(kind="spark")
+    answers: list[Answer | None] = [None] * len(calls)
+    to_send: list[int] = []
+    for index, call in enumerate(calls):  # what the transport would replay in these modes is replayed here
+        response = cassette.play(call, endpoint) if record_mode in ("once", "new_episodes") else None
+        if response is not None:
+            answers[index] = recorded_answer(call, response)
+        elif cassette.replay_only:
+            answers[index] = Answer(call.example_id, call.sample, error="no recording of this request in the cassette",
+                                    error_kind="not_recorded")
+        else:
+            to_send.append(index)
+    if to_send:
+        get_provider(model.provider).options(model, replay=False)  # no key: the local engine's error, before Spark
+        session = spark if spark is not None else active_session(
+            "engine: spark", "; or run it in this process with --eval-engine local (replay, --record-mode=none, "
+            "needs no Spark)")
+        folder = _shard_folder(cassette.path, spec, base_dir)
+        sent = _send(session, [calls[i] for i in to_send], model, settings or EngineSettings(), spec, cassette, folder)
+        for index, answer in zip(to_send, sent):
+            answers[index] = answer
+    done: list[Answer] = answers  # type: ignore[assignment]  # every slot is filled above
+    cassette.keep_previous({a.example_id for a in done if a.error_kind in TRANSIENT_ERRORS})
+    return done
+
+
+def task_settings(settings: EngineSettings, spec: EngineSpec, running: int) -> EngineSettings:
+    """One task's share of the case's budgets, ``running`` tasks at a time: each gets 1/running of the rpm, the
+    tpm and (unless ``engine.concurrency`` sets it per task) the requests in flight."""
+    share = max(running, 1)
+    return replace(
+        settings,
+        concurrency=spec.concurrency or max(1, settings.concurrency // share),
+        requests_per_minute=settings.requests_per_minute / share if settings.requests_per_minute else None,
+        tokens_per_minute=settings.tokens_per_minute / share if settings.tokens_per_minute else None,
+    )
+
+
+def task_slots(spark: Any) -> int | None:
+    """Tasks the session runs at once (its default parallelism: all executor cores); None when it cannot say."""
+    try:
+        return int(spark.sparkContext.defaultParallelism)
+    except Exception:  # Spark Connect has no SparkContext
+        try:
+            return int(spark.conf.get("spark.default.parallelism"))
+        except Exception:
+            return None
+
+
+def _send(spark: Any, calls: list[Call], model: ModelSettings, settings: EngineSettings, spec: EngineSpec,
+          cassette: CassetteHandle, folder: Path) -> list[Answer]:
+    slots = task_slots(spark)
+    partitions = spec.partitions or slots or 1
+    running = min(partitions, slots) if slots else partitions  # unknown slots: dividing by partitions never exceeds
+    run_dir = folder / secrets.token_hex(6)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / READY_FILE).write_text("the Spark tasks of one engine: spark run write their shards here\n")
+    task = PartitionTask(model=model, settings=task_settings(settings, spec, running), run_dir=str(run_dir),
+                         metadata={"shard_of": cassette.path.name})
+    frame = spark.createDataFrame(_calls_table(calls)).repartition(partitions, "example_id")
+    try:
+        with _executor_env(spark, spec.env, cassette.redact):
+            result = frame.mapInPandas(task, ANSWER_SCHEMA)  # the environment is taken when the function is wrapped
+        rows = result.toArrow().to_pylist()  # the one action: nothing recomputes the partitions afterwards
+    except BaseException as exc:
+        kept = _merge_all(run_dir, calls, cassette)
+        if not isinstance(exc, Exception):  # an interrupt: what was recorded is kept, the interrupt goes on
+            raise
+        raise EvalsuiteError(f"engine: spark: the Spark job failed: {_spark_failure(exc)}; {kept} recording(s) the "
+                             "tasks made are kept in the cassette: re-run with --record-mode=new_episodes to send "
+                             "only the rest") from None
+    answers = _in_order(calls, rows)
+    winners = sorted({(row["partition"], row["attempt"]) for row in rows})
+    merged = []
+    for partition, attempt in winners:
+        path = shard_path(run_dir, partition, attempt)
+        if not path.exists():
+            raise EvalsuiteError(f"engine.shard_dir: the driver does not see {path}, which a Spark task wrote: set "
+                                 "engine.shard_dir to a folder the driver and every executor share (on a multi-node "
+                                 "cluster, a /Volumes/... or /dbfs/... path)")
+        merged.extend(read_shard(path))
+    cassette.adopt(in_order(merged, [str(c.key) for c in calls]))
+    remove_run(run_dir)
+    return answers
+
+
+def _shard_folder(cassette_path: Path, spec: EngineSpec, base_dir: Path | None) -> Path:
+    """``engine.shard_dir`` (relative to the case file), else beside the cassette; one subfolder per item."""
+    root = Path(base_dir or ".") / spec.shard_dir if spec.shard_dir else cassette_path.parent
+    return root / f"{cassette_path.stem}.shards"
+
+
+def _calls_table(calls: Sequence[Call]) -> Any:
+    import pyarrow as pa
+
+    return pa.table({
+        "example_id": [c.example_id for c in calls],
+        "sample": pa.array([c.sample for c in calls], pa.int32()),
+        "api": [c.api for c in calls],
+        "body": [orjson.dumps(c.body).decode() for c in calls],
+    }).select(list(CALL_COLUMNS))
+
+
+@contextmanager
+def _executor_env(spark: Any, names: Sequence[str], redact: Sequence[str]) -> Iterator[None]:
+    """The driver's credentials and endpoint variables (and the ``eval_redact`` lines) in the executors'
+    environment for this job only. Spark Connect has no such channel: there the executors need them already
+    (on Databricks, the cluster's environment variables)."""
+    try:
+        environment: dict[str, str] = spark.sparkContext.environment
+    except Exception:
+        yield
+        return
+    wanted = {name: value for name, value in os.environ.items() if FORWARDED_ENV.match(name) or name in names}
+    if redact:
+        wanted[REDACT_ENV] = orjson.dumps(list(redact)).decode()
+    before = {name: environment.get(name) for name in wanted}
+    environment.update(wanted)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                environment.pop(name, None)
+            else:
+                environment[name] = value
+
+
+def _in_order(calls: Sequence[Call], rows: list[dict[str, Any]]) -> list[Answer]:
+    by_key = {(a.example_id, a.sample): a for a in map(answer_of, rows)}
+    missing = [c for c in calls if (c.example_id, c.sample) not in by_key]
+    if missing or len(rows) != len(calls):
+        raise EvalsuiteError(f"engine: spark: the Spark job returned {len(rows)} answer(s) for {len(calls)} call(s)"
+                             + (f" (none for example {missing[0].example_id!r})" if missing else ""))
+    return [by_key[(c.example_id, c.sample)] for c in calls]
+
+
+def _merge_all(run_dir: Path, calls: Sequence[Call], cassette: CassetteHandle) -> int:
+    """After a failed job: every partition's recordings, whatever attempt made them, one per request and sample."""
+    pairs = all_recorded(run_dir)
+    cassette.adopt(in_order(pairs, [str(c.key) for c in calls]))
+    remove_run(run_dir)
+    return len(pairs)
+
+
+def _spark_failure(exc: BaseException) -> str:
+    """The Python error a task raised (the last one in Spark's long message), else the message's first line."""
+    text = str(exc)
+    found = _PYTHON_ERROR.findall(text)
+    if found:
+        kind, message = found[-1]
+        return f"{kind}: {message.strip()}"
+    return (text.strip().splitlines() or [type(exc).__name__])[0]
