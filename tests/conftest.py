@@ -12,6 +12,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # The loader's tests use minimal case files (accuracy on raw answers); tests of the warning itself use
     # pytest.warns or a nested run, which see it whatever this filter says.
     config.addinivalue_line("filterwarnings", "ignore::evalsuite.errors.CaseFileWarning")
+    # -n N keeps its load balancing and also honours xdist_group marks: the Spark tests share one worker, so the
+    # test session starts one SparkSession (about 15 s and a JVM), not one per worker.
+    if getattr(config.option, "dist", None) == "load":
+        config.option.dist = "loadgroup"
 
 
 @pytest.fixture(autouse=True)

@@ -77,6 +77,7 @@ class ChatServer:
         self._port = port
         self.requests: list[dict[str, Any]] = []  # every accepted JSON body, in arrival order
         self.headers: list[dict[str, str]] = []  # the request headers, in arrival order
+        self.arrivals: list[float] = []  # time.monotonic() of every request, on arrival: the rate the server sees
         self.statuses: Counter[int] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -141,6 +142,7 @@ class ChatServer:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.received += 1
+        self.arrivals.append(time.monotonic())
         if self.fault is not None:
             return await self._faulty(request)
         body = await request.json()
