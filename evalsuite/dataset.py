@@ -147,7 +147,9 @@ def _spark_frame(spec: DatasetSpec) -> Any:
 
     try:
         spark = active_session(f"dataset.table {spec.table!r}", "; or read the rows from a file (dataset.path)")
-        return spark.table(spec.table)
+        frame = spark.table(spec.table)
+        frame.columns  # noqa: B018  # Spark Connect resolves a table only when its schema is asked for
+        return frame
     except SparkUnavailable as exc:
         raise DatasetError(str(exc), key=("dataset", "table")) from None
     except Exception as exc:  # pyspark's AnalysisException: no such table or view, no access
@@ -165,11 +167,12 @@ def _spark_table(spec: DatasetSpec) -> Any:
     if id_column in frame.columns:
         frame = frame.orderBy(id_column)
     try:
-        arrow = frame.toArrow()
+        if hasattr(frame, "toArrow"):  # Spark 4
+            return datasets.Dataset(frame.toArrow())
+        return datasets.Dataset.from_pandas(frame.toPandas(), preserve_index=False)  # Spark 3.5 (Databricks LTS)
     except Exception as exc:
         raise DatasetError(f"dataset.table {spec.table!r}: cannot read it: {_reason(exc)}",
                            key=("dataset", "table")) from None
-    return datasets.Dataset(arrow)
 
 
 def _local_file(spec: DatasetSpec, base_dir: Path) -> Path:

@@ -6,6 +6,6 @@ same answers; replay never needs Spark. ``active_session`` is the one way evalsu
 """
 
 from evalsuite.distributed._session import SparkUnavailable, active_session
-from evalsuite.distributed._spark import answer_calls_spark, task_settings, task_slots
+from evalsuite.distributed._spark import answer_calls_spark, collect_rows, task_settings, task_slots
 
-__all__ = ["SparkUnavailable", "active_session", "answer_calls_spark", "task_settings", "task_slots"]
+__all__ = ["SparkUnavailable", "active_session", "answer_calls_spark", "collect_rows", "task_settings", "task_slots"]

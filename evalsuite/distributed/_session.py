@@ -24,7 +24,10 @@ def active_session(purpose: str, otherwise: str = "") -> Any:
         raise SparkUnavailable(f"{purpose} needs pyspark, which is not installed here: "
                                f"pip install 'evalsuite[spark]' (a Databricks cluster has it){otherwise}") from None
     try:
-        return SparkSession.active()
+        session = SparkSession.active() if hasattr(SparkSession, "active") else SparkSession.getActiveSession()
+        if session is None:  # before Spark 3.5: no error, no session
+            raise LookupError
+        return session
     except Exception:  # pyspark's NO_ACTIVE_OR_DEFAULT_SESSION
         raise SparkUnavailable(f"{purpose} runs on the active SparkSession, and none is active in this process: "
                                "start one before the run (SparkSession.builder.getOrCreate(); a Databricks notebook "

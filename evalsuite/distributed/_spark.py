@@ -34,7 +34,15 @@ import orjson
 from evalsuite.cases.schema import EngineSpec, ModelSettings
 from evalsuite.cassettes import CassetteHandle, all_recorded, in_order, read_shard, remove_run, shard_path
 from evalsuite.distributed._session import active_session
-from evalsuite.distributed._task import ANSWER_SCHEMA, CALL_COLUMNS, READY_FILE, REDACT_ENV, PartitionTask, answer_of
+from evalsuite.distributed._task import (
+    ANSWER_SCHEMA,
+    CALL_COLUMNS,
+    CALLS_SCHEMA,
+    READY_FILE,
+    REDACT_ENV,
+    PartitionTask,
+    answer_of,
+)
 from evalsuite.errors import EvalsuiteError
 from evalsuite.model import TRANSIENT_ERRORS, EngineSettings, get_provider, recorded_answer, replay_calls
 from evalsuite.records import Answer, Call
@@ -122,11 +130,11 @@ def _send(spark: Any, calls: list[Call], model: ModelSettings, settings: EngineS
     (run_dir / READY_FILE).write_text("the Spark tasks of one engine: spark run write their shards here\n")
     task = PartitionTask(model=model, settings=task_settings(settings, spec, running), run_dir=str(run_dir),
                          metadata={"shard_of": cassette.path.name})
-    frame = spark.createDataFrame(_calls_table(calls)).repartition(partitions, "example_id")
+    frame = spark.createDataFrame(_calls_frame(calls), CALLS_SCHEMA).repartition(partitions, "example_id")
     try:
         with _executor_env(spark, spec.env, cassette.redact):
             result = frame.mapInPandas(task, ANSWER_SCHEMA)  # the environment is taken when the function is wrapped
-        rows = result.toArrow().to_pylist()  # the one action: nothing recomputes the partitions afterwards
+        rows = collect_rows(result)  # the one action: nothing recomputes the partitions afterwards
     except BaseException as exc:
         kept = _merge_all(run_dir, calls, cassette)
         if not isinstance(exc, Exception):  # an interrupt: what was recorded is kept, the interrupt goes on
@@ -155,15 +163,21 @@ def _shard_folder(cassette_path: Path, spec: EngineSpec, base_dir: Path | None) 
     return root / f"{cassette_path.stem}.shards"
 
 
-def _calls_table(calls: Sequence[Call]) -> Any:
-    import pyarrow as pa
+def _calls_frame(calls: Sequence[Call]) -> Any:
+    import pandas as pd
 
-    return pa.table({
-        "example_id": [c.example_id for c in calls],
-        "sample": pa.array([c.sample for c in calls], pa.int32()),
-        "api": [c.api for c in calls],
-        "body": [orjson.dumps(c.body).decode() for c in calls],
-    }).select(list(CALL_COLUMNS))
+    return pd.DataFrame({"example_id": [c.example_id for c in calls], "sample": [c.sample for c in calls],
+                         "api": [c.api for c in calls], "body": [orjson.dumps(c.body).decode() for c in calls]},
+                        columns=list(CALL_COLUMNS))
+
+
+def collect_rows(frame: Any) -> list[dict[str, Any]]:
+    """A DataFrame's rows on the driver, through Arrow: ``toArrow`` (Spark 4), else ``toPandas`` (Spark 3.5, the
+    runtime of Databricks 14.3 and 15.4 LTS)."""
+    if hasattr(frame, "toArrow"):
+        rows: list[dict[str, Any]] = frame.toArrow().to_pylist()
+        return rows
+    return [dict(row) for row in frame.toPandas().to_dict("records")]
 
 
 @contextmanager

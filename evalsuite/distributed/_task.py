@@ -27,6 +27,7 @@ from evalsuite.model import EngineSettings, run_calls_sync
 from evalsuite.records import Answer, Call
 
 CALL_COLUMNS = ("example_id", "sample", "api", "body")
+CALLS_SCHEMA = "example_id string, sample int, api string, body string"
 ANSWER_SCHEMA = "answer string, partition int, attempt long"
 REDACT_ENV = "EVALSUITE_REDACT_SECRET"  # the eval_redact lines, as JSON; the name marks the value as a secret
 READY_FILE = "driver-ready"  # written by the driver into the run's folder: a task that cannot see it stops
