@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -47,6 +48,7 @@ from evalsuite.errors import EvalsuiteError
 from evalsuite.model import TRANSIENT_ERRORS, EngineSettings, get_provider, recorded_answer, replay_calls
 from evalsuite.records import Answer, Call
 
+_ENVIRONMENT = threading.Lock()  # SparkContext.environment is one dict for the whole application
 FORWARDED_ENV = re.compile(r"^(OPENAI_|AZURE_OPENAI_)")  # what the openai SDK and the built-in providers read
 _PYTHON_ERROR = re.compile(r"^\s*(?:[\w.]+\.)?(\w+(?:Error|Exception|Unavailable|Credentials)): (.+)$", re.MULTILINE)
 
@@ -130,29 +132,30 @@ def _send(spark: Any, calls: list[Call], model: ModelSettings, settings: EngineS
     (run_dir / READY_FILE).write_text("the Spark tasks of one engine: spark run write their shards here\n")
     task = PartitionTask(model=model, settings=task_settings(settings, spec, running), run_dir=str(run_dir),
                          metadata={"shard_of": cassette.path.name})
-    frame = spark.createDataFrame(_calls_frame(calls), CALLS_SCHEMA).repartition(partitions, "example_id")
+    tags = [str(c.key) for c in calls]
     try:
+        frame = spark.createDataFrame(_calls_frame(calls), CALLS_SCHEMA).repartition(partitions, "example_id")
         with _executor_env(spark, spec.env, cassette.redact):
             result = frame.mapInPandas(task, ANSWER_SCHEMA)  # the environment is taken when the function is wrapped
         rows = collect_rows(result)  # the one action: nothing recomputes the partitions afterwards
-    except BaseException as exc:
-        kept = _merge_all(run_dir, calls, cassette)
-        if not isinstance(exc, Exception):  # an interrupt: what was recorded is kept, the interrupt goes on
-            raise
-        raise EvalsuiteError(f"engine: spark: the Spark job failed: {_spark_failure(exc)}; {kept} recording(s) the "
-                             "tasks made are kept in the cassette: re-run with --record-mode=new_episodes to send "
-                             "only the rest") from None
-    answers = _in_order(calls, rows)
-    winners = sorted({(row["partition"], row["attempt"]) for row in rows})
-    merged = []
-    for partition, attempt in winners:
-        path = shard_path(run_dir, partition, attempt)
-        if not path.exists():
-            raise EvalsuiteError(f"engine.shard_dir: the driver does not see {path}, which a Spark task wrote: set "
+        answers = _in_order(calls, rows)
+        winners = [shard_path(run_dir, partition, attempt)
+                   for partition, attempt in sorted({(row["partition"], row["attempt"]) for row in rows})]
+        unseen = next((path for path in winners if not path.exists()), None)
+        if unseen is not None:
+            raise EvalsuiteError(f"engine.shard_dir: the driver does not see {unseen}, which a Spark task wrote; set "
                                  "engine.shard_dir to a folder the driver and every executor share (on a multi-node "
                                  "cluster, a /Volumes/... or /dbfs/... path)")
-        merged.extend(read_shard(path))
-    cassette.adopt(in_order(merged, [str(c.key) for c in calls]))
+    except BaseException as exc:  # what the tasks recorded is kept, whatever went wrong
+        kept = all_recorded(run_dir)
+        cassette.adopt(in_order(kept, tags))
+        remove_run(run_dir)
+        if not isinstance(exc, Exception) or isinstance(exc, EvalsuiteError):  # an interrupt, or already ours
+            raise
+        raise EvalsuiteError(f"engine: spark: the Spark job failed: {_spark_failure(exc)}; {len(kept)} recording(s) "
+                             "the tasks made are kept in the cassette: re-run with --record-mode=new_episodes to send "
+                             "only the rest") from None
+    cassette.adopt(in_order([pair for path in winners for pair in read_shard(path)], tags))
     remove_run(run_dir)
     return answers
 
@@ -193,16 +196,17 @@ def _executor_env(spark: Any, names: Sequence[str], redact: Sequence[str]) -> It
     wanted = {name: value for name, value in os.environ.items() if FORWARDED_ENV.match(name) or name in names}
     if redact:
         wanted[REDACT_ENV] = orjson.dumps(list(redact)).decode()
-    before = {name: environment.get(name) for name in wanted}
-    environment.update(wanted)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                environment.pop(name, None)
-            else:
-                environment[name] = value
+    with _ENVIRONMENT:  # items run on Spark from several threads must not see each other's variables
+        before = {name: environment.get(name) for name in wanted}
+        environment.update(wanted)
+        try:
+            yield
+        finally:
+            for name, value in before.items():
+                if value is None:
+                    environment.pop(name, None)
+                else:
+                    environment[name] = value
 
 
 def _in_order(calls: Sequence[Call], rows: list[dict[str, Any]]) -> list[Answer]:
@@ -214,19 +218,14 @@ def _in_order(calls: Sequence[Call], rows: list[dict[str, Any]]) -> list[Answer]
     return [by_key[(c.example_id, c.sample)] for c in calls]
 
 
-def _merge_all(run_dir: Path, calls: Sequence[Call], cassette: CassetteHandle) -> int:
-    """After a failed job: every partition's recordings, whatever attempt made them, one per request and sample."""
-    pairs = all_recorded(run_dir)
-    cassette.adopt(in_order(pairs, [str(c.key) for c in calls]))
-    remove_run(run_dir)
-    return len(pairs)
-
-
 def _spark_failure(exc: BaseException) -> str:
     """The Python error a task raised (the last one in Spark's long message), else the message's first line."""
     text = str(exc)
     found = _PYTHON_ERROR.findall(text)
-    if found:
-        kind, message = found[-1]
-        return f"{kind}: {message.strip()}"
-    return (text.strip().splitlines() or [type(exc).__name__])[0]
+    if not found:
+        return (text.strip().splitlines() or [type(exc).__name__])[0]
+    kind, message = found[-1]
+    if kind == "ModuleNotFoundError":  # the executors run another Python than the driver
+        message += (" in the executors' Python: install evalsuite on the cluster (a notebook's %pip install does), "
+                    "or point PYSPARK_PYTHON at this environment's Python before the session starts")
+    return f"{kind}: {message.strip()}"

@@ -5,6 +5,7 @@ recorded; the global rpm budget holds at the server; no secret travels in what S
 from __future__ import annotations
 
 import bisect
+import importlib
 import itertools
 import json
 import os
@@ -23,6 +24,7 @@ from evalsuite import runner
 from evalsuite.cases import CaseRun, load_suite
 from evalsuite.cassettes._format import load
 from evalsuite.cassettes._keys import BUILT_IN_KEYS
+from evalsuite.errors import EvalsuiteError
 from evalsuite.model import EngineSettings
 from evalsuite.records import ItemResult
 from evalsuite.report.json import report_document
@@ -32,6 +34,7 @@ from tests.distributed.conftest import SPARK_MARKS
 pytestmark = SPARK_MARKS
 REPO = Path(__file__).resolve().parents[2]
 API_KEY = "sk-spark-test-key-0123456789"
+REDACTED_WORD = "internal-codename-zeta"  # an eval_redact line: a secret of the user's
 
 CASE = """\
 cases:
@@ -63,7 +66,9 @@ def make_case(root: Path, rows: int, *, repeats: int = 1, temperature: float = 0
 
 
 def run_item(run: CaseRun, root: Path, mode: str, engine: str | None = None, **engine_settings: Any) -> ItemResult:
-    settings = runner.RunSettings(rootdir=root, record_mode=mode, engine_kind=engine,
+    # Every run redacts the same eval_redact line: the executors' environment (which carries it) stays the same from
+    # test to test, so Spark reuses its Python workers instead of starting new ones.
+    settings = runner.RunSettings(rootdir=root, record_mode=mode, engine_kind=engine, redact=(REDACTED_WORD,),
                                   engine=EngineSettings(**engine_settings))
     return runner.run_item(run, settings)
 
@@ -191,6 +196,32 @@ def test_a_task_killed_on_its_first_attempt_still_yields_a_complete_duplicate_fr
     assert [r.answer for r in replayed.records] == [r.answer for r in result.records]
 
 
+def test_a_failed_job_keeps_what_its_tasks_recorded_and_new_episodes_sends_only_the_rest(
+        spark: Any, live: ChatServer, tmp_path: Path) -> None:
+    if not Path("/proc/self/environ").exists():
+        pytest.skip("finds the Spark worker processes through /proc (Linux)")
+    run = make_case(tmp_path, 400)
+    answered = itertools.count(1)
+
+    def kill_twice(body: dict[str, Any]) -> str:  # local[2,2] allows each task one retry: the second kill fails the job
+        if next(answered) in (100, 200):
+            _kill_spark_workers(live.base_url)
+        return sentiment_responder(body)
+
+    live.responder, live.latency_s = kill_twice, 0.02
+    with pytest.raises(EvalsuiteError) as failed:
+        run_item(run, tmp_path, "once", engine="spark")
+    kept = len(recorded(tmp_path))
+    assert str(failed.value).startswith("engine: spark: the Spark job failed: ")
+    assert f"; {kept} recording(s) the tasks made are kept in the cassette: re-run with --record-mode=new_episodes" \
+        in str(failed.value)
+    assert 150 <= kept < 400
+    live.responder, sent_before = sentiment_responder, live.received
+    resumed = run_item(run, tmp_path, "new_episodes", engine="spark")
+    assert live.received - sent_before == 400 - kept
+    assert not resumed.errors and sorted(tag for _, tag, _ in recorded(tmp_path)) == sorted(f"r{i}#0" for i in range(400))
+
+
 def test_the_servers_request_rate_stays_within_the_global_rpm_budget(
         spark: Any, live: ChatServer, tmp_path: Path) -> None:
     rpm, calls, window = 1800.0, 300, 3.0  # 30 requests/s for the case: two tasks at 15/s each, for ~10 s
@@ -211,13 +242,15 @@ def test_the_servers_request_rate_stays_within_the_global_rpm_budget(
 
 def test_no_secret_is_in_what_spark_pickles_and_the_executors_redact_with_the_drivers_secrets(
         spark: Any, live: ChatServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pyspark.core.rdd
+    import pyspark.sql.udf
 
-    redacted_word = "internal-codename-zeta"  # an eval_redact line: a secret of the user's
-    run = make_case(tmp_path, 6, texts=[f"good, key {API_KEY}", f"bad {redacted_word}", "good", "bad", "good", "bad"])
+    # Where Spark's UDF wrapper looks the function up: imported into pyspark.sql.udf (3.5), or from pyspark.core.rdd (4)
+    rdd = pyspark.sql.udf if hasattr(pyspark.sql.udf, "_prepare_for_python_RDD") else importlib.import_module(
+        "pyspark.core.rdd")
+    run = make_case(tmp_path, 6, texts=[f"good, key {API_KEY}", f"bad {REDACTED_WORD}", "good", "bad", "good", "bad"])
     pickled: list[bytes] = []
     environments: list[dict[str, str]] = []
-    prepare = pyspark.core.rdd._prepare_for_python_RDD
+    prepare = rdd._prepare_for_python_RDD
 
     def spy(sc: Any, command: Any) -> Any:
         prepared = prepare(sc, command)
@@ -225,15 +258,14 @@ def test_no_secret_is_in_what_spark_pickles_and_the_executors_redact_with_the_dr
         environments.append(dict(prepared[2]))
         return prepared
 
-    monkeypatch.setattr(pyspark.core.rdd, "_prepare_for_python_RDD", spy)
-    settings = runner.RunSettings(rootdir=tmp_path, record_mode="once", engine_kind="spark", redact=(redacted_word,))
-    result = runner.run_item(run, settings)
+    monkeypatch.setattr(rdd, "_prepare_for_python_RDD", spy)
+    result = run_item(run, tmp_path, "once", engine="spark")
 
     assert not result.errors and pickled
     for blob in pickled:  # the task Spark ships to the executors, as Spark pickled it
-        assert API_KEY.encode() not in blob and redacted_word.encode() not in blob
+        assert API_KEY.encode() not in blob and REDACTED_WORD.encode() not in blob
     assert environments[-1]["OPENAI_API_KEY"] == API_KEY  # the key went through the executors' environment
     assert "OPENAI_API_KEY" not in spark.sparkContext.environment  # for that job only
     text = (tmp_path / "cassettes" / "reviews" / "reviews.json").read_text()
-    assert API_KEY not in text and redacted_word not in text  # redacted on the executors, with the driver's secrets
+    assert API_KEY not in text and REDACTED_WORD not in text  # redacted on the executors, with the driver's secrets
     assert "[REDACTED:OPENAI_API_KEY]" in text and "[REDACTED:eval_redact]" in text
