@@ -12,10 +12,25 @@ def pytest_configure(config: pytest.Config) -> None:
     # The loader's tests use minimal case files (accuracy on raw answers); tests of the warning itself use
     # pytest.warns or a nested run, which see it whatever this filter says.
     config.addinivalue_line("filterwarnings", "ignore::evalsuite.errors.CaseFileWarning")
-    # -n N keeps its load balancing and also honours xdist_group marks: the Spark tests share one worker, so the
-    # test session starts one SparkSession (about 15 s and a JVM), not one per worker.
-    if getattr(config.option, "dist", None) == "load":
-        config.option.dist = "loadgroup"
+
+
+SPARK_TESTS = "tests/distributed/"  # their session-scoped SparkSession costs about 15 s and a JVM per worker
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``-n N``: xdist's load balancing, except that the tests under ``tests/distributed/`` form one unit of work,
+    run by one worker, so the test session starts one SparkSession, not one per worker. (``xdist_group`` marks
+    cannot do it: pytest 9.2 ignores the node ids xdist 3.8 rewrites for them.)"""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SparkTestsTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return SPARK_TESTS if nodeid.startswith(SPARK_TESTS) else nodeid
+
+    return SparkTestsTogether(config, log)
 
 
 @pytest.fixture(autouse=True)

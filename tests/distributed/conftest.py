@@ -1,7 +1,7 @@
 """One local SparkSession for the whole test session (starting one costs about 15 s and a JVM).
 
-The Spark tests are marked ``spark`` and grouped on one xdist worker (``xdist_group("spark")``, see
-``tests/conftest.py``); they skip, saying why, where pyspark or a Java 17+ runtime is missing.
+The Spark tests are marked ``spark`` (``-m "not spark"`` leaves them out) and, under ``-n N``, run on one xdist
+worker (``tests/conftest.py``); they skip, saying why, where pyspark or a Java 17+ runtime is missing.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-SPARK_MARKS = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
+SPARK_MARKS = [pytest.mark.spark]
 
 
 def _java_problem() -> str | None:
