@@ -8,19 +8,27 @@ replay of a 250k-row case.
    a process of its own (``--latency`` per answer). Prints both wall times and their ratio (the session's
    start-up is printed apart: a notebook or a cluster pays it once), and whether the two cassettes hold the
    same (match key, response) set.
-2. REPLAY of a 250,000-row case in a fresh process without pyspark (mode none, the CI path): the 25k rows
-   repeated 10 times, each copy's text prefixed with its copy number, so every row is its own prompt; its
-   cassette is assembled from the recorded interactions (each copy's request is the real rendered prompt,
-   its response the recording of the row it copies), since recording 250k calls here would take far longer
-   than replaying them. Prints wall time (imports included), run_item time and peak RSS.
+2. REPLAY of a 250,000-row case in a fresh process without pyspark (mode none, the CI path): the recorded rows
+   repeated (10 copies of 25k), each copy's text prefixed with its copy number, so every row is its own
+   prompt; its cassette is assembled from the recorded interactions (each copy's request is the real rendered
+   prompt, its response the recording of the row it copies), since recording 250k calls here would take far
+   longer than replaying them. Prints wall time (imports included), run_item time and peak RSS.
+   ``--replay-only`` records the rows with the local engine only (no Spark), then replays.
 
-Usage: python benchmarks/spark_scale.py [--data PATH] [--rows 25000] [--replay-copies 10] [--latency 0.02]
+This process runs with the cyclic garbage collector off: on a loaded 2-core machine (load 8-20) a full
+collection during prompt rendering outlasted the templates' 2 s wall-clock limit (``template too slow``),
+twice at the same example. The replay child keeps it on, as users run.
+
+Usage: python benchmarks/spark_scale.py [--data PATH] [--rows 25000] [--replay-rows 250000] [--latency 0.02]
+                                        [--replay-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import math
 import multiprocessing
 import os
 import random
@@ -128,9 +136,9 @@ def accuracy(result: Any) -> float:
     return next(m.value for m in result.metrics if m.name == "accuracy")
 
 
-def assemble_replay_case(root: Path, rows: list[dict[str, Any]], copies: int, recorded_cassette: Path) -> int:
-    """A ``copies`` x len(rows) case and its cassette: every copy's prompt rendered by evalsuite, its response the
-    recording of the row it copies. Returns the cassette's size in bytes."""
+def assemble_replay_case(root: Path, rows: list[dict[str, Any]], total: int, recorded_cassette: Path) -> int:
+    """A ``total``-row case (copies of ``rows``) and its cassette: every copy's prompt rendered by evalsuite, its
+    response the recording of the row it copies. Returns the cassette's size in bytes."""
     import orjson
 
     from evalsuite import dataset, prompts
@@ -139,10 +147,10 @@ def assemble_replay_case(root: Path, rows: list[dict[str, Any]], copies: int, re
     data = root / "rows.jsonl"
     root.mkdir(parents=True, exist_ok=True)
     with data.open("w") as handle:
-        for copy in range(copies):
-            for row in rows:
-                text = row["text"] if copy == 0 else f"[copy {copy}] {row['text']}"
-                handle.write(json.dumps({**row, "id": f"{row['id']}~{copy}", "text": text}) + "\n")
+        for index in range(total):
+            copy, row = divmod(index, len(rows))[0], rows[index % len(rows)]
+            text = row["text"] if copy == 0 else f"[copy {copy}] {row['text']}"
+            handle.write(json.dumps({**row, "id": f"{row['id']}~{copy}", "text": text}) + "\n")
     case = write_root(root, data)
     [run] = load_suite(case, root)
     examples = dataset.load_examples(run.case.dataset, run.base_dir)
@@ -181,7 +189,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--rows", type=int, default=25_000)
-    parser.add_argument("--replay-copies", type=int, default=10)
+    parser.add_argument("--replay-rows", type=int, default=250_000)
+    parser.add_argument("--replay-only", action="store_true", help="record with the local engine only, then replay")
     parser.add_argument("--latency", type=float, default=0.02, help="seconds the chat server takes per answer")
     parser.add_argument("--child-replay", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -189,6 +198,7 @@ def main() -> None:
         return child_replay(args.child_replay)
 
     data = args.data if args.data.exists() else None
+    gc.disable()  # see the module docstring
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["HF_DATASETS_CACHE"] = str(Path(tmp) / "hf")  # datasets' Arrow cache of the 250k rows
         rows = rows_of(data, args.rows)
@@ -208,6 +218,8 @@ def main() -> None:
             os.environ["OPENAI_API_KEY"] = "sk-bench-recording"
             write_root(Path(tmp) / "local", source)
             local, local_s = record(Path(tmp) / "local", None)
+            if args.replay_only:
+                raise _SkipSpark
 
             os.environ["PYSPARK_PYTHON"] = sys.executable
             started = time.perf_counter()
@@ -220,30 +232,44 @@ def main() -> None:
             write_root(Path(tmp) / "spark", source)
             spread, spark_s = record(Path(tmp) / "spark", "spark")
             spark.stop()
+        except _SkipSpark:
+            pass
         finally:
             stop.set()
             server.join(10)
-        same = recorded_set(Path(tmp) / "local" / "cassettes" / "scale" / "reviews.json") == \
-            recorded_set(Path(tmp) / "spark" / "cassettes" / "scale" / "reviews.json")
-        print(f"RECORD {len(rows):,} calls: local engine {local_s:.1f} s ({len(rows) / local_s:.0f} calls/s); "
-              f"Spark local[2] {spark_s:.1f} s ({len(rows) / spark_s:.0f} calls/s; its first job, Python workers' "
-              f"start-up included; session start-up {session_s:.1f} s apart); ratio Spark / local "
-              f"{spark_s / local_s:.2f}; same (match key, response) set: {'yes' if same else 'NO'}; accuracy "
-              f"{accuracy(local):.4f} / {accuracy(spread):.4f}; errors {local.errors} / {spread.errors}")
+        recorded_cassette = Path(tmp) / "local" / "cassettes" / "scale" / "reviews.json"
+        if not args.replay_only:
+            report_recording(Path(tmp), rows, local, local_s, spread, spark_s, session_s)
+        replay(Path(tmp) / "replay", rows, args.replay_rows, recorded_cassette)
 
-        replay_root = Path(tmp) / "replay"
-        size = assemble_replay_case(replay_root, rows, args.replay_copies,
-                                    Path(tmp) / "spark" / "cassettes" / "scale" / "reviews.json")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-        out = subprocess.run([sys.executable, __file__, "--child-replay", str(replay_root)], capture_output=True,
-                             text=True, env=env)
-        if out.returncode:
-            sys.exit(f"replay failed:\n{out.stderr[-3000:]}")
-        replay = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"REPLAY {replay['n']:,} rows ({args.replay_copies} copies; cassette {size / 1e6:.0f} MB) in a fresh "
-              f"process without pyspark: {replay['wall_s']:.1f} s wall incl. imports (run_item "
-              f"{replay['run_item_s']:.1f} s), peak RSS {replay['peak_rss_mb']:.0f} MB; accuracy "
-              f"{replay['accuracy']:.4f}, errors {replay['errors']}")
+
+class _SkipSpark(Exception):
+    """--replay-only: no Spark run."""
+
+
+def report_recording(tmp: Path, rows: list[dict[str, Any]], local: Any, local_s: float, spread: Any, spark_s: float,
+                     session_s: float) -> None:
+    same = recorded_set(tmp / "local" / "cassettes" / "scale" / "reviews.json") == \
+        recorded_set(tmp / "spark" / "cassettes" / "scale" / "reviews.json")
+    print(f"RECORD {len(rows):,} calls: local engine {local_s:.1f} s ({len(rows) / local_s:.0f} calls/s); "
+          f"Spark local[2] {spark_s:.1f} s ({len(rows) / spark_s:.0f} calls/s; its first job, Python workers' "
+          f"start-up included; session start-up {session_s:.1f} s apart); ratio Spark / local "
+          f"{spark_s / local_s:.2f}; same (match key, response) set: {'yes' if same else 'NO'}; accuracy "
+          f"{accuracy(local):.4f} / {accuracy(spread):.4f}; errors {local.errors} / {spread.errors}")
+
+
+def replay(replay_root: Path, rows: list[dict[str, Any]], total: int, recorded_cassette: Path) -> None:
+    size = assemble_replay_case(replay_root, rows, total, recorded_cassette)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    out = subprocess.run([sys.executable, __file__, "--child-replay", str(replay_root)], capture_output=True,
+                         text=True, env=env)
+    if out.returncode:
+        sys.exit(f"replay failed:\n{out.stderr[-3000:]}")
+    done = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"REPLAY {done['n']:,} rows ({math.ceil(total / len(rows))} copies; cassette {size / 1e6:.0f} MB) in a fresh "
+          f"process without pyspark: {done['wall_s']:.1f} s wall incl. imports (run_item "
+          f"{done['run_item_s']:.1f} s), peak RSS {done['peak_rss_mb']:.0f} MB; accuracy "
+          f"{done['accuracy']:.4f}, errors {done['errors']}")
 
 
 if __name__ == "__main__":
