@@ -63,6 +63,8 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     group.addoption("--eval-limit", type=int, default=None, help="cap every dataset at N examples (quick run)")
     group.addoption("--eval-max-cost", type=float, default=None, metavar="USD",
                     help="spend guard of live runs: send no call once the estimated cost would pass USD")
+    group.addoption("--eval-engine", default=None, choices=("local", "spark"),
+                    help="where every case's live calls run, over its engine: key (spark: the active SparkSession)")
     group.addoption("--eval-model", default=None, metavar="[PROVIDER:]NAME",
                     help="override every case's model or Azure deployment, e.g. gpt-4o or azure_openai:gpt-4")
     group.addoption("--eval-api", default=None, choices=("chat", "completions", "responses"),
@@ -172,6 +174,7 @@ def run_settings(config: pytest.Config) -> RunSettings:
         "redact": config.getini("eval_redact"),
         "rejudge": config.getoption("eval_rejudge"),
         "max_cost": _option(config, "eval_max_cost", "eval_max_cost"),
+        "engine": config.getoption("eval_engine"),
     }
     try:
         settings = RunSettings.from_options(options)

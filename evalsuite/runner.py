@@ -54,6 +54,7 @@ class RunSettings:
     redact: tuple[str, ...] = ()  # eval_redact lines: secrets redacted besides the built-in ones
     metric_record_mode: str | None = None  # of metrics' own calls (judges, embeddings); None: record_mode
     max_cost: float | None = None  # USD: the spend guard of live calls (--eval-max-cost)
+    engine_kind: str | None = None  # --eval-engine: "local" or "spark" for every case, over its engine.kind
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> RunSettings:
@@ -62,8 +63,8 @@ class RunSettings:
         Keys: ``rootdir`` (required), ``record_mode``, ``cassette_dir``, ``report_dir``, ``concurrency``, ``rpm``, ``tpm``,
         ``limit``, ``model`` (``[provider:]name`` for every case), ``api``, ``alpha``, ``baseline`` (a path
         relative to ``rootdir``), ``update_baseline``, ``redact`` (``eval_redact`` lines), ``rejudge`` (replay the items,
-        re-record the calls of judges and other calling metrics) and ``max_cost`` (USD, the spend guard of live
-        calls); a missing or empty value takes the default, and
+        re-record the calls of judges and other calling metrics), ``max_cost`` (USD, the spend guard of live
+        calls) and ``engine`` (``local`` or ``spark`` for every case); a missing or empty value takes the default, and
         numbers may be strings (ini files). Loads the baseline and the ``[tool.evalsuite]`` prices; raises
         ``SettingsError`` naming the option and the fix.
         """
@@ -107,11 +108,18 @@ class RunSettings:
             redact=_redact_lines(given.get("redact", ())),
             metric_record_mode=REJUDGE_MODE if rejudge else None,
             max_cost=_positive_cost(given),
+            engine_kind=_engine_kind(given.get("engine")),
         )
 
 
 _OPTION_KEYS = {"rootdir", "record_mode", "cassette_dir", "report_dir", "concurrency", "rpm", "tpm", "limit", "model", "api",
-                "alpha", "baseline", "update_baseline", "redact", "rejudge", "max_cost"}
+                "alpha", "baseline", "update_baseline", "redact", "rejudge", "max_cost", "engine"}
+
+
+def _engine_kind(kind: str | None) -> str | None:
+    if kind not in (None, "local", "spark"):
+        raise SettingsError(f"--eval-engine {kind} (engine): choose local or spark")
+    return kind
 
 
 def _redact_lines(lines: str | Sequence[str]) -> tuple[str, ...]:

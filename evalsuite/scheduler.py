@@ -19,7 +19,7 @@ engine thread runs the event loop; the first live call starts it, so a replay st
 Stopping. :meth:`Scheduler.stop` (``-x``, ``--maxfail``, ``--sw``) plans only the items still waited for and
 answers every call not yet sent "interrupted"; :meth:`Scheduler.hold` lets no new request start until
 :meth:`Scheduler.release` (pytest runs another test, which may patch the HTTP stack with a vcrpy cassette of its
-own); :meth:`Scheduler.close` (the session's end, Ctrl-C) cancels what is still in flight. Each cassette keeps
+own); :meth:`Scheduler.close` (the session's end, Ctrl-C) cancels what is still in flight, a Spark job included. Each cassette keeps
 everything recorded: one cut short merges its journal, as the next run would.
 """
 
@@ -95,6 +95,7 @@ class Scheduler:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._engine: Engine | None = None
         self._engine_thread: threading.Thread | None = None
+        self._spark_jobs: dict[str, threading.Thread] = {}  # engine: spark items sending, by Spark job group
 
     def __enter__(self) -> Scheduler:
         return self
@@ -184,6 +185,14 @@ class Scheduler:
             self._cond.notify_all()
             while self._busy:  # a planning in progress may still submit to the engine
                 self._cond.wait()
+        with self._cond:
+            spark_jobs = dict(self._spark_jobs)
+        if spark_jobs:
+            from evalsuite.distributed import cancel_jobs
+
+            for group, thread in spark_jobs.items():  # their tasks stop; what they recorded is saved
+                cancel_jobs(group)
+                thread.join()
         if self._loop is not None and self._engine is not None:
             asyncio.run_coroutine_threadsafe(self._engine.aclose(), self._loop).result()
             self._loop.call_soon_threadsafe(self._loop.stop)
@@ -246,7 +255,9 @@ class Scheduler:
                                      options=plan.options)
             ticket.plan, ticket.cassette = plan, cassette
             ticket.answers, to_send = recorded_answers(plan.calls, cassette, plan.endpoint)
-            if to_send:
+            if to_send and (ticket.settings.engine_kind or plan.run.case.engine.kind) == "spark":
+                self._send_on_spark(ticket, plan, to_send)
+            elif to_send:
                 self._submit(ticket, plan, to_send)
             else:
                 self._finish(ticket)
@@ -279,6 +290,42 @@ class Scheduler:
                               progress=ticket.progress, price=price))
 
         asyncio.run_coroutine_threadsafe(submit(), self._engine_loop()).result()
+
+    def _send_on_spark(self, ticket: Ticket, plan: ItemPlan, to_send: Sequence[int]) -> None:
+        """``engine: spark``: the item's calls go to Spark tasks, from a thread of its own (a Spark job may take
+        minutes, while the other items are planned, answered and saved); its cassette keeps whatever the tasks
+        recorded, even when the job fails."""
+        from evalsuite.distributed import send_on_spark
+
+        if self.guard is not None:
+            raise EvalsuiteError(f"{plan.run.item_id}: --eval-max-cost cannot hold back calls once they are handed to "
+                                 "Spark tasks: run this item with --eval-engine local, or drop --eval-max-cost")
+        cassette, case = ticket.cassette, plan.run.case
+        assert cassette is not None
+        group = f"evalsuite-{id(ticket):x}"
+
+        def send() -> None:
+            try:
+                sent = send_on_spark([plan.calls[i] for i in to_send], case.model, cassette, settings=self.settings.engine,
+                                     spec=case.engine, base_dir=plan.run.base_dir, job_group=group)
+            except BaseException as exc:  # the item's error; what the tasks recorded is saved first
+                try:
+                    cassette.save()
+                finally:
+                    ticket.error, ticket.cassette = exc, None
+                    ticket.done.set()
+                return
+            finally:
+                with self._cond:
+                    self._spark_jobs.pop(group, None)
+            for index, answer in zip(to_send, sent):
+                ticket.answers[index] = answer
+            self._queue_finish(ticket)
+
+        thread = threading.Thread(target=send, name=f"evalsuite-spark-{plan.run.item_id}", daemon=True)
+        with self._cond:
+            self._spark_jobs[group] = thread
+        thread.start()
 
     def _engine_loop(self) -> asyncio.AbstractEventLoop:
         with self._cond:

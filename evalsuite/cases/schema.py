@@ -237,6 +237,9 @@ class DatasetSpec(Strict):
     examples: list[dict[str, Any]] | None = Field(default=None, description="Inline rows, one mapping per example.")
     path: str | None = Field(default=None, description="A .jsonl/.json/.csv/.parquet file, relative to the case file.")
     hf: str | None = Field(default=None, description='A Hugging Face Hub dataset id, e.g. "imdb".')
+    table: str | None = Field(default=None, description='A table or view read through the active SparkSession, e.g. '
+                              '"main.eval.imdb_test" (a Unity Catalog table on Databricks); rows ordered by dataset.id '
+                              "when set.")
     config: str | None = Field(default=None, description="Hub dataset configuration name.")
     split: str = Field(default="test", description="Hub dataset split.")
     revision: str | None = Field(default=None, description="Hub dataset revision (a commit pins the data).")
@@ -253,13 +256,37 @@ class DatasetSpec(Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetSpec:
-        sources = [name for name in ("examples", "path", "hf") if getattr(self, name) is not None]
+        sources = [name for name in ("examples", "path", "hf", "table") if getattr(self, name) is not None]
         if len(sources) != 1:
             raise ValueError(
-                "give exactly one of 'examples' (inline rows), 'path' (a local file) or 'hf' (a Hub dataset id)"
+                "give exactly one of 'examples' (inline rows), 'path' (a local file), 'hf' (a Hub dataset id) or "
+                "'table' (a Spark table)"
                 + (f"; found {', '.join(sources)}" if sources else "")
             )
         return self
+
+
+class EngineSpec(Strict):
+    """Where a case's model calls run: in this process, or spread over the active SparkSession's executors."""
+
+    kind: Literal["local", "spark"] = Field(default="local", description="local: one async engine in this process; "
+                                            "spark: the calls split by example id over the active SparkSession's "
+                                            "tasks (replay always runs locally).")
+    partitions: int | None = Field(default=None, gt=0, description="spark: tasks the calls are split into; else the "
+                                   "session's default parallelism (its task slots).")
+    concurrency: int | None = Field(default=None, gt=0, description="spark: requests in flight per task; else "
+                                    "--eval-concurrency divided by the tasks that run at once.")
+    shard_dir: str | None = Field(default=None, description="spark: folder for the tasks' cassette shards, seen by "
+                                  "the driver and every executor (e.g. a /Volumes/... path on a multi-node cluster), "
+                                  "relative to the case file; else beside the cassette.")
+    env: list[str] = Field(default_factory=list, description="spark: more environment variables the executors get "
+                           "from the driver (a custom provider's); OPENAI_* and AZURE_OPENAI_* always go.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_shorthand(cls, value: Any) -> Any:
+        """``engine: spark`` is short for ``engine: {kind: spark}``."""
+        return {"kind": value} if isinstance(value, str) else value
 
 
 class Truncate(Strict):
@@ -380,6 +407,11 @@ def _metric_shorthands(schema: dict[str, Any]) -> None:
     schema["anyOf"] = [mapping, {"type": "array", "minItems": 1, "items": {"type": "string"}}]
 
 
+def _engine_shorthand(schema: dict[str, Any]) -> None:
+    """Editors learn ``engine: spark`` (what ``EngineSpec._kind_shorthand`` accepts) besides the mapping."""
+    schema["anyOf"] = [{"$ref": schema.pop("$ref")}, {"type": "string", "enum": ["local", "spark"]}]
+
+
 class Case(Strict):
     """One case: a dataset, a prompt, a parser and thresholded metrics."""
 
@@ -392,6 +424,9 @@ class Case(Strict):
     prompt: PromptSpec
     variants: Variants = Field(default_factory=Variants)
     repeats: int = Field(default=1, ge=1, description="Samples per example (for sampling temperatures).")
+    engine: EngineSpec = Field(default_factory=EngineSpec, json_schema_extra=_engine_shorthand,
+                               description="Where the model calls run: local (default) or spark; `engine: spark` is "
+                               "short for {kind: spark}.")
     parse: ParseSpec = Field(default_factory=ParseSpec)
     metrics: dict[str, MetricSpec] = Field(
         min_length=1, json_schema_extra=_metric_shorthands,

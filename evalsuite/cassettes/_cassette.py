@@ -236,15 +236,32 @@ class EvalCassette(Cassette):
     def append(self, request: Request, response: dict[str, Any]) -> None:
         sent_at = request.headers.get(SENT_AT_HEADER)
         received = time.time()
-        stored_request = self._before_record_request(request)
-        response = {**response, "headers": {k: list(v) for k, v in response["headers"].items()}}
-        stored_response = self._before_record_response(response) if stored_request is not None else None
-        if stored_request is None or stored_response is None:
+        stored = self._stored(request, response)
+        if stored is None:
             return
+        stored_request, stored_response = stored
         if sent_at is not None:
             with suppress(ValueError):
                 latency_ms = (received - float(sent_at)) * 1000
                 stored_response["headers"][LATENCY_HEADER] = [f"{latency_ms:.1f}"]
+        self._record(stored_request, stored_response)
+
+    def adopt(self, request: Request, response: dict[str, Any]) -> None:
+        """Record an interaction another process recorded (a Spark task's shard), as if recorded here: through
+        this cassette's redaction and filters, into its journal; its recorded latency is kept."""
+        stored = self._stored(request, response)
+        if stored is not None:
+            self._record(*stored)
+
+    def _stored(self, request: Request, response: dict[str, Any]) -> tuple[Request, dict[str, Any]] | None:
+        stored_request = self._before_record_request(request)
+        response = {**response, "headers": {k: list(v) for k, v in response["headers"].items()}}
+        stored_response = self._before_record_response(response) if stored_request is not None else None
+        if stored_request is None or stored_response is None:
+            return None
+        return stored_request, stored_response
+
+    def _record(self, stored_request: Request, stored_response: dict[str, Any]) -> None:
         interaction = encode_interaction(stored_request, stored_response)
         with self._lock:
             self._add(stored_request, stored_response)

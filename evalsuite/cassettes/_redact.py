@@ -83,7 +83,7 @@ class Redactor:
     def _learn(self, headers: Iterable[tuple[str, str]]) -> None:
         for name, value in headers:
             lower = name.lower()
-            if lower in CREDENTIAL_HEADERS:
+            if lower in CREDENTIAL_HEADERS and str(value) != REDACTED:  # a stored request (a shard's) is redacted already
                 for secret in credential_values(lower, str(value)):
                     self.scrubber.learn(secret, lower)
 

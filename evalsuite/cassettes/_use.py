@@ -23,7 +23,7 @@ from __future__ import annotations
 import collections
 import os
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +141,16 @@ class CassetteHandle:
             self._cassette.save_interrupted()
         finally:
             self._cassette.release()
+
+    @property
+    def redact(self) -> tuple[str, ...]:
+        """The ``eval_redact`` lines this cassette redacts besides the built-in rule (they hold secrets)."""
+        return tuple(self._cassette.options.redact)
+
+    def adopt(self, interactions: Iterable[tuple[Any, dict[str, Any]]]) -> None:
+        """Record interactions recorded elsewhere (Spark tasks' shards), as this cassette records its own."""
+        for request, response in interactions:
+            self._cassette.adopt(request, response)
 
     def keep_previous(self, example_ids: set[str]) -> None:
         """rewrite: keep these examples' earlier recordings (their calls failed transiently this time)."""

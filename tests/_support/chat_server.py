@@ -114,6 +114,7 @@ class ChatServer:
         self.requests: list[dict[str, Any]] = []  # every accepted JSON body, in arrival order
         self.headers: list[dict[str, str]] = []  # the request headers, in arrival order
         self.paths: list[str] = []  # the request paths, in arrival order
+        self.arrivals: list[float] = []  # time.monotonic() of every request, on arrival: the rate the server sees
         self.statuses: Counter[int] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -183,6 +184,7 @@ class ChatServer:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.received += 1
+        self.arrivals.append(time.monotonic())
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:

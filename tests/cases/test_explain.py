@@ -39,8 +39,8 @@ from tests._support.case_files import CASE, error, load
         ),
         pytest.param(
             ("{examples: [{text: good, expected: positive}]}", "{path: a.jsonl, hf: imdb}"),
-            "cases/x.yaml:5: dataset: give exactly one of 'examples' (inline rows), 'path' (a local file) or 'hf' "
-            "(a Hub dataset id); found path, hf",
+            "cases/x.yaml:5: dataset: give exactly one of 'examples' (inline rows), 'path' (a local file), 'hf' "
+            "(a Hub dataset id) or 'table' (a Spark table); found path, hf",
             id="dataset-sources",
         ),
         pytest.param(
