@@ -13,6 +13,11 @@ against one chat server (tests/_support/chat_server.py) running in a process of 
 (a) 1 item x 2,000 examples, 50 ms latency, concurrency 32 (target <= 1.1x the bare loop);
 (b) 100 case files x 10 examples, 200 ms latency, concurrency 32 (target <= 1.2x; also with ``-n 2``).
 
+Two more sides put the ratios in proportion: "pytest, evalsuite's plugins only" (the other installed pytest plugins
+turned off with ``-p no:``, as for a user who installed only evalsuite: here the test extra brings hypothesis,
+whose terminal summary imports it, ~0.8 s) and the "pytest floor" (pytest running the bare loop inside one test,
+with the same plugins: what pytest itself costs, evalsuite's plugin loaded but unused).
+
 ``--compare-with SRC`` adds a third side in the same rounds: the same pytest command with ``PYTHONPATH=SRC``
 (another checkout of evalsuite, e.g. ``git archive <commit> | tar -x -C SRC``), for before/after figures
 measured under the same load.
@@ -124,6 +129,33 @@ def review(i: int) -> str:
     return " ".join(WORDS[(i * 7 + k * 3) % len(WORDS)] for k in range(12)) + f" (review {i})"
 
 
+FLOOR = "pytest floor"  # pytest itself: one test running the bare loop, evalsuite's plugin loaded and unused
+FLOOR_TEST = """\
+import os
+import sys
+
+sys.path.insert(0, {benchmarks!r})
+from session_throughput import bare_loop_main
+
+
+def test_bare_loop():
+    bare_loop_main(os.environ["EVALSUITE_BENCH_BODIES"], os.environ["OPENAI_BASE_URL"],
+                   int(os.environ["EVALSUITE_BENCH_CONCURRENCY"]))
+"""
+
+
+def other_plugins_off() -> list[str]:
+    """``-p no:NAME`` for every installed pytest plugin but evalsuite's and xdist's: what a user who installed only
+    evalsuite runs (here, the test extra adds hypothesis, pytest-benchmark, anyio, pytest-recording...)."""
+    from importlib.metadata import entry_points
+
+    keep = {"evalsuite", "xdist.plugin", "xdist.looponfail"}
+    return [arg for ep in entry_points(group="pytest11") if ep.name not in keep for arg in ("-p", f"no:{ep.name}")]
+
+
+OTHER_PLUGINS_OFF = other_plugins_off()
+
+
 def write_project(root: Path, files: int, examples: int) -> None:
     (root / "pytest.ini").write_text("[pytest]\n")
     data = root / "cases" / "data"
@@ -169,12 +201,19 @@ def measure(name: str, server: ServerProcess, root: Path, pytest_args: list[str]
     env.update(OPENAI_API_KEY="sk-bench", OPENAI_BASE_URL=server.base_url)
     env.pop("PYTEST_ADDOPTS", None)
     bodies = root / "bodies.jsonl"
-    rows: dict[str, list[tuple[float, float, float, float]]] = {key: [] for key in ["bare", *variants]}
+    floor = root / "floor" / "test_bare_loop.py"
+    floor.parent.mkdir(exist_ok=True)
+    floor.write_text(FLOOR_TEST.format(benchmarks=str(Path(__file__).parent)))
+    env.update(EVALSUITE_BENCH_BODIES=str(bodies), EVALSUITE_BENCH_CONCURRENCY=str(concurrency))
+    sides = ["bare", FLOOR, *variants]
+    rows: dict[str, list[tuple[float, float, float, float]]] = {key: [] for key in sides}
     for round_no in range(rounds):
-        for key in ["bare", *variants] if round_no else [*variants, "bare"]:  # round 0 logs the bodies first
+        for key in sides if round_no else [*variants, "bare", FLOOR]:  # round 0 logs the bodies first
             server.ask("reset")
             if key == "bare":
                 command = [sys.executable, __file__, "--bare", str(bodies), server.base_url, str(concurrency)]
+            elif key == FLOOR:
+                command = [sys.executable, "-m", "pytest", str(floor), "-q", "-p", "no:cacheprovider", *OTHER_PLUGINS_OFF]
             else:
                 shutil.rmtree(root / "cassettes", ignore_errors=True)
                 command = [sys.executable, "-m", "pytest", "cases", "-q", "-p", "no:cacheprovider", *pytest_args,
@@ -182,27 +221,29 @@ def measure(name: str, server: ServerProcess, root: Path, pytest_args: list[str]
             child_env = {**env, "PYTHONPATH": sources[key]} if key in sources else env
             spawned, wall, process = run_child(command, root, child_env)
             stats = server.ask("stats")
-            if key != "bare" and process.returncode not in (0, 1):
+            if key == FLOOR and process.returncode != 0:
+                raise SystemExit(f"pytest floor failed:\n{process.stdout[-3000:]}")
+            if key not in ("bare", FLOOR) and process.returncode not in (0, 1):
                 raise SystemExit(f"{key}: pytest exited {process.returncode}:\n{process.stdout[-3000:]}\n{process.stderr[-3000:]}")
             if key == "bare" and process.returncode != 0:
                 raise SystemExit(f"bare loop failed:\n{process.stderr[-3000:]}")
-            if key != "bare" and not bodies.exists():
+            if key not in ("bare", FLOOR) and not bodies.exists():
                 bodies.write_text("".join(json.dumps(b) + "\n" for b in stats["bodies"]))
             first, last = stats["first"], stats["last"]
             rows[key].append((wall, first - spawned, last - first, spawned + wall - last))
-            print(f"    round {round_no + 1} {key:<12} {wall:6.2f} s (start-up {first - spawned:5.2f} s, calls "
+            print(f"    round {round_no + 1} {key:<34} {wall:6.2f} s (start-up {first - spawned:5.2f} s, calls "
                   f"{last - first:5.2f} s, tail {spawned + wall - last:5.2f} s; {stats['served']} served)", flush=True)
     bare = rows["bare"]
     best_bare = min(r[0] for r in bare)
     best_bare_calls = min(r[2] for r in bare)
     print(f"\n{name}: best of {rounds} interleaved rounds, whole processes")
-    print(f"    {'bare loop':<22} {best_bare:6.2f} s   calls {best_bare_calls:5.2f} s")
-    for key in variants:
+    print(f"    {'bare loop':<34} {best_bare:6.2f} s   calls {best_bare_calls:5.2f} s")
+    for key in [FLOOR, *variants]:
         best = min(r[0] for r in rows[key])
         best_calls = min(r[2] for r in rows[key])
         per_round = sorted(r[0] / b[0] for r, b in zip(rows[key], bare))
         calls_ratio = sorted(r[2] / b[2] for r, b in zip(rows[key], bare))
-        print(f"    {key:<22} {best:6.2f} s   calls {best_calls:5.2f} s   ratio whole process {best / best_bare:.2f}x "
+        print(f"    {key:<34} {best:6.2f} s   calls {best_calls:5.2f} s   ratio whole process {best / best_bare:.2f}x "
               f"(per-round median {per_round[len(per_round) // 2]:.2f}x); calls only "
               f"{best_calls / best_bare_calls:.2f}x (median {calls_ratio[len(calls_ratio) // 2]:.2f}x)")
 
@@ -224,9 +265,12 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} "
           f"{load[2]:.2f}; chat server in a separate process on 127.0.0.1")
     pytest_args = ["--record-mode=rewrite", "--eval-concurrency", str(args.concurrency)]
-    workloads = {"a": ("(a) 1 item x 2,000 examples, 50 ms latency", 1, 2000, 0.05, {"pytest": []}),
+    alone = "pytest, evalsuite's plugins only"
+    workloads = {"a": ("(a) 1 item x 2,000 examples, 50 ms latency", 1, 2000, 0.05,
+                       {"pytest": [], alone: OTHER_PLUGINS_OFF}),
                  "b": ("(b) 100 case files x 10 examples, 200 ms latency", 100, 10, 0.2,
-                       {"pytest": [], **({f"pytest -n {args.xdist}": ["-n", str(args.xdist)]} if args.xdist else {})})}
+                       {"pytest": [], alone: OTHER_PLUGINS_OFF,
+                        **({f"pytest -n {args.xdist}": ["-n", str(args.xdist)]} if args.xdist else {})})}
     base = args.keep or Path(tempfile.mkdtemp(prefix="evalsuite-session-bench-"))
     try:
         for key, (title, files, examples, latency, variants) in workloads.items():
