@@ -16,7 +16,7 @@ replay of a 250k-row case.
    ``--replay-only`` records the rows with the local engine only (no Spark), then replays.
 
 This process runs with the cyclic garbage collector off: on a loaded 2-core machine (load 8-20) a full
-collection during prompt rendering outlasted the templates' 2 s wall-clock limit (``template too slow``),
+collection during prompt rendering outlasted the templates' 2 s budget (``template too slow``),
 twice at the same example. The replay child keeps it on, as users run.
 
 Usage: python benchmarks/spark_scale.py [--data PATH] [--rows 25000] [--replay-rows 250000] [--latency 0.02]

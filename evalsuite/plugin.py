@@ -373,6 +373,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if results:
             setattr(test_report, RESULTS_ATTR, [r.to_dict() for r in results])
             setattr(test_report, DEFINED_ATTR, getattr(item.parent, "defined", {}))
+            item.stash[results_key] = []  # shipped: the report's copy is the one the session keeps
     if call.when == "call" and call.excinfo is not None and _is_case_item(item):
         # The reason's first line, whatever -v/--tb print: what a CI annotation shows.
         setattr(test_report, HEADLINE_ATTR, (str(call.excinfo.value).splitlines() or ["failed"])[0])
@@ -412,6 +413,7 @@ class SessionReport:
         from evalsuite.records import ItemResult
 
         results = [ItemResult.from_dict(d) for d in data]
+        delattr(report, RESULTS_ATTR)  # read: 25k records are not kept twice (pytest keeps every report to the end)
         self.items.extend(results)
         self.defined.update(getattr(report, DEFINED_ATTR, {}))
         write_junit_system_out(self.config, report, "\n".join(metric_summary(r) for r in results))

@@ -24,6 +24,7 @@ from vcr.persisters.filesystem import CassetteNotFoundError
 from vcr.request import Request
 
 from evalsuite._util.atomic import write_atomic
+from evalsuite._util.jsonable import compact_json
 from evalsuite.cassettes._keys import BUILT_IN_KEYS
 from evalsuite.errors import CassetteError
 
@@ -45,12 +46,6 @@ def _encode_body(body: Any) -> tuple[str, Any]:
         with suppress(ValueError):
             return "json", orjson.loads(text)
     return "string", text
-
-
-def compact_json(value: Any) -> bytes:
-    """``orjson.dumps`` as an exact-size copy: the bytes orjson returns keep at least a 4 KB buffer (16 KB for a
-    1.4 KB review; measured with orjson 3.13), so a 25k-interaction cassette held 400 MB instead of 50 MB."""
-    return bytes(memoryview(orjson.dumps(value)))
 
 
 def _decode_body(layout: dict[str, Any]) -> bytes | None:

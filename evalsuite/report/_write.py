@@ -41,13 +41,13 @@ def write_reports(
     run = run_metadata(items, run_meta)
     scrubber = Scrubber(redact=redact)
     paths: dict[str, Path] = {}
-    texts: dict[str, str] = {}
-    for fmt, render in WRITERS.items():
-        texts[fmt] = scrubber.text(render(items, run))
-        paths[fmt] = out_dir / f"report.{fmt}"
-        write_atomic(paths[fmt], texts[fmt])
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as handle:
-            handle.write(texts["md"] + "\n")
+    for fmt, render in WRITERS.items():  # one text at a time: a 25k-example report.json is 37 MB
+        text = scrubber.text(render(items, run))
+        paths[fmt] = out_dir / f"report.{fmt}"
+        write_atomic(paths[fmt], text)
+        if fmt == "md" and step_summary:
+            with open(step_summary, "a", encoding="utf-8") as handle:
+                handle.write(text + "\n")
+        del text
     return paths

@@ -110,7 +110,7 @@ def _overview(ordered: list[ItemResult], new: set[str]) -> str:
             f'<tr data-tags="{" ".join(tags)}" data-section="item-{index}">'
             f'<td data-label="item"><a href="#item-{index}">{escape(item.item_id)}</a></td>'
             f'<td data-label="verdict">{_badge(item_status(item))}</td>'
-            f'<td data-label="pytest" class="outcome">{escape(outcome_label(outcome_of(item)))}</td>'
+            f'<td data-label="pytest">{escape(outcome_label(outcome_of(item)))}</td>'
             f'<td class=num data-label="examples">{item.n_examples:,}</td><td data-label="metrics">{metrics}</td>'
             f'<td data-label="notes">{escape(", ".join(notes))}</td></tr>')
     buttons = "".join(
