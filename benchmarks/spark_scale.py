@@ -42,28 +42,13 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from replay_speed import CASE_FILE  # noqa: E402  # the same IMDB case, recorded and replayed at scale
 
 DATA = REPO.parent / "shared" / "data" / "imdb-test.jsonl"
 CONCURRENCY = 32  # the case's global budget: the Spark run splits it over its 2 tasks
 
-CASE_FILE = """\
-suite: scale
-cases:
-  - id: reviews
-    model: {{name: test-model, api: chat, temperature: 0, max_tokens: 2}}
-    dataset:
-      path: {data}
-      id: id
-      expected: label
-      label_names: [negative, positive]
-    prompt:
-      system: "Classify the movie review as Positive or Negative. Answer with one word: Positive or Negative."
-      user: "{{{{ text }}}}"
-    parse:
-      kind: label
-      labels: {{positive: [positive], negative: [negative]}}
-    metrics: [accuracy]
-"""
 WORDS = ("good great love excellent wonderful best bad awful hate worst boring terrible film plot actor scene music "
          "story director camera script ending pace cast moment twist dialogue").split()
 
@@ -164,9 +149,9 @@ def assemble_replay_case(root: Path, rows: list[dict[str, Any]], total: int, rec
                    "headers": {**template["request"]["headers"], "x-evalsuite-example": [str(call.key)]}}
         request["headers"].pop("x-evalsuite-body-digest", None)
         interactions.append({"request": request, "response": template["response"]})
-    cassette = root / "cassettes" / "scale" / "reviews.json"
+    cassette = root / "cassettes" / "imdb" / "imdb.json"
     cassette.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {"dataset_fingerprint": dataset.fingerprint(examples), "item_id": "reviews"}
+    metadata = {"dataset_fingerprint": dataset.fingerprint(examples), "item_id": "imdb"}
     cassette.write_bytes(orjson.dumps({"version": 1, "metadata": metadata, "interactions": interactions},
                                       option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     return cassette.stat().st_size
@@ -237,7 +222,7 @@ def main() -> None:
         finally:
             stop.set()
             server.join(10)
-        recorded_cassette = Path(tmp) / "local" / "cassettes" / "scale" / "reviews.json"
+        recorded_cassette = Path(tmp) / "local" / "cassettes" / "imdb" / "imdb.json"
         if not args.replay_only:
             report_recording(Path(tmp), rows, local, local_s, spread, spark_s, session_s)
         replay(Path(tmp) / "replay", rows, args.replay_rows, recorded_cassette)
@@ -249,8 +234,8 @@ class _SkipSpark(Exception):
 
 def report_recording(tmp: Path, rows: list[dict[str, Any]], local: Any, local_s: float, spread: Any, spark_s: float,
                      session_s: float) -> None:
-    same = recorded_set(tmp / "local" / "cassettes" / "scale" / "reviews.json") == \
-        recorded_set(tmp / "spark" / "cassettes" / "scale" / "reviews.json")
+    same = recorded_set(tmp / "local" / "cassettes" / "imdb" / "imdb.json") == \
+        recorded_set(tmp / "spark" / "cassettes" / "imdb" / "imdb.json")
     print(f"RECORD {len(rows):,} calls: local engine {local_s:.1f} s ({len(rows) / local_s:.0f} calls/s); "
           f"Spark local[2] {spark_s:.1f} s ({len(rows) / spark_s:.0f} calls/s; its first job, Python workers' "
           f"start-up included; session start-up {session_s:.1f} s apart); ratio Spark / local "

@@ -64,28 +64,22 @@ def completion_body(content: bytes | str, status: int = 200, api: str = "chat") 
         raise NotACompletion(f"the endpoint answered HTTP {status} with {what}, not the API's JSON: "
                              f"{excerpt(content)}") from None
     if api == EMBEDDINGS:
-        return _embeddings_body(data, content, status)
-    if not is_completion(data):
-        raise NotACompletion(f"the endpoint answered HTTP {status} with JSON that is not a completion "
-                             f"(no 'choices' or 'output' list): {excerpt(content)}")
-    try:
-        check_completion(data, "body")
-    except ShapeError as exc:
-        raise NotACompletion(f"the endpoint answered HTTP {status} with a completion evalsuite cannot read: "
-                             f"{exc}") from None
-    return data
+        return _checked(data, content, status, is_embeddings, check_embeddings,
+                        "an embeddings list (no 'data' list of embeddings)", "embeddings")
+    return _checked(data, content, status, is_completion, check_completion,
+                    "a completion (no 'choices' or 'output' list)", "a completion")
 
 
-def _embeddings_body(data: Any, content: bytes | str, status: int) -> dict[str, Any]:
-    if not is_embeddings(data):
-        raise NotACompletion(f"the endpoint answered HTTP {status} with JSON that is not an embeddings list "
-                             f"(no 'data' list of embeddings): {excerpt(content)}")
+def _checked(data: Any, content: bytes | str, status: int, looks_right: Callable[[Any], bool],
+             check: Callable[[Any, str], None], expected: str, what: str) -> dict[str, Any]:
+    if not looks_right(data):
+        raise NotACompletion(f"the endpoint answered HTTP {status} with JSON that is not {expected}: {excerpt(content)}")
     try:
-        check_embeddings(data, "body")
+        check(data, "body")
     except ShapeError as exc:
-        raise NotACompletion(f"the endpoint answered HTTP {status} with embeddings evalsuite cannot read: "
-                             f"{exc}") from None
-    return data
+        raise NotACompletion(f"the endpoint answered HTTP {status} with {what} evalsuite cannot read: {exc}") from None
+    result: dict[str, Any] = data
+    return result
 
 
 def answer_from_body(call: Call, data: dict[str, Any], latency_s: float | None, retries: int) -> Answer:

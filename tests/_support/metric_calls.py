@@ -73,19 +73,24 @@ ROWS = [("q1", "the cat sat on the mat", "the cat sat on the mat"),
 def judge_project(root: Path, judge: str, *, metric: str = "quality", extra: str = "") -> Path:
     """A case whose answers (the echoed ``text``) are judged with the ``judge:`` mapping given as YAML flow text."""
     rows = ", ".join(f"{{id: {i}, text: '{t}', expected: '{e}', other: '{e} and more words'}}" for i, t, e in ROWS)
-    (root / "cases").mkdir(parents=True, exist_ok=True)
-    path = root / "cases" / "graded.yaml"
+    return _echo_case(root, "graded", "answers", rows, f"{metric}: {{judge: {judge}{extra}}}")
+
+
+def _echo_case(root: Path, suite: str, case_id: str, examples: str, metric: str) -> Path:
+    """``cases/<suite>.yaml``: one case over the inline ``examples`` (answers echo ``text``), scored by ``metric``."""
+    path = root / "cases" / f"{suite}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(f"""\
-        suite: graded
+        suite: {suite}
         cases:
-          - id: answers
+          - id: {case_id}
             model: {{name: test-model, temperature: 0}}
             dataset:
               id: id
-              examples: [{rows}]
+              examples: [{examples}]
             prompt: {{user: "{{{{ text }}}}"}}
             metrics:
-              {metric}: {{judge: {judge}{extra}}}
+              {metric}
         """))
     return path
 
@@ -99,18 +104,4 @@ def similarity_project(root: Path, metric: str = "{model: {name: embedder}, min:
                        rows: list[tuple[str, str, str]] = SIMILARITY_ROWS) -> Path:
     """A case whose answers (the echoed ``text``) are compared with ``expected`` by ``semantic_similarity: <metric>``."""
     examples = ", ".join(f"{{id: {i}, text: '{t}', expected: '{e}'}}" for i, t, e in rows)
-    path = root / "cases" / "similar.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(f"""\
-        suite: similar
-        cases:
-          - id: summaries
-            model: {{name: test-model, temperature: 0}}
-            dataset:
-              id: id
-              examples: [{examples}]
-            prompt: {{user: "{{{{ text }}}}"}}
-            metrics:
-              semantic_similarity: {metric}
-        """))
-    return path
+    return _echo_case(root, "similar", "summaries", examples, f"semantic_similarity: {metric}")
