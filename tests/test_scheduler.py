@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -115,6 +115,17 @@ cases:
             with pytest.raises(runner.EvalsuiteError, match="reviews.jsonl"):
                 scheduler.wait(broken)
             assert runner.finish_item(scheduler.wait(good), live).passed
+
+
+def test_the_spend_guard_refuses_an_engine_spark_item_before_anything_is_sent(project: Path) -> None:
+    [first, *_] = runs(project)
+    guarded = replace(settings(project, "once"), engine_kind="spark", max_cost=1.0)
+    with Scheduler(guarded) as scheduler:
+        ticket = scheduler.add(first, guarded)
+        with pytest.raises(runner.EvalsuiteError, match="--eval-max-cost cannot hold back calls once they are handed "
+                                                        "to Spark tasks: run this item with --eval-engine local"):
+            scheduler.wait(ticket)
+    assert not (project / "cassettes").exists() or recorded(project) == {}
 
 
 def runs_without_preview(project: Path) -> CaseRun:

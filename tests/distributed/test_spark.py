@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -269,3 +270,32 @@ def test_no_secret_is_in_what_spark_pickles_and_the_executors_redact_with_the_dr
     text = (tmp_path / "cassettes" / "reviews" / "reviews.json").read_text()
     assert API_KEY not in text and REDACTED_WORD not in text  # redacted on the executors, with the driver's secrets
     assert "[REDACTED:OPENAI_API_KEY]" in text and "[REDACTED:eval_redact]" in text
+
+
+def test_closing_the_session_cancels_a_running_spark_job_and_keeps_what_its_tasks_recorded(
+        spark: Any, live: ChatServer, tmp_path: Path) -> None:
+    from evalsuite.scheduler import Scheduler
+
+    run = make_case(tmp_path, 1000)
+    settings = runner.RunSettings(rootdir=tmp_path, record_mode="once", engine_kind="spark", redact=(REDACTED_WORD,))
+    answered, started = itertools.count(1), threading.Event()
+
+    def note_the_50th(body: dict[str, Any]) -> str:
+        if next(answered) == 50:
+            started.set()
+        return sentiment_responder(body)
+
+    live.responder, live.latency_s = note_the_50th, 0.2  # 1,000 calls at 16 in flight: over 12 s of work
+    sent_before = live.received
+    scheduler = Scheduler(settings)
+    ticket = scheduler.add(run, settings)
+    assert started.wait(120), "the Spark job never started sending"
+    scheduler.close()  # the session's end (Ctrl-C): the job is cancelled, not waited for
+    with pytest.raises(EvalsuiteError) as stopped:
+        scheduler.wait(ticket)
+
+    kept = len(recorded(tmp_path))
+    assert str(stopped.value).startswith("engine: spark: the Spark job failed: ")
+    assert f"; {kept} recording(s) the tasks made are kept in the cassette" in str(stopped.value)
+    assert 50 <= kept < 1000 and live.received - sent_before < 1000  # cancelled mid-way, what was paid for kept
+    assert not list((tmp_path / "cassettes").rglob("*.shards"))
