@@ -153,6 +153,7 @@ def _load_table(spec: DatasetSpec, base_dir: Path) -> Any:
 _PLAIN_VALUES = (str, int, float, bool)
 _INT64 = range(-(2**63), 2**63)
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_DATE_LIKE = re.compile(r"\d{4}-\d\d-\d\d")  # Arrow reads such text as a timestamp, datasets gives a datetime
 
 
 def _plain_json_lines(path: Path) -> list[dict[str, Any]] | None:
@@ -160,8 +161,8 @@ def _plain_json_lines(path: Path) -> list[dict[str, Any]] | None:
 
     Why: loading the 25,000-review IMDB file took a second (importing ``datasets`` and pyarrow, building an Arrow
     cache on disk) for rows that are plain text and numbers. Read here only when every row is an object with the
-    same keys, each column holding one kind of value (text, 64-bit integers, finite floats or booleans; nulls
-    anywhere): then Arrow infers exactly those types and ``datasets`` returns the same values, in its column order
+    same keys, each column holding one kind of value (text that does not start like a date, 64-bit integers,
+    finite floats or booleans; nulls anywhere): then Arrow infers exactly those types and ``datasets`` returns the same values, in its column order
     (the first row's). Blank lines are skipped and a leading BOM dropped, as Arrow does. Anything else (nested values,
     a column mixing kinds, a repeated key, a surrogate escape, text that is not UTF-8 or JSON) goes to ``datasets``,
     which reads it or reports it as before.
@@ -191,7 +192,8 @@ def _plain_json_lines(path: Path) -> list[dict[str, Any]] | None:
             if value is None:
                 continue
             if (kind not in _PLAIN_VALUES or kinds.setdefault(name, kind) is not kind
-                    or kind is int and value not in _INT64 or kind is float and not math.isfinite(value)):
+                    or kind is int and value not in _INT64 or kind is float and not math.isfinite(value)
+                    or kind is str and _DATE_LIKE.match(value)):
                 return None
     return rows
 

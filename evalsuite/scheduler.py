@@ -67,6 +67,8 @@ class Ticket:
     plan: ItemPlan | None = None
     answers: list[Answer | None] = field(default_factory=list)
     cassette: CassetteHandle | None = None
+    failure: BaseException | None = None  # what ended its answering early (a callback raised, a Spark job failed)
+    finishing: bool = False  # queued to be saved: once
 
 
 class Scheduler:
@@ -185,20 +187,21 @@ class Scheduler:
             self._cond.notify_all()
             while self._busy:  # a planning in progress may still submit to the engine
                 self._cond.wait()
-        with self._cond:
-            spark_jobs = dict(self._spark_jobs)
-        if spark_jobs:
-            from evalsuite.distributed import cancel_jobs
-
-            for group, thread in spark_jobs.items():  # their tasks stop; what they recorded is saved
-                cancel_jobs(group)
-                thread.join()
         if self._loop is not None and self._engine is not None:
             asyncio.run_coroutine_threadsafe(self._engine.aclose(), self._loop).result()
             self._loop.call_soon_threadsafe(self._loop.stop)
             if self._engine_thread is not None:
                 self._engine_thread.join()
             self._loop.close()
+        with self._cond:
+            spark_jobs = dict(self._spark_jobs)
+        if spark_jobs:
+            from evalsuite.distributed import cancel_jobs
+
+            for group, thread in spark_jobs.items():  # their tasks stop; what they recorded is saved
+                while thread.is_alive():  # again until it ends: a job may start just after a cancel
+                    cancel_jobs(group)
+                    thread.join(1.0)
         with self._cond:
             self._closed = True
             for ticket in self._to_plan:  # never planned: whoever waits for one is told
@@ -283,11 +286,15 @@ class Scheduler:
             if not left:
                 self._queue_finish(ticket)
 
+        def on_fail(exc: BaseException) -> None:  # the job's remaining calls will not be answered: the item fails
+            ticket.failure = exc
+            self._queue_finish(ticket)
+
         async def submit() -> None:
             engine = self._engine
             assert engine is not None
-            engine.submit(Job(calls, engine.sender_for(model), on_answer=on_answer, record=cassette.record,
-                              progress=ticket.progress, price=price))
+            engine.submit(Job(calls, engine.sender_for(model), on_answer=on_answer, on_fail=on_fail,
+                              record=cassette.record, progress=ticket.progress, price=price))
 
         asyncio.run_coroutine_threadsafe(submit(), self._engine_loop()).result()
 
@@ -308,19 +315,14 @@ class Scheduler:
             try:
                 sent = send_on_spark([plan.calls[i] for i in to_send], case.model, cassette, settings=self.settings.engine,
                                      spec=case.engine, base_dir=plan.run.base_dir, job_group=group)
-            except BaseException as exc:  # the item's error; what the tasks recorded is saved first
-                try:
-                    cassette.save()
-                finally:
-                    ticket.error, ticket.cassette = exc, None
-                    ticket.done.set()
-                return
+                for index, answer in zip(to_send, sent):
+                    ticket.answers[index] = answer
+            except BaseException as exc:  # the item's error, once what the tasks recorded is saved
+                ticket.failure = exc
             finally:
+                self._queue_finish(ticket)
                 with self._cond:
                     self._spark_jobs.pop(group, None)
-            for index, answer in zip(to_send, sent):
-                ticket.answers[index] = answer
-            self._queue_finish(ticket)
 
         thread = threading.Thread(target=send, name=f"evalsuite-spark-{plan.run.item_id}", daemon=True)
         with self._cond:
@@ -341,6 +343,9 @@ class Scheduler:
 
     def _queue_finish(self, ticket: Ticket) -> None:
         with self._cond:
+            if ticket.finishing:
+                return
+            ticket.finishing = True
             self._to_finish.append(ticket)
             self._cond.notify_all()
 
@@ -348,8 +353,16 @@ class Scheduler:
         """All answers are in: keep what a transient failure must not erase, save the cassette, hand the answers over."""
         plan, cassette = ticket.plan, ticket.cassette
         assert plan is not None and cassette is not None
+        if ticket.failure is not None:  # answered in part: keep what was recorded, hand the error over
+            try:
+                cassette.save_interrupted()
+            finally:
+                ticket.error, ticket.cassette = ticket.failure, None
+                ticket.done.set()
+            return
         try:
             answers: list[Answer] = [a for a in ticket.answers if a is not None]
+            assert len(answers) == len(plan.calls), "every call of a finished item has its answer"
             transient = {a.example_id for a in answers if a.error_kind in TRANSIENT_ERRORS}
             if transient:
                 cassette.keep_previous(transient)

@@ -322,6 +322,7 @@ DATASETS_FILES = {  # each read (or refused) by datasets, not here
     "not JSON": b'{"rid": "a1", "review": "x", "label": 1}\n{"rid": \n',
     "a surrogate pair": b'{"rid": "a1", "review": "\\ud83d\\ude00", "label": 1}\n',
     "an integer beyond 64 bits": b'{"rid": "a1", "review": "x", "label": 18446744073709551616}\n',
+    "a date (Arrow: a timestamp)": b'{"rid": "a1", "review": "x", "when": "2020-01-01", "label": 1}\n',
 }
 
 

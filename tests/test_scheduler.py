@@ -7,6 +7,7 @@ requests it received), never through timings.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from evalsuite import runner
 from evalsuite.cases import CaseRun, load_suite
-from evalsuite.model import EngineSettings
+from evalsuite.model import EngineSettings, Failure, Provider, provider
 from evalsuite.scheduler import Scheduler
 from tests._support.chat_server import ChatServer, sentiment_responder
 from tests._support.project import REVIEWS, SENTIMENT_CASE
@@ -315,3 +316,42 @@ def test_ctrl_c_keeps_every_answer_recorded_so_far(suite: pytest.Pytester) -> No
                                   "--record-mode=new_episodes"], cwd=suite.path, env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stdout
     assert server.statuses[200] == 32 - kept
+
+
+@provider("classify-raises")
+class _ClassifyRaises(Provider):
+    """A custom provider with a bug: its failure classification raises."""
+
+    def classify(self, exc: Exception) -> Failure:
+        raise RuntimeError("a bug in the provider's classify")
+
+
+def test_a_callback_that_raises_fails_its_item_instead_of_leaving_it_waiting(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "cases").mkdir()
+    (tmp_path / "cases" / "x.yaml").write_text("""
+cases:
+  - id: c
+    model: {provider: classify-raises, name: m, base_url: "http://127.0.0.1:9/v1", temperature: 0}
+    dataset: {examples: [{text: good, expected: positive}, {text: bad, expected: negative}]}
+    prompt: {user: "{{ text }}"}
+    metrics: [exact_match]
+""")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key-0000")
+    [run] = load_suite(tmp_path / "cases" / "x.yaml", tmp_path)
+    live = runner.RunSettings(rootdir=tmp_path, record_mode="once", engine=EngineSettings(max_retries=0))
+    outcome: dict[str, BaseException] = {}
+
+    def wait() -> None:
+        try:
+            scheduler.wait(ticket)
+        except BaseException as exc:  # what pytest's item would see
+            outcome["error"] = exc
+
+    with Scheduler(live) as scheduler:
+        ticket = scheduler.add(run, live)
+        waiter = threading.Thread(target=wait, daemon=True)
+        waiter.start()
+        waiter.join(120)  # a guard against the hang this test is about, not a speed check
+        assert not waiter.is_alive(), "the item still waits for answers its job will never give"
+    assert isinstance(outcome.get("error"), RuntimeError) and "a bug in the provider's classify" in str(outcome["error"])

@@ -183,8 +183,7 @@ class Scrubber:
         return bool(self._placeholder or self.patterns)
 
     def text(self, value: str) -> str:
-        if self._text is not None:
-            value = self._text.sub(lambda found: self._placeholder[found[0]], value)
+        value = self.known(value)
         for pattern in self.patterns:
             try:
                 value = pattern.sub(placeholder(USER_LIST), value, timeout=PATTERN_TIMEOUT_S)
@@ -195,6 +194,13 @@ class Scrubber:
                     "without nested repetition, e.g. (a+)+ -> a+"
                 ) from None
         return value
+
+    def known(self, value: str) -> str:
+        """Only the known values, in every written form: safe on a whole JSON or HTML document, where the user's
+        patterns (``re:password=\\S+``) would run across the document's own syntax."""
+        if self._text is None:
+            return value
+        return self._text.sub(lambda found: self._placeholder[found[0]], value)
 
     def data(self, value: bytes) -> bytes:
         """Bytes that are not UTF-8 text: every written form of the known values (patterns need text)."""

@@ -6,7 +6,6 @@ replay never needs Spark. ``active_session`` is the one way evalsuite finds a Sp
 """
 
 from evalsuite.distributed._session import SparkUnavailable, active_session
-from evalsuite.distributed._spark import cancel_jobs, collect_rows, send_on_spark, task_settings, task_slots
+from evalsuite.distributed._spark import cancel_jobs, send_on_spark, task_settings
 
-__all__ = ["SparkUnavailable", "active_session", "cancel_jobs", "collect_rows", "send_on_spark", "task_settings",
-           "task_slots"]
+__all__ = ["SparkUnavailable", "active_session", "cancel_jobs", "send_on_spark", "task_settings"]

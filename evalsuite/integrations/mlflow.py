@@ -118,6 +118,7 @@ class MlflowLogger:
         self.url: str | None = None  # the parent run in a web UI, where the tracking server has one
         self.logged = 0
         self.error: str | None = None
+        self.redact: tuple[str, ...] = ()  # the eval_redact lines, once the settings are read
         self._reports_before: dict[Path, tuple[int, int] | None] = {}
         self._client: Any = None
 
@@ -127,6 +128,7 @@ class MlflowLogger:
         from evalsuite.plugin import run_settings
 
         settings = run_settings(config)
+        self.redact = settings.redact
         self._reports_before = {path: _stamp(path) for path in _report_files(settings)}
         try:
             with _library_deprecations_hidden():
@@ -170,14 +172,15 @@ class MlflowLogger:
         if tags.get("evalsuite.git_commit"):
             tags[MLFLOW_GIT_COMMIT] = tags["evalsuite.git_commit"]
         suites = ", ".join(sorted({item.suite for item in items}))
-        parent = client.create_run(experiment_id, run_name=_clip(f"evalsuite: {suites}", 250),
+        parent = client.create_run(experiment_id, run_name=_clip(scrub.text(f"evalsuite: {suites}"), 250),
                                    tags=_scrubbed(resolve_tags(tags), scrub))
         self.parent = parent_id = parent.info.run_id
         self.url = run_url(self.uri, experiment_id, parent_id)
-        outcomes: dict[str, int] = {}
+        from evalsuite.report._common import summary
+
+        outcomes = {name: n for name, n in summary(items)["outcomes"].items() if n}  # the reports' counts
         for item in items:
-            outcomes[item.outcome] = outcomes.get(item.outcome, 0) + 1
-            child = client.create_run(experiment_id, run_name=_clip(item.item_id, 250),
+            child = client.create_run(experiment_id, run_name=_clip(scrub.text(item.item_id), 250),
                                       tags={MLFLOW_PARENT_RUN_ID: parent_id, **_scrubbed(item_tags(item), scrub)})
             run_id = child.info.run_id
             _log_batch(client, run_id, metrics=item_metrics(item), params=_scrubbed(item_params(item), scrub))
@@ -206,7 +209,7 @@ class MlflowLogger:
         from evalsuite import __version__
 
         tags = {"evalsuite.version": __version__, "evalsuite.record_mode": settings.record_mode,
-                "evalsuite.command": " ".join(["pytest", *self.config.invocation_params.args])}
+                "evalsuite.command": " ".join(["pytest", *map(_shown_arg, self.config.invocation_params.args)])}
         commit = git_commit(settings.rootdir)
         if commit:
             tags["evalsuite.git_commit"] = commit
@@ -226,11 +229,12 @@ class MlflowLogger:
         client.set_terminated(parent)
 
     def _failed(self, exc: Exception) -> None:
-        from evalsuite._util.secrets import scrub
+        from evalsuite._util.secrets import Scrubber
 
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        first = (str(exc).strip().splitlines() or [""])[0]
         where = display_uri(self.uri)
-        self.error = scrub(f"evalsuite: MLflow logging to {where} failed: {type(exc).__name__}: {first}")
+        self.error = _clip(Scrubber(redact=self.redact).text(
+            f"evalsuite: MLflow logging to {where} failed: {type(exc).__name__}: {first}"), 400)
         if self.parent is not None and self._client is not None:
             try:  # the parent run would otherwise stay "running" forever in the UI
                 self._client.set_terminated(self.parent, status="FAILED")
@@ -249,7 +253,7 @@ def item_params(item: ItemResult) -> dict[str, str]:
     params.update(dataset_fingerprint=item.dataset_fingerprint, n=item.n_examples,
                   prompt_hash=prompt_fingerprint(r.prompt_hash for r in item.records),
                   repeats=item.meta.get("repeats", 1), record_mode=item.record_mode, cassette=item.cassette or "")
-    return {key: _clip(_text(value), MAX_TEXT) for key, value in params.items() if value not in (None, "")}
+    return {key: _text(value) for key, value in params.items() if value not in (None, "")}
 
 
 def item_metrics(item: ItemResult) -> dict[str, float]:
@@ -268,7 +272,7 @@ def item_tags(item: ItemResult) -> dict[str, str]:
     tags.update({f"evalsuite.verdict.{metric_key(m.name)}": m.verdict for m in item.metrics})
     if item.message:
         tags["evalsuite.message"] = item.message
-    return {key: _clip(value, MAX_TEXT) for key, value in tags.items()}
+    return tags
 
 
 def example_table(item: ItemResult) -> dict[str, list[Any]]:
@@ -351,7 +355,14 @@ def _log_batch(client: Any, run_id: str, *, metrics: dict[str, float], params: d
 
 
 def _scrubbed(values: dict[str, str], scrub: Scrubber) -> dict[str, str]:
-    return {key: scrub.text(value) for key, value in values.items()}
+    """Scrubbed, then cut to what MLflow takes (a cut first could leave part of a secret)."""
+    return {key: _clip(scrub.text(value), MAX_TEXT) for key, value in values.items()}
+
+
+def _shown_arg(arg: str) -> str:
+    """A command-line argument as logged: a URI without its password or query (``--eval-mlflow=postgresql://...``)."""
+    option, equals, value = arg.partition("=") if arg.startswith("-") else ("", "", arg)
+    return f"{option}{equals}{display_uri(value)}" if "://" in value else arg
 
 
 def _text(value: Any) -> str:

@@ -182,7 +182,7 @@ class JudgeMetric(CallingMetric):
     def _grade(self, answer: Answer, key: str, tally: _Tally) -> float | None:
         """The verdict as a score (PASS 1, FAIL 0, a scale point or its logprob-weighted expectation); None:
         unparsed."""
-        verdict = final_verdict(answer.text)
+        verdict = final_verdict(answer)
         if verdict is None:
             return None
         if self.scale is None:
@@ -210,9 +210,13 @@ class JudgeMetric(CallingMetric):
     def _example(self, item: Scored, order: str) -> Example:
         example = item.example
         answer = self.context().sendable(item.answer.text or "")
-        fields: dict[str, Any] = {**example.fields, "answer": answer, "expected": example.expected,
-                                  "reference": example.expected, "input": self._field(example, self.spec.input),
-                                  "rubric": self.spec.rubric, "choices": choices(self.scale, self.pairwise)}
+        fields: dict[str, Any] = {"input": None, "rubric": None, **example.fields, "answer": answer,
+                                  "expected": example.expected, "reference": example.expected,
+                                  "choices": choices(self.scale, self.pairwise)}
+        if self.spec.input is not None:  # else a dataset field named input (or rubric) is the row's own
+            fields["input"] = self._field(example, self.spec.input)
+        if self.spec.rubric is not None:
+            fields["rubric"] = self.spec.rubric
         if self.pairwise:
             other = self._field(example, self.spec.compare)
             if other is None:
@@ -257,7 +261,7 @@ class JudgeMetric(CallingMetric):
 
     def _outcome(self, answer: Answer, order: str) -> float | None:
         """The answer under test's outcome in one order: 1 win, 0.5 tie, 0 loss; None when unparsed."""
-        verdict = final_verdict(answer.text)
+        verdict = final_verdict(answer)
         said = verdict.value.upper() if verdict else None
         if said not in PAIRWISE:
             return None
@@ -271,7 +275,7 @@ class JudgeMetric(CallingMetric):
         unparsed = tally.unparsed
         remarks = []
         if unparsed:
-            remarks.append(f"{len(unparsed)} of {judged} judgements unparsed (no valid final VERDICT line; not scored)")
+            remarks.append(f"{len(unparsed)} of {judged} judgements unparsed (no valid final VERDICT line, or cut off at max_tokens; not scored)")
         if tally.errors:
             remarks.append(f"{tally.errors} judge call(s) errored (not scored)")
         note: dict[str, Any] = {

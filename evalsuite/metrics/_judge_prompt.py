@@ -84,10 +84,13 @@ def choices(scale: tuple[int, int] | None, pairwise: bool) -> str:
     return "PASS or FAIL"
 
 
-def final_verdict(text: str | None) -> Verdict | None:
-    """The last ``VERDICT: <value>`` of ``text``, None when there is none."""
+def final_verdict(answer: Answer) -> Verdict | None:
+    """The last ``VERDICT: <value>`` of the judgement, None when there is none or the judgement was cut off at its
+    token limit (``finish_reason`` "length": its last verdict may be one it was still reasoning about)."""
+    if answer.finish_reason == "length":
+        return None
     last = None
-    for last in _VERDICT.finditer(text or ""):
+    for last in _VERDICT.finditer(answer.text or ""):
         pass
     return Verdict(last.group(1), last.start(1)) if last else None
 

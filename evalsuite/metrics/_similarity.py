@@ -44,8 +44,7 @@ class SemanticSimilarity(CallingMetric):
         against = self.params["against"]
         return (f"mean cosine similarity of the answer's and {against!r}'s embeddings from "
                 f"{self.model.provider}:{self.model.name} (/v1/embeddings); with several references, the closest; "
-                "the parsed answer when it is text, else the answer; an empty answer scores 0, an errored one is "
-                "not measured")
+                "the parsed answer when it is text, else the answer; an empty or errored answer scores 0")
 
     def score(self, scored: Sequence[Scored]) -> list[Any]:
         from evalsuite.model._embeddings import embeddings_call
@@ -53,30 +52,31 @@ class SemanticSimilarity(CallingMetric):
         context = self.context()
         values: list[Any] = [None] * len(scored)
         calls, owners = [], []
-        no_reference = 0
+        no_reference = errored = 0
         for index, item in enumerate(scored):
-            if not item.answer.ok:
-                continue
             text = item.prediction if item.parsed and isinstance(item.prediction, str) else item.answer.text or ""
             references = self._references(item)
             if not references:
                 no_reference += 1
-            elif not text.strip():
+            elif not item.answer.ok or not text.strip():  # an errored answer is no closer to the reference than ""
                 values[index] = 0.0
+                errored += not item.answer.ok
             else:
                 texts = [context.sendable(text), *references]
                 calls.append(embeddings_call(item.example.id, item.answer.sample, texts, self.model))
                 owners.append(index)
         answers = context.answer(self.name, calls, self.model, "embeddings") if calls else []
         errors = 0
-        for owner, answer in zip(owners, answers):
-            if not answer.ok or not answer.embeddings or len(answer.embeddings) < 2:
-                errors += 1
+        for owner, call, answer in zip(owners, calls, answers):
+            vectors = answer.embeddings or []
+            if not answer.ok or len(vectors) != len(call.body["input"]) or not _comparable(vectors):
+                errors += 1  # a vector missing, of another length or all zeros: no cosine to trust
                 continue
-            first, *others = answer.embeddings
+            first, *others = vectors
             values[owner] = max(_cosine(first, other) for other in others)
-        remarks = [f"{n} {what} (not measured)" for n, what in ((errors, "embedding call(s) errored"),
-                                                                 (no_reference, "example(s) without a reference"))
+        remarks = [f"{n} {what}" for n, what in ((errored, "answer(s) errored (scored 0)"),
+                                                 (errors, "embedding call(s) errored (not measured)"),
+                                                 (no_reference, "example(s) without a reference (not measured)"))
                    if n]
         context.note(self.name, kind="embeddings",
                      model={"provider": self.model.provider, "name": self.model.name},
@@ -94,6 +94,11 @@ class SemanticSimilarity(CallingMetric):
         return [str(v) for v in values if v is not None and str(v).strip()]
 
 
+def _comparable(vectors: list[list[float]]) -> bool:
+    """One length for all, none all zeros (a cosine with a zero vector is undefined)."""
+    return len({len(v) for v in vectors}) == 1 and all(any(v) for v in vectors)
+
+
 def _cosine(a: list[float], b: list[float]) -> float:
     norms = math.sqrt(math.fsum(x * x for x in a)) * math.sqrt(math.fsum(y * y for y in b))
-    return math.fsum(x * y for x, y in zip(a, b)) / norms if norms else 0.0
+    return math.fsum(x * y for x, y in zip(a, b)) / norms

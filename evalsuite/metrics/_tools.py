@@ -7,8 +7,9 @@ answer passes when any of its calls meets the expectation (a model may call seve
 
 Arguments are compared ``subset`` (every expected key is there with an equal value, recursively; extra keys are
 fine), ``exact`` (equal objects) or ``schema`` (the expectation is a JSON Schema the arguments must be valid
-against). A key whose expected value is null must be absent or null: ``datasets`` fills the keys one JSONL row
-lacks with null, so null cannot mean "must be null" here. Arguments that are not a JSON object never match.
+against). An expected null is what ``datasets`` fills the keys one JSONL row lacks with, so it cannot mean "must be
+null": ``subset`` ignores it (like any key the row does not name), ``exact`` requires the key absent or null.
+Arguments that are not a JSON object never match.
 Every metric is a proportion (Wilson interval, McNemar against a baseline); an errored answer counts as a fail.
 """
 
@@ -125,7 +126,8 @@ class ToolArgsMatch(_ToolMetric):
         how = {"subset": "contain every expected key with an equal value (extra keys allowed)",
                "exact": "equal the expected arguments", "schema": "are valid against the expected JSON Schema"}
         return (f"share of answers with a call to the expected tool whose JSON arguments {how[self.params['match']]}; "
-                "an expected null means absent; arguments that are not a JSON object, no such call or an error = fail")
+                "an expected null is ignored (subset) or means absent (exact); arguments that are not a JSON object, "
+                "no such call or an error = fail")
 
     def score(self, scored: Sequence[Scored]) -> list[Any]:
         return [int(any(self._matches(call, e, item) for call in self.calls(item)

@@ -7,9 +7,9 @@ examples). A call the cassette cannot answer is "not_recorded" where nothing may
 recording by sending only what is missing. ``all`` and ``rewrite`` send every call. The recorded body becomes
 an Answer through the same reader as a live response.
 
-The session scheduler applies :func:`recorded_answers` to every item and sends the rest on its shared engine;
-:func:`answer_calls` is the same policy for one batch on an engine of its own (a metric's judge or embeddings
-calls, a Spark task).
+The session scheduler applies :func:`recorded_answers` to every item and sends the rest on its shared engine (or
+from Spark tasks, each of which applies it to its own shard); :func:`answer_calls` is the same policy for one
+batch on an engine of its own (a metric's judge or embeddings calls).
 """
 
 from __future__ import annotations

@@ -285,7 +285,8 @@ def not_run(call: Call) -> Answer:
 class Job:
     """One batch of calls (an item's) on an :class:`Engine`: each call answered exactly once, on the engine's loop.
 
-    ``on_answer(index, answer)`` sees each answer as it completes (``index`` into ``calls``); ``record`` each
+    ``on_answer(index, answer)`` sees each answer as it completes (``index`` into ``calls``); ``on_fail(exc)`` the
+    first error a callback raised, after which the job's other calls are not answered; ``record`` each
     successful httpx response; ``price`` (USD per 1k input/output tokens) is what the engine's spend guard charges.
     """
 
@@ -295,6 +296,7 @@ class Job:
         sender: _Sender,
         *,
         on_answer: Callable[[int, Answer], None] | None = None,
+        on_fail: Callable[[BaseException], None] | None = None,
         record: Callable[[Any], None] | None = None,
         progress: Progress | None = None,
         price: Price | None = None,
@@ -302,6 +304,7 @@ class Job:
         self.calls = calls
         self.sender = sender
         self.on_answer = on_answer
+        self.on_fail = on_fail
         self.record = record
         self.progress = progress
         self.price = price
@@ -333,9 +336,12 @@ class Job:
         return not self._left
 
     def fail(self, exc: BaseException) -> None:
+        first = self.failure is None
         self.failure = self.failure or exc
         self.stopped = True
         self.finished.set()
+        if first and self.on_fail is not None:
+            self.on_fail(exc)
 
     async def wait(self) -> list[Answer]:
         """Every answer, in the order of ``calls``; raises what a callback raised."""
@@ -389,9 +395,10 @@ class Engine:
         return _Sender(client, self.settings, self._endpoint(str(client.base_url)).gate, provider or Provider())
 
     def sender_for(self, model: ModelSettings) -> _Sender:
-        """The sender for ``model``: one client per provider, name, base URL, API version and timeout, built and
-        closed by the engine; raises ``MissingCredentials`` naming the variable to set."""
-        key = (model.provider, model.name, model.base_url, model.api_version, model.timeout)
+        """The sender for ``model``: one client per provider, name, base URL, API (Azure's default API version
+        depends on it), API version, auth and timeout, built and closed by the engine; raises ``MissingCredentials``
+        naming the variable to set."""
+        key = (model.provider, model.name, model.base_url, model.api, model.api_version, model.auth, model.timeout)
         sender = self._senders.get(key)
         if sender is None:
             provider = get_provider(model.provider)

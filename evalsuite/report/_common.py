@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import platform
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from importlib import metadata
 from typing import Any
@@ -194,15 +195,22 @@ def named(items: list[ItemResult]) -> list[ItemResult]:
     return [replace(item, item_id=item.identity) if len(suites[item.item_id]) > 1 else item for item in items]
 
 
-def clipped(item: ItemResult) -> ItemResult:
+def clipped(item: ItemResult, scrub: Callable[[Any], Any] = lambda value: value) -> ItemResult:
     """A copy of ``item`` whose answers, inputs, prompts, predictions, references, per-example scores (a label metric
-    keeps the prediction) and errors fit in a report (``MAX_TEXT_CHARS`` each; the prompt's shared start 5 times that)."""
-    records = [replace(r, answer=clip(r.answer), input_excerpt=clip(r.input_excerpt), expected=clip(r.expected),
-                       prediction=clip(r.prediction), error=clip(r.error), prompt=clip(r.prompt),
-                       scores={name: clip(value) for name, value in r.scores.items()}) for r in item.records]
-    flipped = [{k: clip(v) for k, v in flip.items()} for flip in item.flipped]
-    return replace(item, records=records, flipped=flipped, message=clip(item.message),
-                   prompt_prefix=clip(item.prompt_prefix, 5 * MAX_TEXT_CHARS))
+    keeps the prediction) and errors fit in a report (``MAX_TEXT_CHARS`` each; the prompt's shared start 5 times that).
+
+    ``scrub`` (``Scrubber.structure``) runs on each value before it is cut: a cut inside a secret, or a word diff
+    through one, would leave pieces no scrub of the written page can recognise."""
+    def cut(value: Any, limit: int = MAX_TEXT_CHARS) -> Any:
+        return clip(scrub(value), limit)
+
+    records = [replace(r, answer=cut(r.answer), input_excerpt=cut(r.input_excerpt), expected=cut(r.expected),
+                       prediction=cut(r.prediction), error=cut(r.error), prompt=cut(r.prompt),
+                       scores={name: cut(value) for name, value in r.scores.items()}) for r in item.records]
+    flipped = [{k: cut(v) for k, v in flip.items()} for flip in item.flipped]
+    metrics = [replace(m, reason=scrub(m.reason), definition=scrub(m.definition)) for m in item.metrics]
+    return replace(item, records=records, flipped=flipped, metrics=metrics, message=cut(item.message),
+                   meta=scrub(item.meta), prompt_prefix=cut(item.prompt_prefix, 5 * MAX_TEXT_CHARS))
 
 
 def not_run_text(item: ItemResult) -> str | None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from evalsuite._util.atomic import write_atomic
+from evalsuite._util.atomic import write_atomic, write_failure
 from evalsuite._util.secrets import Scrubber
 from evalsuite.records import ItemResult
 from evalsuite.report._common import clipped, run_metadata
@@ -37,17 +37,26 @@ def write_reports(
     ``$GITHUB_STEP_SUMMARY`` when set. Returns the paths by format ("json", "md", "html").
     ``redact``: the ``eval_redact`` lines."""
     out_dir = Path(out_dir)
-    items = [clipped(item) for item in items]
-    run = run_metadata(items, run_meta)
     scrubber = Scrubber(redact=redact)
+    items = [clipped(item, scrubber.structure if scrubber else _as_is) for item in items]
+    run = scrubber.structure(run_metadata(items, run_meta))
     paths: dict[str, Path] = {}
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    summary = ""
     for fmt, render in WRITERS.items():  # one text at a time: a 25k-example report.json is 37 MB
-        text = scrubber.text(render(items, run))
+        text = scrubber.known(render(items, run))  # the backstop: the user's patterns ran on the values above
         paths[fmt] = out_dir / f"report.{fmt}"
         write_atomic(paths[fmt], text)
-        if fmt == "md" and step_summary:
-            with open(step_summary, "a", encoding="utf-8") as handle:
-                handle.write(text + "\n")
+        summary = text if fmt == "md" else summary
         del text
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        try:
+            with open(step_summary, "a", encoding="utf-8") as handle:
+                handle.write(summary + "\n")
+        except OSError as exc:
+            raise write_failure(Path(step_summary), exc, "GitHub step summary") from None
     return paths
+
+
+def _as_is(value: Any) -> Any:
+    return value

@@ -233,7 +233,7 @@ def test_the_final_verdict_is_read_and_a_judgement_without_one_is_unparsed(tmp_p
     assert values(live) == {"q1": 1, "q2": None, "q3": None}  # "VERDICT: 7" is no PASS/FAIL: unparsed, not 0
     [metric] = live.metrics
     assert metric.value == 1.0 and metric.n == 1
-    assert metric.reason.endswith("2 of 3 judgements unparsed (no valid final VERDICT line; not scored)")
+    assert metric.reason.endswith("2 of 3 judgements unparsed (no valid final VERDICT line, or cut off at max_tokens; not scored)")
     assert live.meta["model_calls"]["quality"]["unparsed_examples"] == ["q2#0", "q3#0"]
 
 
@@ -332,3 +332,14 @@ def test_eval_rejudge_from_the_command_line_sends_nothing_to_the_model_under_tes
     [item] = [i for i in report["items"] if i["suite"] == "graded"]
     assert item["meta"]["model_calls"]["quality"]["model"]["name"] == JUDGE_MODEL
     assert math.isclose(item["metrics"][0]["value"], 8 / 3)
+
+
+def test_a_judgement_cut_off_at_its_token_limit_is_unparsed_whatever_verdict_it_was_reasoning_about() -> None:
+    from evalsuite.metrics._judge_prompt import final_verdict
+    from evalsuite.records import Answer
+
+    cut = Answer("q1", 0, text="I'd say verdict: FAIL at first, but\nVERDICT:", finish_reason="length")
+    assert final_verdict(cut) is None
+    done = Answer("q1", 0, text="I'd say verdict: FAIL at first, but it matches.\nVERDICT: PASS", finish_reason="stop")
+    verdict = final_verdict(done)
+    assert verdict is not None and verdict.value == "PASS"

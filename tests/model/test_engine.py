@@ -348,3 +348,26 @@ def test_the_spend_guard_refuses_calls_past_its_limit_as_not_run() -> None:
     assert {a.error_kind for a in answers[len(sent):]} == {"not_run"}
     assert guard.spent == pytest.approx(sum(a.prompt_tokens for a in sent) / 1000)
     assert guard.reached_at == pytest.approx(guard.spent) and guard.reached_at <= 0.011 and guard.held == 0
+
+
+def test_items_on_one_azure_deployment_with_another_api_or_auth_get_clients_of_their_own(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Azure's default API version depends on the API (responses needs a preview), and Entra and key auth build
+    different clients: a session-wide engine must not hand one item's client to the other."""
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-test-key-0000")
+
+    async def senders() -> list[object]:
+        engine = Engine(EngineSettings())
+        chat = ModelSettings(provider="azure_openai", name="dep1", base_url="http://127.0.0.1:9", api="chat")
+        try:
+            return [engine.sender_for(chat), engine.sender_for(chat.model_copy(update={"api": "responses"})),
+                    engine.sender_for(chat.model_copy()), engine.sender_for(chat.model_copy(update={"auth": "entra"}))]
+        finally:
+            await engine.aclose()
+
+    try:
+        import azure.identity  # noqa: F401  # auth: entra needs it
+    except ImportError:
+        pytest.skip("azure-identity is not installed (evalsuite[azure])")
+    chat, responses, chat_again, entra = asyncio.run(senders())
+    assert chat is chat_again and responses is not chat and entra is not chat

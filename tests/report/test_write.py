@@ -79,3 +79,39 @@ def test_a_20_mb_answer_does_not_make_a_20_mb_report(tmp_path: Path) -> None:
     for path in paths.values():
         assert path.stat().st_size < 500_000, path.name
     assert "characters cut; the full text is in the cassette" in paths["json"].read_text()
+
+
+def test_a_secret_cut_by_a_text_limit_or_split_by_a_word_diff_never_reaches_a_report(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each value is scrubbed before it is cut to the report's limit or diffed against the baseline's answer: a cut
+    inside a secret, or <del>/<ins> through one, leaves pieces a scrub of the written page cannot recognise."""
+    secret = "sk-proj-abcdef0123456789ZYXWVU"
+    monkeypatch.setenv("MY_API_KEY", secret)
+    item = make_item(accuracy=0.5, answer_text="x" * 270 + " " + secret)  # the HTML tables cut answers at 300
+    item.flipped = [{"example_id": item.records[0].example_id, "metric": "accuracy", "before": 1, "after": 0,
+                     "baseline_answer": "your key is sk-proj-[REDACTED:MY_API_KEY]", "answer": f"your key is {secret}"}]
+    for path in write_reports(tmp_path, [item], {}).values():
+        text = path.read_text()
+        assert "abcdef0123" not in text and "0123456789ZYX" not in text, path.name
+
+
+def test_an_eval_redact_pattern_scrubs_values_and_leaves_the_documents_readable(tmp_path: Path) -> None:
+    import json
+
+    item = make_item(answer_text="login with password=hunter2 today")
+    paths = write_reports(tmp_path, [item], {}, redact=[r"re:password=\S+"])
+    document = json.loads(paths["json"].read_text())  # a pattern run over the whole text swallowed its syntax
+    assert "password=hunter2" not in paths["json"].read_text()
+    assert "login with [REDACTED:eval_redact] today" in {r["answer"] for r in document["items"][0]["records"]}
+    html = paths["html"].read_text()
+    assert "hunter2" not in html and html.rstrip().endswith("</html>") and "<script>" in html
+
+
+def test_a_step_summary_that_cannot_be_written_is_a_clear_error_after_every_report_is_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalsuite.errors import WriteError
+
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "no-such-folder" / "summary.md"))
+    with pytest.raises(WriteError, match="cannot write the GitHub step summary"):
+        write_reports(tmp_path / "reports", [make_item()], {})
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["report.html", "report.json", "report.md"]
