@@ -299,3 +299,24 @@ def test_closing_the_session_cancels_a_running_spark_job_and_keeps_what_its_task
     assert f"; {kept} recording(s) the tasks made are kept in the cassette" in str(stopped.value)
     assert 50 <= kept < 1000 and live.received - sent_before < 1000  # cancelled mid-way, what was paid for kept
     assert not list((tmp_path / "cassettes").rglob("*.shards"))
+
+
+def test_a_failed_rewrite_on_spark_keeps_the_earlier_recordings_of_the_examples_it_did_not_reach(
+        spark: Any, live: ChatServer, tmp_path: Path) -> None:
+    if not Path("/proc/self/environ").exists():
+        pytest.skip("finds the Spark worker processes through /proc (Linux)")
+    run = make_case(tmp_path, 400)
+    run_item(run, tmp_path, "once")  # the local engine records every example
+    answered = itertools.count(1)
+
+    def kill_twice(body: dict[str, Any]) -> str:  # each task's one retry dies too: the job fails part-way
+        if next(answered) in (100, 200):
+            _kill_spark_workers(live.base_url)
+        return sentiment_responder(body)
+
+    live.responder, live.latency_s = kill_twice, 0.02
+    with pytest.raises(EvalsuiteError, match="the Spark job failed"):
+        run_item(run, tmp_path, "rewrite", engine="spark")
+    assert {tag for _, tag, _ in recorded(tmp_path)} == {f"r{i}#0" for i in range(400)}  # nothing lost
+    live.responder = sentiment_responder
+    assert not run_item(run, tmp_path, "none").errors  # and every example still replays
