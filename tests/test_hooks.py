@@ -103,3 +103,20 @@ def test_the_configure_hook_moves_the_reports_and_the_baseline(pytester: pytest.
     assert "baseline written: baselines/moved.json (4 items)" in result.stdout
     assert set(json.loads((project.path / "baselines" / "moved.json").read_text())["items"]) == {
         f"reviews::{item}" for item in SENTIMENT_ITEMS}
+
+
+def test_a_cassette_hook_that_raises_fails_only_the_item_it_raised_for(pytester: pytest.Pytester) -> None:
+    """The scheduler asks the hook for every item ahead of the first test: an error there belongs to its item."""
+    project = make_project(pytester)
+    (project.path / "conftest.py").write_text(
+        "def pytest_evalsuite_cassette(config, item, cassette):\n"
+        "    if item.name == 'sentiment[terse-t0]':\n"
+        "        raise RuntimeError('no cassette options for ' + item.name)\n")
+    with ChatServer(sentiment_responder) as server:
+        result = run(project, "cases", "--record-mode=once", "-p", "no:randomly",  # the file's order: terse-t0 is third
+                     env={"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": CANARY})
+    assert "INTERNALERROR" not in result.stdout + result.stderr
+    assert "no cassette options for sentiment[terse-t0]" in result.stdout
+    outcomes = {item["item_id"]: item["outcome"] for item in report_json(project)["items"]}
+    assert outcomes.pop("sentiment[terse-t0]") in ("failed", "error")
+    assert set(outcomes.values()) == {"passed"} and len(outcomes) == 3
