@@ -16,7 +16,8 @@ import pytest
 
 from evalsuite import runner
 from evalsuite.cases import CaseRun, load_suite
-from evalsuite.model import EngineSettings, Failure, Provider, provider
+from evalsuite.model import EngineSettings, Failure, Provider
+from evalsuite.model._providers import _providers
 from evalsuite.scheduler import Scheduler
 from tests._support.chat_server import ChatServer, sentiment_responder
 from tests._support.project import REVIEWS, SENTIMENT_CASE
@@ -318,7 +319,6 @@ def test_ctrl_c_keeps_every_answer_recorded_so_far(suite: pytest.Pytester) -> No
     assert server.statuses[200] == 32 - kept
 
 
-@provider("classify-raises")
 class _ClassifyRaises(Provider):
     """A custom provider with a bug: its failure classification raises."""
 
@@ -338,6 +338,7 @@ cases:
     metrics: [exact_match]
 """)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key-0000")
+    monkeypatch.setitem(_providers._entries, "classify-raises", _ClassifyRaises)  # for this test only
     [run] = load_suite(tmp_path / "cases" / "x.yaml", tmp_path)
     live = runner.RunSettings(rootdir=tmp_path, record_mode="once", engine=EngineSettings(max_retries=0))
     outcome: dict[str, BaseException] = {}
