@@ -109,7 +109,10 @@ def test_unavailable_hub_dataset_raises_dataset_unavailable_quickly(tmp_path: Pa
         "    try:\n"
         "        load_examples(DatasetSpec(hf=hf, split=split, expected=None), Path('.'))\n"
         "    except DatasetUnavailable as exc:\n"
-        "        print('UNAVAILABLE', exc)\n"
+        "        print('UNAVAILABLE', exc, flush=True)\n"
+        # What is tested is the error: the child leaves without interpreter teardown, where pyarrow's thread pool
+        # once aborted it ("terminate called without an active exception", exit -6) after both lines were printed.
+        "import os; os._exit(0)\n"
     )
     repo_root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf-home"),
