@@ -35,7 +35,7 @@ from evalsuite.cases import CaseRun
 from evalsuite.cases.schema import ModelSettings
 from evalsuite.cassettes import CassetteHandle, CassetteOptions, open_cassette
 from evalsuite.errors import EvalsuiteError
-from evalsuite.model import TRANSIENT_ERRORS, Engine, Job, SpendGuard, price_per_1k, recorded_answers
+from evalsuite.model import Engine, Job, SpendGuard, finish_cassette, price_per_1k, recorded_answers
 from evalsuite.model._progress import Progress, current_sink
 from evalsuite.runner import ItemAnswers, ItemPlan, RunSettings, plan_item
 from evalsuite.records import Answer
@@ -363,15 +363,8 @@ class Scheduler:
         try:
             answers: list[Answer] = [a for a in ticket.answers if a is not None]
             assert len(answers) == len(plan.calls), "every call of a finished item has its answer"
-            transient = {a.example_id for a in answers if a.error_kind in TRANSIENT_ERRORS}
-            if transient:
-                cassette.keep_previous(transient)
-            misses = (cassette.explain_misses(plan.calls, provider=plan.run.case.model.provider, endpoint=plan.endpoint)
-                      if any(a.error_kind == "not_recorded" for a in answers) else None)
-            if any(a.error_kind == "interrupted" for a in answers):
-                cassette.save_interrupted()  # cut short: everything journaled joins the file, as a rerun would
-            else:
-                cassette.save()
+            misses = finish_cassette(cassette, plan.calls, answers, provider=plan.run.case.model.provider,
+                                     endpoint=plan.endpoint)
             guard = self.guard if any(a.error_kind == "not_run" for a in answers) else None
             ticket.answered = ItemAnswers(plan, answers, cassette.n_interactions, misses, guard)
         except BaseException as exc:  # a full disk while saving: the item's error (its journal keeps the answers)

@@ -90,7 +90,7 @@ class MetricCalls:
         """One Answer per call, recorded in (or replayed from) ``metric``'s cassette; ``NotRecorded`` naming the
         cassette and the command that records them when replay misses any. ``what``: "judge", "embeddings"."""
         from evalsuite.cassettes import open_cassette  # the recording stack, only once a metric calls
-        from evalsuite.model import answer_calls, get_provider
+        from evalsuite.model import answer_calls, finish_cassette, get_provider
         from evalsuite.model._embeddings import EMBEDDINGS, embeddings_endpoint
 
         path = self.cassette(metric)
@@ -99,13 +99,9 @@ class MetricCalls:
                     else get_provider(model.provider).endpoint(model))
         cassette = open_cassette(path, self.record_mode, metadata=metadata, options=self.options)
         answers = answer_calls(calls, model, cassette, endpoint, settings=self.engine, label=f"{self.item_id} {metric}")
-        missing = [call for call, a in zip(calls, answers) if a.error_kind == "not_recorded"]
-        misses = cassette.explain_misses(missing, provider=model.provider, endpoint=endpoint) if missing else None
-        if any(a.error_kind == "interrupted" for a in answers):
-            cassette.save_interrupted()  # cut short: everything journaled joins the file, as a rerun would
-        else:
-            cassette.save()
+        misses = finish_cassette(cassette, calls, answers, provider=model.provider, endpoint=endpoint)
         if misses is not None:
+            missing = [call for call, a in zip(calls, answers) if a.error_kind == "not_recorded"]
             hint = get_provider(model.provider).record_hint(model)
             raise NotRecorded("\n".join([
                 f"{self.item_id}: {metric}: {len(missing)} {what} call(s) not recorded in "

@@ -7,7 +7,7 @@ scheduler keeps one for a whole pytest session); ``run_calls`` / ``run_calls_syn
 scripts. Providers are registered by name with ``@provider("name")``.
 """
 
-from evalsuite.model._answer_calls import TRANSIENT_ERRORS, answer_calls, recorded_answers
+from evalsuite.model._answer_calls import TRANSIENT_ERRORS, answer_calls, finish_cassette, recorded_answers
 from evalsuite.model._engine import Engine, EngineSettings, Job, run_calls, run_calls_sync
 from evalsuite.model._pricing import estimate_cost, model_prices, price_per_1k
 from evalsuite.model._providers import Failure, Provider, get_provider, make_client, make_sync_client, provider
@@ -22,6 +22,7 @@ __all__ = [
     "Provider",
     "SpendGuard",
     "answer_calls",
+    "finish_cassette",
     "estimate_cost",
     "get_provider",
     "make_client",

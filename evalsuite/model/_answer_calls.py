@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from evalsuite.cases.schema import ModelSettings
-from evalsuite.cassettes import CassetteHandle
+from evalsuite.cassettes import CassetteHandle, Misses
 from evalsuite.model._engine import EngineSettings, run_calls_sync
 from evalsuite.model._pricing import Prices
 from evalsuite.model._progress import Progress, current_sink
@@ -56,7 +56,7 @@ def answer_calls(
     prices: Prices | None = None,
 ) -> list[Answer]:
     """One Answer per call, in order: what ``cassette`` (opened with ``open_cassette``) settles, the rest sent live
-    on an engine of its own and recorded into it. The caller saves the cassette.
+    on an engine of its own and recorded into it. The caller ends with :func:`finish_cassette`.
 
     ``label`` and ``prices`` feed the live progress line (``label  done/total ... ~$cost``), shown where
     :func:`~evalsuite.model._progress.progress_to` sends it (pytest's terminal), else on stderr.
@@ -68,5 +68,22 @@ def answer_calls(
                                   record=cassette.record)
         for index, answer in zip(to_send, sent):
             answers[index] = answer
-        cassette.keep_previous({a.example_id for a in sent if a.error_kind in TRANSIENT_ERRORS})
     return [answer for answer in answers if answer is not None]
+
+
+def finish_cassette(cassette: CassetteHandle, calls: Sequence[Call], answers: Sequence[Answer], *, provider: str = "",
+                    endpoint: str = "") -> Misses | None:
+    """Save ``cassette`` once every call has its answer, and say why calls had no recording (None: all had one).
+
+    A transient failure never erases the example's previous recording (``rewrite``); a batch cut short
+    ("interrupted") merges everything journaled into the file, as the next run would."""
+    transient = {a.example_id for a in answers if a.error_kind in TRANSIENT_ERRORS}
+    if transient:
+        cassette.keep_previous(transient)
+    misses = (cassette.explain_misses(calls, provider=provider, endpoint=endpoint)
+              if any(a.error_kind == "not_recorded" for a in answers) else None)
+    if any(a.error_kind == "interrupted" for a in answers):
+        cassette.save_interrupted()
+    else:
+        cassette.save()
+    return misses

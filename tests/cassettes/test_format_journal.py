@@ -96,16 +96,22 @@ def recorder(base_url: str, path: Path, n: int, prefix: str, concurrency: int) -
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def test_kill_during_recording_keeps_what_was_recorded(tmp_path: Path) -> None:
-    path = tmp_path / "suite" / "item.json"
-    journal = path.with_name(path.name + ".journal.jsonl")
+def killed_while_recording(path: Path, journal: Path, lines: int) -> subprocess.Popen[bytes]:
+    """A recorder of 50 calls SIGKILLed once its journal holds ``lines`` lines (its header and the recordings)."""
     with ChatServer(latency_s=0.05) as server:
         proc = recorder(server.base_url, path, 50, "row", 1)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and (not journal.exists() or journal.read_bytes().count(b"\n") < 21):
+        while time.monotonic() < deadline and (not journal.exists() or journal.read_bytes().count(b"\n") < lines):
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+    return proc
+
+
+def test_kill_during_recording_keeps_what_was_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "suite" / "item.json"
+    journal = path.with_name(path.name + ".journal.jsonl")
+    proc = killed_while_recording(path, journal, lines=21)
     assert proc.returncode == -signal.SIGKILL
     assert not path.exists()  # killed before the normal save: only the journal holds the recordings
     kept = journal.read_bytes().count(b"\n") - 1
@@ -403,13 +409,7 @@ def test_a_recording_killed_on_a_volume_is_recovered_from_the_local_journal(
     path = volume / "suite" / "item.json"
     journal = journal_path(path)
     assert journal.is_relative_to(localtmp)
-    with ChatServer(latency_s=0.05) as server:
-        proc = recorder(server.base_url, path, 50, "row", 1)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and (not journal.exists() or journal.read_bytes().count(b"\n") < 11):
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    proc = killed_while_recording(path, journal, lines=11)
     assert not path.exists()  # killed before the save: only the local journal holds the recordings
     kept = journal.read_bytes().count(b"\n") - 1
     assert 10 <= kept < 50

@@ -1,8 +1,8 @@
 """The record-mode policy: the cassette answers what it holds from its index, the rest is sent live and recorded.
 
 ``answer`` is ``answer_calls``, which composes the public parts as the session scheduler does: ``recorded_answers``,
-then the engine with the cassette's ``record`` on each live response, then ``keep_previous`` for transient failures
-(the caller saves).
+then the engine with the cassette's ``record`` on each live response; ``finish_cassette`` then keeps the previous
+recordings of transient failures and saves.
 """
 
 from __future__ import annotations
@@ -16,7 +16,15 @@ import pytest
 
 from evalsuite.cases.schema import ModelSettings
 from evalsuite.cassettes import CassetteHandle, open_cassette, use_cassette
-from evalsuite.model import TRANSIENT_ERRORS, EngineSettings, answer_calls, get_provider, recorded_answers, run_calls_sync
+from evalsuite.model import (
+    TRANSIENT_ERRORS,
+    EngineSettings,
+    answer_calls,
+    finish_cassette,
+    get_provider,
+    recorded_answers,
+    run_calls_sync,
+)
 from evalsuite.records import Answer, Call
 from tests._support.chat_server import ChatServer, echo_responder
 
@@ -108,13 +116,13 @@ def test_a_rewrite_keeps_the_old_recordings_of_calls_that_failed_transiently(tmp
         handle.save()
     handle = opened(cassette, "rewrite")  # server gone: connection errors only
     failed = answer(calls, model, handle, EngineSettings(max_retries=0))
-    handle.save()
+    finish_cassette(handle, calls, failed)
     assert Counter(a.error_kind for a in failed) == Counter({"connection": 2})
     with ChatServer(fault="401") as refusing:
         # A wrong key says nothing about the prompts either: what it answered must not erase what was recorded.
         handle = opened(cassette, "rewrite")
         denied = answer(calls, ModelSettings(base_url=refusing.base_url), handle)
-        handle.save()
+        finish_cassette(handle, calls, denied)
     assert {a.error_kind for a in denied} == {"endpoint"}
     replayed = answer(calls, ModelSettings(), opened(cassette, "none"))
     assert [a.text for a in replayed] == [a.text for a in recorded] == ["say a", "say b"]

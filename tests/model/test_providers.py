@@ -14,8 +14,8 @@ import pytest
 from evalsuite.cases.schema import ModelSettings
 from evalsuite.cassettes import open_cassette
 from evalsuite.errors import EvalsuiteError, MissingCredentials, UnknownName
-from evalsuite.model import (EngineSettings, Failure, Provider, answer_calls, get_provider, make_client, make_sync_client,
-                             provider, run_calls_sync)
+from evalsuite.model import (EngineSettings, Failure, Provider, answer_calls, finish_cassette, get_provider, make_client,
+                             make_sync_client, provider, run_calls_sync)
 from evalsuite.model._providers import REPLAY_API_KEY, AzureOpenAIProvider, _databricks_config, _providers
 from evalsuite.records import Answer, Call
 from tests._support.case_files import CASE, error, load
@@ -271,7 +271,7 @@ def _answered(calls: list[Call], model: ModelSettings, cassette: Path, mode: str
     """The calls answered as a metric's own calls are: replayed from ``cassette``, the rest sent and recorded."""
     handle = open_cassette(cassette, mode, metadata={})
     answers = answer_calls(calls, model, handle, get_provider(model.provider).endpoint(model))
-    handle.save()
+    finish_cassette(handle, calls, answers)
     return answers
 
 
